@@ -1,0 +1,62 @@
+# Urne build, test and verification targets. `make verify` runs what CI runs.
+GO        ?= go
+GOBIN     ?= $(shell $(GO) env GOPATH)/bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/urne-vote/urne/node.Version=$(VERSION)
+PKGS      := ./...
+DEMO_DIR  ?= $(CURDIR)/.demo
+
+.PHONY: all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/urne ./cmd/urne
+
+demo: build
+	./bin/urne demo --dir $(DEMO_DIR)
+
+# The test command of the README and of CI: vet, then every test under the race detector.
+test: build vet
+	URNE_BIN=$(CURDIR)/bin/urne $(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+lint:
+	$(GOBIN)/staticcheck $(PKGS)
+
+# Each fuzz target for a short while; FUZZTIME=5m for a longer run.
+FUZZTIME ?= 10s
+fuzz:
+	@for t in $$(grep -rhoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed 's/func //'); do \
+	  pkg=$$(grep -rlE "^func $$t\(" --include='*_test.go' . | xargs dirname); \
+	  echo "== $$pkg $$t"; $(GO) test -run=^$$ -fuzz=^$$t$$ -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	done
+
+proto:
+	protoc --proto_path=. --go_out=. --go_opt=paths=source_relative \
+	  --go-grpc_out=. --go-grpc_opt=paths=source_relative \
+	  transport/urnepb/urne.proto fsm/fsmpb/command.proto
+
+tools:
+	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+verify: fmt-check vet lint test
+
+bench: build
+	./bin/urne bench local --dir $(CURDIR)/.bench --out BENCHMARKS.md
+
+clean:
+	rm -rf bin .demo .bench

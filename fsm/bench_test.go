@@ -1,0 +1,88 @@
+package fsm
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/urne-vote/urne/fsm/fsmpb"
+)
+
+// BenchmarkApplyBatchCast applies batches of 64 casts, fsync on, as raft delivers them
+// under load. Voters for each batch are imported outside the timer.
+func BenchmarkApplyBatchCast(b *testing.B) {
+	const batch = 64
+	f, err := Open(filepath.Join(b.TempDir(), "state.db"), newSealer(b, 1), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := &harness{t: b, f: f}
+	h.openElection()
+	ballot := make([]byte, 2048)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		b.StopTimer()
+		ids := make([]string, batch)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("voter-%08d", n+i)
+		}
+		h.reopenForImport(ids)
+		logs := make([]*raft.Log, batch)
+		for i, id := range ids {
+			copy(ballot, fmt.Sprintf("ballot-%08d", n+i))
+			logs[i] = h.entry(typeCast, &fsmpb.Cast{RequestId: "req-" + id, VoterId: id, Ballot: ballot})
+		}
+		n += batch
+		b.StartTimer()
+		for i, r := range f.ApplyBatch(logs) {
+			if err := ResponseError(r.(*fsmpb.Response)); err != nil {
+				b.Fatalf("cast %d: %v", i, err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/cast")
+}
+
+// reopenForImport adds voters to an open election by writing them as an import would;
+// imports are refused once the election is open.
+func (h *harness) reopenForImport(ids []string) {
+	h.t.Helper()
+	h.f.mu.RLock()
+	defer h.f.mu.RUnlock()
+	err := h.f.db.Update(func(tx *bolt.Tx) error {
+		s, err := loadApplyState(tx, h.f.sealer)
+		if err != nil {
+			return err
+		}
+		for _, v := range voters(ids...).Voters {
+			if _, _, err := s.putVoter(v); err != nil {
+				return err
+			}
+			s.counters.Voters++
+		}
+		s.countersDirty = true
+		return s.flush(h.f.AppliedIndex())
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func BenchmarkEncodeDecode(b *testing.B) {
+	c := command(b, typeCast, &fsmpb.Cast{RequestId: "req-1", VoterId: "voter-1", Ballot: make([]byte, 2048)}, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := Encode(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/urne-vote/urne/fsm/fsmpb"
+)
+
+const (
+	// openTimeout bounds the wait for the file lock held by another process.
+	openTimeout = 5 * time.Second
+	// initialMmapSize makes remaps rare: a remap waits for every read transaction,
+	// including a snapshot being persisted.
+	initialMmapSize = 1 << 30
+	// restoreSuffix names the database being built by Restore, next to the live one.
+	restoreSuffix = ".restore"
+)
+
+// Observer is told the type and outcome of every applied command, after its commit.
+// It runs on the apply path: it must be quick and must not call back into the FSM.
+type Observer func(t fsmpb.CommandType, code fsmpb.ResponseCode)
+
+// FSM is the raft state machine of one election over an encrypted bbolt database.
+// Apply, ApplyBatch and Restore are serialized by applyMu; db is swapped by Restore under
+// mu, which readers hold for the length of their read transaction.
+type FSM struct {
+	path     string
+	sealer   Sealer
+	logger   *slog.Logger
+	noSync   bool // tests only: skips fsync
+	applyMu  sync.Mutex
+	mu       sync.RWMutex
+	db       *bolt.DB
+	applied  atomic.Uint64
+	observer atomic.Pointer[Observer]
+}
+
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// Open opens the state database at path, creating it if missing. An existing file is
+// first checked read-only (bbolt consistency, values open with s), so a wrong key or a
+// corrupt file is refused with nothing written.
+func Open(path string, s Sealer, logger *slog.Logger) (*FSM, error) {
+	return open(path, s, logger, false)
+}
+
+func open(path string, s Sealer, logger *slog.Logger, noSync bool) (*FSM, error) {
+	if s == nil {
+		return nil, errors.New("fsm: open state database: no sealer")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FSM{path: path, sealer: s, logger: logger, noSync: noSync}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("fsm: create directory of %s: %w", path, err)
+	}
+	// A restore that crashed before its rename left only this unfinished copy.
+	if err := os.Remove(path + restoreSuffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("fsm: remove unfinished restore: %w", err)
+	}
+	if err := verifyExisting(path, s); err != nil {
+		return nil, err
+	}
+	db, index, err := f.openReadWrite(path)
+	if err != nil {
+		return nil, err
+	}
+	f.db = db
+	f.applied.Store(index)
+	logger.Info("state database opened", "path", path, "applied_index", index)
+	return f, nil
+}
+
+func (f *FSM) boltOptions(readOnly bool) *bolt.Options {
+	o := &bolt.Options{
+		Timeout:        openTimeout,
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+		ReadOnly:       readOnly,
+		NoSync:         f.noSync,
+	}
+	if !readOnly {
+		o.InitialMmapSize = initialMmapSize
+	}
+	return o
+}
+
+// openReadWrite opens the database for applying, creating the buckets and a sealed
+// applied index of 0 on a new file so that a wrong key is caught from the first restart.
+func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, error) {
+	db, err := openBolt(path, f.boltOptions(false))
+	if err != nil {
+		return nil, 0, err
+	}
+	var index uint64
+	err = db.Update(func(tx *bolt.Tx) error {
+		if err := createBuckets(tx); err != nil {
+			return err
+		}
+		if tx.Bucket(bucketMeta).Get(keyAppliedIndex) == nil {
+			return writeAppliedIndex(tx, f.sealer, 0)
+		}
+		index, err = readAppliedIndex(tx, f.sealer)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, 0, fmt.Errorf("fsm: initialize state database %s: %w", path, err)
+	}
+	return db, index, nil
+}
+
+// Close closes the database. It waits for read transactions, including snapshots being
+// persisted; applying after Close panics.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.db == nil {
+		return nil
+	}
+	err := f.db.Close()
+	f.db = nil
+	if err != nil {
+		return fmt.Errorf("fsm: close state database: %w", err)
+	}
+	return nil
+}
+
+// AppliedIndex is the index of the last raft entry applied, as committed to the database.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// SetObserver installs o (nil removes it).
+func (f *FSM) SetObserver(o Observer) {
+	if o == nil {
+		f.observer.Store(nil)
+		return
+	}
+	f.observer.Store(&o)
+}
+
+// Apply applies one raft entry; see ApplyBatch.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// observation is what the observer hears about one command.
+type observation struct {
+	t    fsmpb.CommandType
+	code fsmpb.ResponseCode
+}
+
+// ApplyBatch applies committed entries in one bbolt read-write transaction: one fsync, the
+// applied index set to the last entry. Entries at or below the applied index were applied
+// before a restart and are skipped. Each command answers a *fsmpb.Response, refusals
+// included; entries other than commands answer nil.
+//
+// A failure of the database itself (disk, corruption) panics: the entries are committed in
+// raft, and a replica that went on without them would diverge. The restarted node replays them.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		panic("fsm: entries applied to a closed state machine")
+	}
+	responses := make([]interface{}, len(logs))
+	if len(logs) == 0 {
+		return responses
+	}
+	var observed []observation
+	var last uint64
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		var err error
+		last, observed, err = f.applyInTx(tx, logs, responses)
+		return err
+	})
+	if err != nil {
+		f.logger.Error("applying committed entries failed", "first", logs[0].Index, "count", len(logs), "err", err)
+		panic(fmt.Sprintf("fsm: cannot apply entries %d..%d: %v", logs[0].Index, logs[len(logs)-1].Index, err))
+	}
+	f.applied.Store(last)
+	f.notify(observed)
+	return responses
+}
+
+// applyInTx fills responses and returns the new applied index.
+func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) (uint64, []observation, error) {
+	applied, err := readAppliedIndex(tx, f.sealer)
+	if err != nil {
+		return 0, nil, err
+	}
+	state, err := loadApplyState(tx, f.sealer)
+	if err != nil {
+		return 0, nil, err
+	}
+	watching := f.observer.Load() != nil
+	var observed []observation
+	last := applied
+	for i, l := range logs {
+		if l.Index <= last {
+			responses[i] = &fsmpb.Response{Message: fmt.Sprintf("entry %d was already applied", l.Index)}
+			continue
+		}
+		last = l.Index
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		resp, t, err := state.applyEntry(l.Data)
+		if err != nil {
+			return 0, nil, fmt.Errorf("entry %d: %w", l.Index, err)
+		}
+		responses[i] = resp
+		if watching {
+			observed = append(observed, observation{t, resp.Code})
+		}
+	}
+	if last == applied {
+		return last, nil, nil
+	}
+	return last, observed, state.flush(last)
+}
+
+// applyEntry decodes and applies the data of one command entry. Garbage is refused, never fatal.
+func (s *applyState) applyEntry(data []byte) (*fsmpb.Response, fsmpb.CommandType, error) {
+	c, err := Decode(data)
+	if err != nil {
+		return errorResponse(err), fsmpb.CommandType_COMMAND_UNKNOWN, nil
+	}
+	resp, err := s.apply(c)
+	return resp, c.Type, err
+}
+
+func (f *FSM) notify(observed []observation) {
+	o := f.observer.Load()
+	if o == nil {
+		return
+	}
+	for _, ob := range observed {
+		(*o)(ob.t, ob.code)
+	}
+}

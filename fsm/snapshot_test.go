@@ -1,0 +1,247 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/urne-vote/urne/fsm/fsmpb"
+)
+
+// memorySink is a raft.SnapshotSink in memory.
+type memorySink struct {
+	bytes.Buffer
+	closed, cancelled bool
+}
+
+func (s *memorySink) ID() string    { return "test" }
+func (s *memorySink) Cancel() error { s.cancelled = true; return nil }
+func (s *memorySink) Close() error  { s.closed = true; return nil }
+
+// snapshotBytes persists a snapshot of f.
+func snapshotBytes(t testing.TB, f *FSM) []byte {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	sink := &memorySink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	if !sink.closed {
+		t.Fatal("Persist did not close the sink")
+	}
+	return sink.Bytes()
+}
+
+func persist(t testing.TB, f *FSM) io.ReadCloser {
+	return io.NopCloser(bytes.NewReader(snapshotBytes(t, f)))
+}
+
+func TestSnapshotRestoreGivesTheSameState(t *testing.T) {
+	src := newHarness(t)
+	src.openElection("alice", "bob", "carol")
+	src.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+	src.mustApply(typeCast, cast("r2", "bob", "ballot-B"))
+	dst := openHarness(t, t.TempDir()+"/state.db", newSealer(t, 3))
+	dst.openElection("zoe") // state the restore must discard
+	if err := dst.f.Restore(persist(t, src.f)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(src.digest(), dst.digest()) || src.counts() != dst.counts() {
+		t.Fatalf("restored state differs: %+v vs %+v", src.counts(), dst.counts())
+	}
+	if dst.f.AppliedIndex() != src.f.AppliedIndex() {
+		t.Fatalf("applied index after restore = %d, want %d", dst.f.AppliedIndex(), src.f.AppliedIndex())
+	}
+	if voted, _, _ := dst.f.HasVoted("zoe"); voted {
+		t.Fatal("old state survived the restore")
+	}
+	// Both replicas go on identically, and a retried cast still finds its first receipt.
+	dst.last = src.last
+	for _, h := range []*harness{src, dst} {
+		if r := h.mustApply(typeCast, cast("r1", "alice", "ballot-A")).GetCast(); !r.Replayed {
+			t.Fatal("retry after restore was not recognized")
+		}
+		h.mustApply(typeCast, cast("r3", "carol", "ballot-C"))
+	}
+	if !bytes.Equal(src.digest(), dst.digest()) {
+		t.Fatal("replicas diverged after the restore")
+	}
+	// The restored file survives a restart.
+	dst.f.Close()
+	again := openHarness(t, dst.path, dst.f.sealer)
+	if !bytes.Equal(again.digest(), src.digest()) {
+		t.Fatal("restored state lost at restart")
+	}
+}
+
+func TestSnapshotIsPointInTime(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice", "bob")
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Release()
+	want := h.digest()
+	h.mustApply(typeCast, cast("r1", "alice", "ballot-A")) // applied while the snapshot is open
+	sink := &memorySink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	dst := newHarness(t)
+	if err := dst.f.Restore(io.NopCloser(&sink.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dst.digest(), want) {
+		t.Fatal("the snapshot holds writes made after it was taken")
+	}
+}
+
+func TestRestoreRefusesDamagedStreams(t *testing.T) {
+	src := newHarness(t)
+	src.openElection("alice")
+	src.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+	good := snapshotBytes(t, src.f)
+	flip := func(off int) []byte { b := bytes.Clone(good); b[off] ^= 0x01; return b }
+	cases := map[string][]byte{
+		"empty":            nil,
+		"header only":      good[:20],
+		"truncated middle": good[:len(good)/2],
+		"no checksum":      good[:len(good)-32],
+		"short checksum":   good[:len(good)-1],
+		"flipped value":    flip(len(good) / 2),
+		"flipped index":    flip(19),
+		"flipped checksum": flip(len(good) - 1),
+		"wrong magic":      flip(0),
+		"trailing bytes":   append(bytes.Clone(good), 0),
+	}
+	dst := newHarness(t)
+	dst.openElection("zoe")
+	want := dst.digest()
+	for name, stream := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := dst.f.Restore(io.NopCloser(bytes.NewReader(stream)))
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("restore of a damaged stream: %v, want ErrCorrupt", err)
+			}
+			if !bytes.Equal(dst.digest(), want) {
+				t.Fatal("a refused restore changed the state")
+			}
+			if _, err := os.Stat(dst.path + restoreSuffix); !os.IsNotExist(err) {
+				t.Fatal("a refused restore left its unfinished database")
+			}
+		})
+	}
+}
+
+// TestRestoreRefusesInconsistentState feeds a well-framed stream whose counters lie.
+func TestRestoreRefusesInconsistentState(t *testing.T) {
+	var buf bytes.Buffer
+	src := newHarness(t)
+	src.openElection("alice")
+	err := src.f.view(func(tx *bolt.Tx) error {
+		return writeSnapshot(&buf, tx, lyingSealer{src.f.sealer}, src.f.AppliedIndex())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := newHarness(t)
+	if err := dst.f.Restore(io.NopCloser(&buf)); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("restore of inconsistent counters: %v", err)
+	}
+}
+
+// lyingSealer opens the counters record as if there were 7 voters.
+type lyingSealer struct{ Sealer }
+
+func (s lyingSealer) Open(aad, ct []byte) ([]byte, error) {
+	if string(aad) == "meta/counters" {
+		return marshalOptions.Marshal(&fsmpb.Counters{Voters: 7})
+	}
+	return s.Sealer.Open(aad, ct)
+}
+
+func TestReadsDuringRestore(t *testing.T) {
+	src := newHarness(t)
+	src.openElection("alice")
+	stream := snapshotBytes(t, src.f)
+	dst := newHarness(t)
+	dst.openElection("alice")
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, _, err := dst.f.Digest(); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+					return
+				}
+			}
+		})
+	}
+	for range 20 {
+		if err := dst.f.Restore(io.NopCloser(bytes.NewReader(stream))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("a read failed during restore: %v", err)
+	default:
+	}
+}
+
+// TestGoldenSnapshotBytes pins the snapshot format: a node must restore the snapshots of
+// the version before it, so an accidental change of the stream must fail here.
+func TestGoldenSnapshotBytes(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice", "bob")
+	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+	got := snapshotBytes(t, h.f)
+	path := "testdata/snapshot_v1.hex"
+	if *updateGolden {
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	wantBytes, err := hex.DecodeString(strings.TrimSpace(string(want)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, wantBytes) {
+		t.Fatal("the snapshot stream of a fixed state changed")
+	}
+	restored := newHarness(t)
+	if err := restored.f.Restore(io.NopCloser(bytes.NewReader(wantBytes))); err != nil {
+		t.Fatalf("golden snapshot does not restore: %v", err)
+	}
+	if !bytes.Equal(restored.digest(), h.digest()) {
+		t.Fatal("golden snapshot restores to another state")
+	}
+}

@@ -1,0 +1,175 @@
+package fsm
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/urne-vote/urne/fsm/fsmpb"
+)
+
+// Sealer encrypts values at rest. The associated data names the storage location
+// (bucket "/" key), so a value moved to another key fails to open.
+type Sealer interface {
+	Seal(aad, plaintext []byte) []byte
+	Open(aad, ciphertext []byte) ([]byte, error)
+}
+
+// Buckets and meta keys. allBuckets is in key order: Digest and snapshots walk it.
+var (
+	bucketBox        = []byte("box")
+	bucketEmargement = []byte("emargement")
+	bucketMeta       = []byte("meta")
+	bucketVoters     = []byte("voters")
+	allBuckets       = [][]byte{bucketBox, bucketEmargement, bucketMeta, bucketVoters}
+
+	keyAppliedIndex = []byte("applied_index")
+	keyCounters     = []byte("counters")
+	keyElection     = []byte("election")
+)
+
+// Phases of the election, numbered like urnepb.ElectionPhase.
+const (
+	PhaseNone   int32 = 0
+	PhaseDraft  int32 = 1
+	PhaseOpen   int32 = 2
+	PhaseClosed int32 = 3
+)
+
+func phaseName(p int32) string {
+	switch p {
+	case PhaseNone:
+		return "none"
+	case PhaseDraft:
+		return "draft"
+	case PhaseOpen:
+		return "open"
+	case PhaseClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("phase-%d", p)
+}
+
+// location is the associated data of a sealed value: bucket "/" key.
+func location(bucket, key []byte) []byte {
+	aad := make([]byte, 0, len(bucket)+1+len(key))
+	aad = append(append(append(aad, bucket...), '/'), key...)
+	return aad
+}
+
+// putSealed seals plain under bucket/key. bbolt keeps key and the sealed value until
+// commit, so neither may be reused by the caller.
+func putSealed(tx *bolt.Tx, s Sealer, bucket, key, plain []byte) error {
+	if err := tx.Bucket(bucket).Put(key, s.Seal(location(bucket, key), plain)); err != nil {
+		return storageErr("write %s: %w", bucket, err)
+	}
+	return nil
+}
+
+// getOpened returns the plaintext under bucket/key, or ok=false when absent. A value that
+// does not open is a storage failure: wrong key or tampered file.
+func getOpened(tx *bolt.Tx, s Sealer, bucket, key []byte) (plain []byte, ok bool, err error) {
+	sealed := tx.Bucket(bucket).Get(key)
+	if sealed == nil {
+		return nil, false, nil
+	}
+	plain, err = s.Open(location(bucket, key), sealed)
+	if err != nil {
+		return nil, false, storageErr("open a sealed value of bucket %s: %w", bucket, err)
+	}
+	return plain, true, nil
+}
+
+func getMessage(tx *bolt.Tx, s Sealer, bucket, key []byte, m proto.Message) (bool, error) {
+	plain, ok, err := getOpened(tx, s, bucket, key)
+	if !ok || err != nil {
+		return false, err
+	}
+	if err := proto.Unmarshal(plain, m); err != nil {
+		return false, storageErr("decode %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+func putMessage(tx *bolt.Tx, s Sealer, bucket, key []byte, m proto.Message) error {
+	plain, err := marshalOptions.Marshal(m)
+	if err != nil {
+		return storageErr("encode %s/%s: %w", bucket, key, err)
+	}
+	return putSealed(tx, s, bucket, key, plain)
+}
+
+func readAppliedIndex(tx *bolt.Tx, s Sealer) (uint64, error) {
+	plain, ok, err := getOpened(tx, s, bucketMeta, keyAppliedIndex)
+	if !ok || err != nil {
+		return 0, err
+	}
+	if len(plain) != 8 {
+		return 0, storageErr("applied index of %d bytes, want 8", len(plain))
+	}
+	return binary.BigEndian.Uint64(plain), nil
+}
+
+func writeAppliedIndex(tx *bolt.Tx, s Sealer, index uint64) error {
+	return putSealed(tx, s, bucketMeta, keyAppliedIndex, binary.BigEndian.AppendUint64(nil, index))
+}
+
+// readElection returns nil when no election was created.
+func readElection(tx *bolt.Tx, s Sealer) (*fsmpb.ElectionState, error) {
+	e := &fsmpb.ElectionState{}
+	ok, err := getMessage(tx, s, bucketMeta, keyElection, e)
+	if !ok {
+		return nil, err
+	}
+	return e, nil
+}
+
+func readCounters(tx *bolt.Tx, s Sealer) (*fsmpb.Counters, error) {
+	c := &fsmpb.Counters{}
+	if _, err := getMessage(tx, s, bucketMeta, keyCounters, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// voterKey is the lookup key of a voter in the roll and the émargement: a keyed hash, so
+// the file never names a voter.
+func voterKey(indexKey []byte, voterID string) []byte {
+	return voterKeyWith(hmac.New(sha256.New, indexKey), voterID)
+}
+
+// voterKeyWith computes voterKey with mac, an HMAC-SHA256 keyed with the index key.
+func voterKeyWith(mac hash.Hash, voterID string) []byte {
+	mac.Reset()
+	mac.Write([]byte(voterID))
+	return mac.Sum(nil)
+}
+
+// castCheck binds an émargement to its request and ballot without storing the fingerprint:
+// linking the two needs the request id as well as the index key.
+func castCheck(indexKey []byte, requestID string, fingerprint []byte) []byte {
+	return castCheckWith(hmac.New(sha256.New, indexKey), requestID, fingerprint)
+}
+
+func castCheckWith(mac hash.Hash, requestID string, fingerprint []byte) []byte {
+	mac.Reset()
+	mac.Write([]byte("cast"))
+	mac.Write(binary.AppendUvarint(nil, uint64(len(requestID))))
+	mac.Write([]byte(requestID))
+	mac.Write(fingerprint)
+	return mac.Sum(nil)
+}
+
+func createBuckets(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}

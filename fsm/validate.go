@@ -1,0 +1,140 @@
+package fsm
+
+import (
+	"fmt"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/urne-vote/urne/fsm/fsmpb"
+)
+
+// Bounds of the identifiers and texts a command may carry, in bytes.
+const (
+	MaxIDSize   = 128
+	MaxTextSize = 256
+)
+
+// Validate runs the request-time checks of a command: envelope, sizes, identifiers, required
+// fields. A node runs it before proposing; Apply runs it again, so a command that slipped
+// through is refused the same way on every replica. It accepts a command before or after
+// Stamp; Apply additionally requires the stamp.
+func Validate(c *fsmpb.Command) error {
+	if c == nil {
+		return fmt.Errorf("%w: nil command", ErrInvalid)
+	}
+	if c.Version != CommandVersion {
+		return fmt.Errorf("%w: command codec version %d, this node speaks version %d",
+			ErrInvalid, c.Version, CommandVersion)
+	}
+	if c.StampedAtUnixNano < 0 {
+		return fmt.Errorf("%w: negative stamp time %d", ErrInvalid, c.StampedAtUnixNano)
+	}
+	if size := proto.Size(c); size > MaxCommandSize {
+		return fmt.Errorf("%w: command of %d bytes exceeds the %d-byte limit", ErrInvalid, size, MaxCommandSize)
+	}
+	h, ok := handlers[c.Type]
+	if !ok {
+		return fmt.Errorf("%w: command type %d", ErrUnknownCommand, c.Type)
+	}
+	_, err := h.parse(c)
+	return err
+}
+
+func checkCreateElection(p *fsmpb.CreateElection) error {
+	if err := checkID("election id", p.ElectionId); err != nil {
+		return err
+	}
+	if err := checkText("election name", p.Name); err != nil {
+		return err
+	}
+	if n := len(p.IndexKey); n != 0 && n != IndexKeySize {
+		return fmt.Errorf("%w: index key of %d bytes, want %d", ErrInvalid, n, IndexKeySize)
+	}
+	return nil
+}
+
+func checkImportVoters(p *fsmpb.ImportVoters) error {
+	if err := checkOptionalID("election id", p.ElectionId); err != nil {
+		return err
+	}
+	if n := len(p.Voters); n == 0 || n > MaxVotersPerCommand {
+		return fmt.Errorf("%w: %d voters in one import, want 1 to %d", ErrInvalid, n, MaxVotersPerCommand)
+	}
+	for i, v := range p.Voters {
+		if err := checkVoter(v); err != nil {
+			return fmt.Errorf("voter %d of the import: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func checkVoter(v *fsmpb.VoterRecord) error {
+	if err := checkID("voter id", v.VoterId); err != nil {
+		return err
+	}
+	if err := checkText("voter name", v.Name); err != nil {
+		return err
+	}
+	return checkText("voter email", v.Email)
+}
+
+func checkTransition(p *fsmpb.Transition) error {
+	return checkOptionalID("election id", p.ElectionId)
+}
+
+func checkCast(p *fsmpb.Cast) error {
+	if err := checkOptionalID("election id", p.ElectionId); err != nil {
+		return err
+	}
+	if err := checkID("request id", p.RequestId); err != nil {
+		return err
+	}
+	if err := checkID("voter id", p.VoterId); err != nil {
+		return err
+	}
+	if n := len(p.Ballot); n == 0 || n > MaxBallotSize {
+		return fmt.Errorf("%w: ballot of %d bytes, want 1 to %d", ErrBallotTooLarge, n, MaxBallotSize)
+	}
+	return nil
+}
+
+// checkID accepts 1 to MaxIDSize bytes of printable UTF-8.
+func checkID(what, s string) error {
+	if len(s) == 0 {
+		return fmt.Errorf("%w: %s is missing", ErrInvalid, what)
+	}
+	return checkOptionalID(what, s)
+}
+
+func checkOptionalID(what, s string) error {
+	if len(s) > MaxIDSize {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrInvalid, what, len(s), MaxIDSize)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)
+	}
+	for i, r := range s {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: %s holds the non-printable character %U at byte %d", ErrInvalid, what, r, i)
+		}
+	}
+	return nil
+}
+
+// checkText accepts up to MaxTextSize bytes of UTF-8 without control characters.
+func checkText(what, s string) error {
+	if len(s) > MaxTextSize {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrInvalid, what, len(s), MaxTextSize)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, what)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %s holds the control character %U", ErrInvalid, what, r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package raftlayer
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// countingFSM records applied entries; it is all a cluster needs to show replication works.
+type countingFSM struct {
+	mu      sync.Mutex
+	entries []string
+}
+
+func (f *countingFSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries = append(f.entries, string(l.Data))
+	return len(f.entries)
+}
+
+func (f *countingFSM) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.entries)
+}
+
+func (f *countingFSM) Snapshot() (raft.FSMSnapshot, error) { return nil, fmt.Errorf("not supported") }
+func (f *countingFSM) Restore(io.ReadCloser) error         { return fmt.Errorf("not supported") }
+
+type testNode struct {
+	raft *raft.Raft
+	fsm  *countingFSM
+	addr raft.ServerAddress
+}
+
+func startNode(t *testing.T, e election, id string) *testNode {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	layer := newLayer(t, e, id, nil, quiet)
+	trans := NewTransport(layer, quiet)
+	cfg := raft.DefaultConfig()
+	cfg.LocalID = raft.ServerID(id)
+	cfg.HeartbeatTimeout = 200 * time.Millisecond
+	cfg.ElectionTimeout = 200 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+	cfg.CommitTimeout = 10 * time.Millisecond
+	cfg.Logger = NewHCLogger(quiet, "raft")
+	fsm := &countingFSM{}
+	r, err := raft.NewRaft(cfg, fsm, raft.NewInmemStore(), raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Shutdown().Error(); err != nil {
+			t.Errorf("shutdown %s: %v", id, err)
+		}
+		trans.Close()
+	})
+	return &testNode{raft: r, fsm: fsm, addr: trans.LocalAddr()}
+}
+
+func TestRaftClusterOverLayer(t *testing.T) {
+	e := newElection(t, "e1")
+	var nodes []*testNode
+	var servers []raft.Server
+	for _, id := range []string{"n1", "n2", "n3"} {
+		n := startNode(t, e, id)
+		nodes = append(nodes, n)
+		servers = append(servers, raft.Server{ID: raft.ServerID(id), Address: n.addr, Suffrage: raft.Voter})
+	}
+	if err := nodes[0].raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	var leader *testNode
+	waitFor(t, "a leader", func() bool {
+		for _, n := range nodes {
+			if n.raft.State() == raft.Leader {
+				leader = n
+				return true
+			}
+		}
+		return false
+	})
+	const entries = 20
+	for i := 0; i < entries; i++ {
+		if err := leader.raft.Apply([]byte(fmt.Sprintf("entry-%d", i)), 5*time.Second).Error(); err != nil {
+			t.Fatalf("apply %d: %v", i, err)
+		}
+	}
+	for _, n := range nodes {
+		waitFor(t, fmt.Sprintf("%s to apply every entry", n.addr), func() bool { return n.fsm.count() == entries })
+	}
+}
