@@ -1,0 +1,94 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/urne-vote/urne/fsm"
+	"github.com/urne-vote/urne/fsm/fsmpb"
+	"github.com/urne-vote/urne/transport/urnepb"
+)
+
+// reasonOf pairs each error we return with its gRPC code and API reason.
+var reasonOf = []struct {
+	err    error
+	code   codes.Code
+	reason string
+}{
+	{fsm.ErrInvalid, codes.InvalidArgument, urnepb.ReasonInvalid},
+	{fsm.ErrBallotTooLarge, codes.InvalidArgument, urnepb.ReasonBallotTooLarge},
+	{fsm.ErrNoElection, codes.NotFound, urnepb.ReasonNoElection},
+	{fsm.ErrUnknownVoter, codes.NotFound, urnepb.ReasonUnknownVoter},
+	{fsm.ErrAlreadyVoted, codes.AlreadyExists, urnepb.ReasonAlreadyVoted},
+	{fsm.ErrDuplicateBallot, codes.AlreadyExists, urnepb.ReasonDuplicateBallot},
+	{fsm.ErrWrongPhase, codes.FailedPrecondition, urnepb.ReasonWrongPhase},
+	{fsm.ErrWrongElection, codes.FailedPrecondition, urnepb.ReasonWrongElection},
+	{fsm.ErrUnknownCommand, codes.Unimplemented, urnepb.ReasonUnknownCommand},
+	{ErrNoLeader, codes.Unavailable, urnepb.ReasonNoLeader},
+	{ErrOutcomeUnknown, codes.Unavailable, urnepb.ReasonOutcomeUnknown},
+	{ErrShutdown, codes.Unavailable, urnepb.ReasonNoLeader},
+	{ErrNotFound, codes.NotFound, urnepb.ReasonNotFound},
+}
+
+// toStatus turns an error into a gRPC status carrying an ErrorInfo reason.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return status.FromContextError(err).Err()
+	}
+	code, reason := codes.Internal, urnepb.ReasonInternal
+	for _, r := range reasonOf {
+		if errors.Is(err, r.err) {
+			code, reason = r.code, r.reason
+			break
+		}
+	}
+	st := status.New(code, err.Error())
+	if withInfo, e := st.WithDetails(&errdetails.ErrorInfo{Domain: urnepb.ErrorDomain, Reason: reason}); e == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
+// forwardedError maps an error from the leader's internal service back to ours. A transport
+// failure after the request may have reached the leader leaves the outcome unknown.
+func forwardedError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == urnepb.ErrorDomain {
+			switch info.Reason {
+			case urnepb.ReasonNoLeader:
+				return fmt.Errorf("%w: %s", ErrNoLeader, st.Message())
+			case urnepb.ReasonOutcomeUnknown:
+				return fmt.Errorf("%w: %s", ErrOutcomeUnknown, st.Message())
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("%w: leader unreachable: %s", ErrOutcomeUnknown, st.Message())
+}
+
+// responseError turns a state machine response into nil or a typed error.
+func responseError(r *fsmpb.Response) error { return fsm.ResponseError(r) }
+
+func unmarshalResponse(b []byte, r *fsmpb.Response) error {
+	if err := proto.Unmarshal(b, r); err != nil {
+		return fmt.Errorf("%w: bad response from leader: %v", ErrOutcomeUnknown, err)
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+// Package node owns one Urne server: configuration, the raft instance and its encrypted
+// stores, membership, the gRPC services, metrics, and the rules that tie them together.
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/raft"
+	autopilot "github.com/hashicorp/raft-autopilot"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	"github.com/urne-vote/urne/fsm"
+	"github.com/urne-vote/urne/keyring"
+	"github.com/urne-vote/urne/transport/pki"
+	"github.com/urne-vote/urne/transport/raftlayer"
+)
+
+// Version is the build's version, set at link time.
+var Version = "dev"
+
+// Errors a node returns to callers. The gRPC layer maps each to a status reason.
+var (
+	// ErrNoLeader means no leader is known right now; the request did not take effect.
+	ErrNoLeader = errors.New("no leader known")
+	// ErrOutcomeUnknown means raft could not say whether the write committed; retry with the same request id.
+	ErrOutcomeUnknown = errors.New("outcome unknown")
+	// ErrShutdown means the node is stopping.
+	ErrShutdown = errors.New("node is shutting down")
+	// ErrNotVoter means the operation needs a server of the configuration.
+	ErrNotFound = errors.New("not found")
+)
+
+// Options are the parts of a node that tests and embedders may replace.
+type Options struct {
+	Logger *slog.Logger
+	// Registry receives the node's metrics; a fresh one is made when nil.
+	Registry *prometheus.Registry
+	// Dialer dials raft and gRPC peers (fault injection in tests); nil uses net.Dialer.
+	Dialer raftlayer.Dialer
+	// WrapListener wraps the raft listener (fault injection in tests).
+	WrapListener func(net.Listener) net.Listener
+}
+
+// Node is one running Urne server.
+type Node struct {
+	cfg  Config
+	log  *slog.Logger
+	reg  *prometheus.Registry
+	opts Options
+
+	keys   *keyring.Keyring
+	fsm    *fsm.FSM
+	stores *raftStores
+
+	serverTLS *tls.Config
+	clientTLS *tls.Config
+	gossipKey []byte
+
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	gossip    *memberlist.Memberlist
+	members   *memberView
+	pilot     *autopilot.Autopilot
+	peers     *peerConns
+	grpc      *grpc.Server
+	http      *http.Server
+	metrics   *metrics
+	leader    *leaderState
+	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
+	leaderNotify chan bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks the configuration, unlocks the keyring and opens the stores. It refuses, saying
+// why, when a key is missing or wrong or a file is corrupt, and then has changed nothing.
+func New(cfg Config, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	n := &Node{cfg: cfg, opts: opts, reg: opts.Registry,
+		log: opts.Logger.With("node", cfg.NodeID, "election", cfg.ElectionID)}
+	if err := n.loadIdentity(); err != nil {
+		return nil, err
+	}
+	if err := n.openData(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// loadIdentity reads the TLS material and the gossip key.
+func (n *Node) loadIdentity() error {
+	caPEM, certPEM, keyPEM, err := pki.LoadFiles(n.cfg.TLS.CA, n.cfg.TLS.Cert, n.cfg.TLS.Key)
+	if err != nil {
+		return err
+	}
+	if n.serverTLS, err = pki.ServerConfig(caPEM, certPEM, keyPEM, n.cfg.ElectionID); err != nil {
+		return fmt.Errorf("server TLS: %w", err)
+	}
+	if n.clientTLS, err = pki.ClientConfig(caPEM, certPEM, keyPEM, n.cfg.ElectionID, ""); err != nil {
+		return fmt.Errorf("client TLS: %w", err)
+	}
+	if err := checkOwnIdentity(certPEM, n.cfg); err != nil {
+		return err
+	}
+	n.gossipKey, err = pki.ReadGossipKey(n.cfg.GossipKeyFile)
+	return err
+}
+
+// checkOwnIdentity refuses a certificate issued to another node: raft ids and certificates
+// must name the same server.
+func checkOwnIdentity(certPEM []byte, cfg Config) error {
+	cert, err := pki.ParseCertificatePEM(certPEM)
+	if err != nil {
+		return err
+	}
+	id, err := pki.IdentityOf(cert)
+	if err != nil {
+		return fmt.Errorf("certificate %s: %w", cfg.TLS.Cert, err)
+	}
+	if id.Kind != pki.KindNode || id.Name != cfg.NodeID {
+		return fmt.Errorf("certificate %s is for %s, but this node is %q", cfg.TLS.Cert, id, cfg.NodeID)
+	}
+	return nil
+}
+
+// openData unlocks the keyring and opens the raft stores and the state machine.
+func (n *Node) openData() error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	kek, err := keyring.LoadKEK(keyring.KEKSource(n.cfg.KEK))
+	if err != nil {
+		return fmt.Errorf("key-encryption key: %w", err)
+	}
+	if n.keys, err = openKeyring(n.cfg.DataDir, kek); err != nil {
+		return err
+	}
+	if n.stores, err = openRaftStores(n.cfg.DataDir, n.keys, n.log); err != nil {
+		return err
+	}
+	n.fsm, err = fsm.Open(filepath.Join(n.cfg.DataDir, "fsm.db"), n.keys, n.log)
+	if err != nil {
+		n.stores.Close()
+		return fmt.Errorf("state machine: %w", err)
+	}
+	return nil
+}
+
+// openKeyring opens the node's keyring, creating it only in a data directory that holds no data yet.
+func openKeyring(dir string, kek *keyring.KEK) (*keyring.Keyring, error) {
+	path := filepath.Join(dir, "keyring")
+	kr, err := keyring.Open(path, kek)
+	if errors.Is(err, keyring.ErrNoKeyring) {
+		for _, f := range []string{"raft.db", "fsm.db"} {
+			if _, statErr := os.Stat(filepath.Join(dir, f)); statErr == nil {
+				return nil, fmt.Errorf("data dir %s holds %s but no keyring: refusing to start with a new key over old data", dir, f)
+			}
+		}
+		return keyring.Create(path, kek)
+	}
+	return kr, err
+}
+
+// Start opens the listeners and starts raft, gossip, the gRPC services and metrics.
+func (n *Node) Start() error {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.metrics = newMetrics(n.reg, n)
+	n.fsm.SetObserver(n.metrics.Applied)
+	n.peers = newPeerConns(n.clientTLS, n.opts.Dialer)
+	n.leader = &leaderState{}
+	steps := []func() error{n.startRaft, n.startGRPC, n.startGossip, n.startMetrics}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			n.Shutdown()
+			return err
+		}
+	}
+	n.startAutopilot()
+	n.wg.Add(1)
+	go n.leaderLoop()
+	n.log.Info("node started", "version", Version, "role", n.cfg.Role, "datacenter", n.cfg.Datacenter,
+		"raft", n.cfg.Bind.Raft, "grpc", n.cfg.Bind.GRPC, "gossip", n.cfg.Bind.Gossip)
+	return nil
+}
+
+// Shutdown stops every part of the node, leadership first, and closes the stores.
+func (n *Node) Shutdown() error {
+	n.closeOnce.Do(func() { n.closeErr = n.shutdown() })
+	return n.closeErr
+}
+
+func (n *Node) shutdown() error {
+	var errs []error
+	if n.cancel != nil {
+		n.cancel()
+	}
+	if n.pilot != nil {
+		<-n.pilot.Stop()
+	}
+	if n.gossip != nil {
+		_ = n.gossip.Leave(time.Second)
+		errs = append(errs, n.gossip.Shutdown())
+	}
+	if n.grpc != nil {
+		stopGRPC(n.grpc, 3*time.Second)
+	}
+	if n.http != nil {
+		errs = append(errs, n.http.Close())
+	}
+	if n.raft != nil {
+		errs = append(errs, n.raft.Shutdown().Error())
+	}
+	if n.transport != nil {
+		errs = append(errs, n.transport.Close())
+	}
+	n.wg.Wait()
+	if n.peers != nil {
+		n.peers.Close()
+	}
+	errs = append(errs, n.fsm.Close(), n.stores.Close())
+	n.log.Info("node stopped")
+	return errors.Join(errs...)
+}
+
+// stopGRPC drains in-flight calls for up to d, then cuts the rest.
+func stopGRPC(s *grpc.Server, d time.Duration) {
+	done := make(chan struct{})
+	go func() { s.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		s.Stop()
+	}
+}
+
+// Run starts a node and keeps it running until ctx is done.
+func Run(ctx context.Context, cfg Config, opts Options) error {
+	n, err := New(cfg, opts)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return n.Shutdown()
+}
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// Raft returns the raft instance, for tests and drills.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// FSM returns the state machine, for tests and drills.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }

@@ -1,0 +1,227 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/urne-vote/urne/keyring"
+	"github.com/urne-vote/urne/node/storage"
+	"github.com/urne-vote/urne/transport/raftlayer"
+)
+
+// raftStores are raft's log, stable and snapshot stores, each encrypting what it writes.
+type raftStores struct {
+	bolt   *raftboltdb.BoltStore
+	log    raft.LogStore
+	stable raft.StableStore
+	snaps  raft.SnapshotStore
+}
+
+// openRaftStores opens raft.db (log and stable store, behind a log cache) and the snapshot folder.
+func openRaftStores(dir string, keys *keyring.Keyring, logger *slog.Logger) (s *raftStores, err error) {
+	path := filepath.Join(dir, "raft.db")
+	defer func() {
+		// bbolt panics on some corrupt pages; a corrupt file must be an error, not a crash.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("raft log %s is corrupt: %v", path, r)
+		}
+	}()
+	if err := checkBoltFile(path); err != nil {
+		return nil, fmt.Errorf("raft log %s: %w", path, err)
+	}
+	bs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{Timeout: 2 * time.Second}})
+	if err != nil {
+		return nil, fmt.Errorf("raft log %s: %w", path, err)
+	}
+	s = &raftStores{bolt: bs}
+	s.stable = storage.NewStableStore(bs, keys)
+	if _, err := s.stable.GetUint64([]byte("CurrentTerm")); err != nil && !isNotFound(err) {
+		bs.Close()
+		return nil, fmt.Errorf("raft stable store %s does not open with this keyring: %w", path, err)
+	}
+	cache, err := raft.NewLogCache(1024, storage.NewLogStore(bs, keys))
+	if err != nil {
+		bs.Close()
+		return nil, err
+	}
+	s.log = cache
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir, "snapshots"), 2, raftlayer.NewHCLogger(logger, "snapshots"))
+	if err != nil {
+		bs.Close()
+		return nil, fmt.Errorf("snapshot store: %w", err)
+	}
+	s.snaps = storage.NewSnapshotStore(snaps, keys)
+	return s, nil
+}
+
+// checkBoltFile opens an existing bbolt file read-only and runs bbolt's consistency check,
+// so that a corrupt file is reported before anything writes to it.
+func checkBoltFile(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("consistency check failed: %w", err)
+		}
+		return nil
+	})
+}
+
+func isNotFound(err error) bool {
+	return err != nil && (err.Error() == "not found" || errors.Is(err, raftboltdb.ErrKeyNotFound))
+}
+
+// Close closes raft.db.
+func (s *raftStores) Close() error {
+	if s == nil || s.bolt == nil {
+		return nil
+	}
+	return s.bolt.Close()
+}
+
+// raftConfig builds raft's configuration from the node's profile.
+func (n *Node) raftConfig() *raft.Config {
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(n.cfg.NodeID)
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = n.cfg.Profile.raftTimeouts()
+	c.SnapshotThreshold = n.cfg.SnapshotThreshold
+	c.SnapshotInterval = 30 * time.Second
+	c.TrailingLogs = 10240
+	c.BatchApplyCh = true
+	c.MaxAppendEntries = 256
+	// The FSM keeps its own applied index in bbolt; restoring the snapshot at every start
+	// would only rebuild what is already on disk. Restore runs when the database is behind.
+	c.NoSnapshotRestoreOnStart = true
+	c.Logger = raftlayer.NewHCLogger(n.log, "raft")
+	n.leaderNotify = make(chan bool, 16)
+	c.NotifyCh = n.leaderNotify
+	return c
+}
+
+// startRaft opens the raft listener and transport, builds raft and bootstraps a new cluster.
+func (n *Node) startRaft() error {
+	ln, err := net.Listen("tcp", n.cfg.Bind.Raft)
+	if err != nil {
+		return fmt.Errorf("raft listener: %w", err)
+	}
+	if n.opts.WrapListener != nil {
+		ln = n.opts.WrapListener(ln)
+	}
+	adv, err := net.ResolveTCPAddr("tcp", advertised(n.cfg.Bind.Raft, n.cfg.Advertise.Raft))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("raft advertise address: %w", err)
+	}
+	layer := raftlayer.New(ln, adv, n.serverTLS, n.clientTLS, n.opts.Dialer, n.log)
+	n.transport = raftlayer.NewTransport(layer, n.log)
+	conf := n.raftConfig()
+	if err := n.restoreIfBehind(conf); err != nil {
+		return err
+	}
+	n.raft, err = raft.NewRaft(conf, timedFSM{n.fsm, n.metrics}, n.stores.log, n.stores.stable, n.stores.snaps, n.transport)
+	if err != nil {
+		return fmt.Errorf("raft: %w", err)
+	}
+	return n.bootstrap()
+}
+
+// restoreIfBehind lets raft restore the latest snapshot at start when the state machine's
+// database is older than it (a database replaced or lost while the snapshot survived).
+func (n *Node) restoreIfBehind(conf *raft.Config) error {
+	metas, err := n.stores.snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(metas) > 0 && metas[0].Index > n.fsm.AppliedIndex() {
+		n.log.Warn("state machine is behind the latest snapshot; restoring it",
+			"applied", n.fsm.AppliedIndex(), "snapshot", metas[0].Index)
+		conf.NoSnapshotRestoreOnStart = false
+	}
+	return nil
+}
+
+// bootstrap writes the initial configuration when this node is listed in it and has no state.
+func (n *Node) bootstrap() error {
+	if len(n.cfg.Bootstrap) == 0 {
+		return nil
+	}
+	has, err := raft.HasExistingState(n.stores.log, n.stores.stable, n.stores.snaps)
+	if err != nil || has {
+		return err
+	}
+	var servers []raft.Server
+	listed := false
+	for _, p := range n.cfg.Bootstrap {
+		suffrage := raft.Voter
+		if !p.Role.Voting() {
+			suffrage = raft.Nonvoter
+		}
+		servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Raft), Suffrage: suffrage})
+		listed = listed || p.ID == n.cfg.NodeID
+	}
+	if !listed {
+		return nil
+	}
+	n.log.Info("bootstrapping cluster", "servers", len(servers))
+	err = n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return nil
+	}
+	return err
+}
+
+// slogWriter forwards the text lines of a standard or hclog logger to slog.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r') {
+		msg = msg[:len(msg)-1]
+	}
+	level := slog.LevelInfo
+	switch {
+	case containsAny(msg, "[ERROR]", "[ERR]"):
+		level = slog.LevelError
+	case containsAny(msg, "[WARN]"):
+		level = slog.LevelWarn
+	case containsAny(msg, "[DEBUG]", "[TRACE]"):
+		level = slog.LevelDebug
+	}
+	w.l.Log(context.Background(), level, msg)
+	return len(p), nil
+}
+
+var _ io.Writer = slogWriter{}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func parseUint(s string) uint64 {
+	v, _ := strconv.ParseUint(s, 10, 64)
+	return v
+}
