@@ -1,0 +1,82 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func validConfig(dir string) Config {
+	c := DefaultConfig()
+	c.ElectionID, c.NodeID, c.Datacenter = "e", "dc1-a", "dc1"
+	c.DataDir = filepath.Join(dir, "data")
+	c.Bind = Addresses{Raft: "127.0.0.1:1", GRPC: "127.0.0.1:2", Gossip: "127.0.0.1:3"}
+	c.TLS = TLSFiles{CA: "ca", Cert: "c", Key: "k"}
+	c.GossipKeyFile = "g"
+	c.KEK = KEKSource{File: filepath.Join(dir, "kek")}
+	return c
+}
+
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	if err := (func() *Config { c := validConfig(dir); return &c })().Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	cases := []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"no election", func(c *Config) { c.ElectionID = "" }, "election_id"},
+		{"bad role", func(c *Config) { c.Role = "king" }, "role"},
+		{"bad profile", func(c *Config) { c.Profile = "moon" }, "profile"},
+		{"two KEK sources", func(c *Config) { c.KEK.Env = "X" }, "exactly one"},
+		{"no KEK source", func(c *Config) { c.KEK = KEKSource{} }, "exactly one"},
+		{"KEK inside data dir", func(c *Config) { c.KEK.File = filepath.Join(c.DataDir, "kek") }, "inside data_dir"},
+		{"duplicate bootstrap", func(c *Config) { c.Bootstrap = []Peer{{ID: "a", Raft: "x"}, {ID: "a", Raft: "y"}} }, "twice"},
+	}
+	for _, tc := range cases {
+		c := validConfig(dir)
+		tc.mutate(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error naming %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestLoadConfigResolvesRelativePathsAndRejectsUnknownFields(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "node.json")
+	body := `{"election_id":"e","node_id":"n","datacenter":"dc1","data_dir":"data",
+	  "bind":{"raft":"127.0.0.1:1","grpc":"127.0.0.1:2","gossip":"127.0.0.1:3"},
+	  "tls":{"ca":"ca.crt","cert":"node.crt","key":"node.key"},"gossip_key_file":"gossip.key","kek":{"file":"kek"}}`
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != filepath.Join(dir, "data") || cfg.KEK.File != filepath.Join(dir, "kek") || cfg.Profile != ProfileLAN {
+		t.Fatalf("paths or defaults not resolved: %+v", cfg)
+	}
+	if err := os.WriteFile(path, []byte(`{"election_id":"e","nodeid":"typo"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "nodeid") {
+		t.Fatalf("unknown field accepted: %v", err)
+	}
+}
+
+func TestProfilesScaleTimeouts(t *testing.T) {
+	lh, le, ll, _ := ProfileLAN.raftTimeouts()
+	wh, we, wl, _ := ProfileWAN.raftTimeouts()
+	if wh != 3*lh || we != 3*le || wl != 3*ll {
+		t.Fatalf("wan timeouts %v %v %v are not three times lan's %v %v %v", wh, we, wl, lh, le, ll)
+	}
+	if ll >= lh {
+		t.Fatalf("leader lease %v must be shorter than the heartbeat timeout %v", ll, lh)
+	}
+}
