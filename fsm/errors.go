@@ -23,7 +23,7 @@ var (
 	// ErrAlreadyVoted: the voter has an émargement from another request or ballot.
 	ErrAlreadyVoted = errors.New("voter already voted")
 	// ErrBallotTooLarge: the ballot is empty or larger than MaxBallotSize.
-	ErrBallotTooLarge = errors.New("ballot size out of bounds")
+	ErrBallotTooLarge = errors.New("ballot too large")
 	// ErrUnknownCommand: this version does not know the command type.
 	ErrUnknownCommand = errors.New("unknown command type")
 	// ErrDuplicateBallot: the same ballot bytes are already in the box for another voter.

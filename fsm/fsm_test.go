@@ -164,7 +164,7 @@ func TestCastRefusals(t *testing.T) {
 		want    error
 	}{
 		{"unknown voter", cast("r2", "mallory", "ballot-M"), ErrUnknownVoter},
-		{"empty ballot", cast("r3", "bob", ""), ErrBallotTooLarge},
+		{"empty ballot", cast("r3", "bob", ""), ErrInvalid},
 		{"ballot too large", cast("r4", "bob", strings.Repeat("x", MaxBallotSize+1)), ErrBallotTooLarge},
 		{"missing request id", cast("", "bob", "ballot-B"), ErrInvalid},
 		{"other election", &fsmpb.Cast{ElectionId: "x", RequestId: "r5", VoterId: "bob", Ballot: []byte("b")}, ErrWrongElection},

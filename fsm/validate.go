@@ -94,8 +94,11 @@ func checkCast(p *fsmpb.Cast) error {
 	if err := checkID("voter id", p.VoterId); err != nil {
 		return err
 	}
-	if n := len(p.Ballot); n == 0 || n > MaxBallotSize {
-		return fmt.Errorf("%w: ballot of %d bytes, want 1 to %d", ErrBallotTooLarge, n, MaxBallotSize)
+	if len(p.Ballot) == 0 {
+		return fmt.Errorf("%w: empty ballot", ErrInvalid)
+	}
+	if n := len(p.Ballot); n > MaxBallotSize {
+		return fmt.Errorf("%w: ballot of %d bytes, at most %d", ErrBallotTooLarge, n, MaxBallotSize)
 	}
 	return nil
 }
