@@ -55,8 +55,15 @@ tools:
 
 verify: fmt-check vet lint test
 
+# Go benchmarks of the hot paths, then `urne bench cast` on a fresh local 2+2+1 cluster.
+# The figures go to the terminal; BENCHMARKS.md records them with the machine.
+BENCH_DURATION ?= 30s
 bench: build
-	./bin/urne bench local --dir $(CURDIR)/.bench --out BENCHMARKS.md
+	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm
+	rm -rf $(CURDIR)/.bench
+	./bin/urne dev up --dir $(CURDIR)/.bench --topology 2+2+1
+	./bin/urne bench cast --cluster $(CURDIR)/.bench --voters 200000 --concurrency 256 --duration $(BENCH_DURATION); \
+	  status=$$?; ./bin/urne dev down --dir $(CURDIR)/.bench; exit $$status
 
 clean:
 	rm -rf bin .demo .bench

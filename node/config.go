@@ -99,6 +99,9 @@ type Config struct {
 	// CleanupDeadServers lets autopilot remove voters that gossip has declared dead, as long
 	// as a quorum of the bootstrap size remains. Off by default: an operator removes servers.
 	CleanupDeadServers bool `json:"cleanup_dead_servers"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the metrics address. Off by default:
+	// the metrics address has no authentication.
+	Pprof bool `json:"pprof,omitempty"`
 }
 
 // DefaultConfig returns a configuration with every optional field set to its default.
