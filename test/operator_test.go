@@ -4,9 +4,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 
 	"github.com/urne-vote/urne/client"
 	"github.com/urne-vote/urne/test/harness"
@@ -78,4 +84,83 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestHealthAndReflectionAnswer(t *testing.T) {
+	c := harness.New(t, "3")
+	cfg, _, err := client.LoadClusterDir(c.Dir, "operator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(c.GRPC("dc1-a"), grpc.WithTransportCredentials(credentials.NewTLS(cfg.TLS)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := harness.Context(t, 10*time.Second)
+	h, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v %v", h, err)
+	}
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		names = append(names, s.Name)
+	}
+	for _, want := range []string{"urne.v1.Election", "urne.v1.Operator"} {
+		if !slices.Contains(names, want) {
+			t.Fatalf("reflection lists %v, not %s", names, want)
+		}
+	}
+}
+
+// TestGossipDeathRemovesNoServer stops a voter long enough for gossip to declare it dead and
+// checks that it stays in the raft configuration: only an operator (or autopilot's opt-in
+// cleanup) removes servers.
+func TestGossipDeathRemovesNoServer(t *testing.T) {
+	c := harness.New(t, "3")
+	c.Stop("dc1-c")
+	c.WaitLeader()
+	harness.Poll(t, 30*time.Second, func() error {
+		st := gossipStatuses(t, c)
+		if !slices.Contains(st, "dc1-c=dead") && !slices.Contains(st, "dc1-c=left") {
+			return fmt.Errorf("gossip still sees dc1-c: %v", st)
+		}
+		return nil
+	})
+	peers, err := c.Client("operator").Peers(harness.Context(t, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, p := range peers.Peers {
+		if p.Id == "dc1-c" {
+			found = p.Suffrage == "voter"
+		}
+	}
+	if !found {
+		t.Fatalf("dc1-c left the configuration after a gossip death: %v", peers.Peers)
+	}
+}
+
+func gossipStatuses(t *testing.T, c *harness.Cluster) []string {
+	peers, err := c.Client("operator").Peers(harness.Context(t, 10*time.Second))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range peers.Peers {
+		out = append(out, p.Id+"="+p.GossipStatus)
+	}
+	return out
 }
