@@ -24,7 +24,8 @@ func (n *Node) Propose(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Response
 	if err := fsm.Validate(cmd); err != nil {
 		return nil, 0, err
 	}
-	for {
+	// Leadership may move between the check and the proposal; a few rounds settle it.
+	for range 3 {
 		if n.raft.State() == raft.Leader {
 			resp, index, err := n.applyLocal(cmd)
 			if !errors.Is(err, errNotLeaderAnyMore) {
@@ -35,10 +36,24 @@ func (n *Node) Propose(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.Response
 		if err != nil {
 			return nil, 0, err
 		}
-		if leaderID == n.cfg.NodeID {
-			continue
+		if leaderID != n.cfg.NodeID {
+			return n.forwardApply(ctx, leaderID, cmd)
 		}
-		return n.forwardApply(ctx, leaderID, cmd)
+		if err := sleepCtx(ctx, 10*time.Millisecond); err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
+		}
+	}
+	return nil, 0, fmt.Errorf("%w: leadership is changing", ErrNoLeader)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
