@@ -1,3 +1,5 @@
+// Package urnepb holds the generated API of an Urne node (election, operator and internal
+// services) and the error reasons carried in its statuses.
 package urnepb
 
 // Reasons carried in the google.rpc.ErrorInfo detail of every error status a node returns,

@@ -1,0 +1,3 @@
+// Package test owns the cluster-level tests: in-process clusters with fault injection and
+// real-process clusters started through the urne binary.
+package test
