@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/urne-vote/urne/node.Version=$(VERSION)
 PKGS      := ./...
 DEMO_DIR  ?= $(CURDIR)/.demo
 
-.PHONY: all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean
+.PHONY: bench-etcd all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean
 
 all: build
 
@@ -64,6 +64,14 @@ bench: build
 	./bin/urne dev up --dir $(CURDIR)/.bench --topology 2+2+1
 	./bin/urne bench cast --cluster $(CURDIR)/.bench --voters 200000 --concurrency 256 --duration $(BENCH_DURATION); \
 	  status=$$?; ./bin/urne dev down --dir $(CURDIR)/.bench; exit $$status
+	$(MAKE) bench-etcd
+
+# Urne against etcd (Debian's etcd-server, installed when missing), 3 nodes each, 1 KiB writes
+# from 16, 64 and 256 clients; writes docs/bench-compare.svg and prints a Markdown table.
+bench-etcd: build
+	@command -v etcd >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq etcd-server)
+	cd test/etcdbench && $(GO) build -o $(CURDIR)/bin/etcdbench .
+	./bin/etcdbench --urne bin/urne --etcd etcd --duration $(BENCH_DURATION) --out bench-compare.json --svg docs/bench-compare.svg
 
 clean:
 	rm -rf bin .demo .bench
