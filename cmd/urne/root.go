@@ -58,6 +58,9 @@ func (a *app) rootCommand() *cobra.Command {
 		a.operatorCommand(),
 		a.benchCommand(),
 		a.demoCommand(),
+		a.keysCommand(),
+		a.tallyCommand(),
+		a.verifyCommand(),
 	)
 	return root
 }
