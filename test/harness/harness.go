@@ -174,7 +174,8 @@ func (c *Cluster) DataDir(id string) string { return c.Config(id).DataDir }
 func (c *Cluster) WaitLeader() string {
 	c.T.Helper()
 	var leader string
-	Poll(c.T, 20*time.Second, func() error {
+	// Generous: under the race detector on a loaded machine an election can take seconds.
+	Poll(c.T, 60*time.Second, func() error {
 		leader = ""
 		for _, id := range c.Running() {
 			n := c.Node(id)
