@@ -45,6 +45,29 @@ var (
 	// ErrOutcomeUnknown: the write may or may not have happened and retries were exhausted.
 	// Sending it again with the same request id (CastWithRequestID) is safe and tells.
 	ErrOutcomeUnknown = errors.New("outcome of the write is unknown")
+	// ErrSealed: the election is sealed; its configuration, lists, key and roll cannot change.
+	ErrSealed = errors.New("election is sealed")
+	// ErrRuleViolated: the request breaks a rule of the election's profile or of a scrutin
+	// (window length, gender balance, incomplete election at sealing, build changed).
+	ErrRuleViolated = errors.New("election rule violated")
+	// ErrNotAllowed: the election's profile reserves the request to another role or path.
+	ErrNotAllowed = errors.New("not allowed by the election's rules")
+	// ErrLocked: the voter's account is locked after too many failures; an operator unlocks it.
+	ErrLocked = errors.New("account locked")
+	// ErrAuthFailed: wrong identifier, secret or code; the message says how many attempts are left.
+	ErrAuthFailed = errors.New("authentication failed")
+	// ErrCodeExpired: the one-time code is past its validity; ask for a new one.
+	ErrCodeExpired = errors.New("one-time code expired")
+	// ErrCodeInvalid: no one-time code is pending: it was already used, or never asked for.
+	ErrCodeInvalid = errors.New("no one-time code pending")
+	// ErrSessionInvalid: the session is unknown or ended by inactivity; log in again.
+	ErrSessionInvalid = errors.New("voting session invalid")
+	// ErrOutsideWindow: the request falls outside the voting window.
+	ErrOutsideWindow = errors.New("outside the voting window")
+	// ErrEnvelopeInvalid: the envelope does not open for this session or is malformed.
+	ErrEnvelopeInvalid = errors.New("envelope refused")
+	// ErrNotConfigured: the node lacks what the request needs (envelope or receipt key).
+	ErrNotConfigured = errors.New("node not configured for this request")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
 )
@@ -65,6 +88,17 @@ var reasonErrors = map[string]error{
 	urnepb.ReasonNotFound:         ErrNotFound,
 	urnepb.ReasonPermissionDenied: ErrPermissionDenied,
 	urnepb.ReasonInternal:         ErrInternal,
+	urnepb.ReasonSealed:           ErrSealed,
+	urnepb.ReasonRuleViolated:     ErrRuleViolated,
+	urnepb.ReasonNotAllowed:       ErrNotAllowed,
+	urnepb.ReasonLocked:           ErrLocked,
+	urnepb.ReasonAuthFailed:       ErrAuthFailed,
+	urnepb.ReasonCodeExpired:      ErrCodeExpired,
+	urnepb.ReasonCodeInvalid:      ErrCodeInvalid,
+	urnepb.ReasonSessionInvalid:   ErrSessionInvalid,
+	urnepb.ReasonOutsideWindow:    ErrOutsideWindow,
+	urnepb.ReasonEnvelopeInvalid:  ErrEnvelopeInvalid,
+	urnepb.ReasonNotConfigured:    ErrNotConfigured,
 }
 
 // codeErrors maps status codes that arrive without an ErrorInfo (from gRPC itself, a proxy or

@@ -34,6 +34,17 @@ func TestEveryReasonMapsToItsError(t *testing.T) {
 		{urnepb.ReasonInternal, ErrInternal, 1},
 		{urnepb.ReasonNoLeader, ErrUnavailable, attempts},
 		{urnepb.ReasonOutcomeUnknown, ErrOutcomeUnknown, attempts},
+		{urnepb.ReasonSealed, ErrSealed, 1},
+		{urnepb.ReasonRuleViolated, ErrRuleViolated, 1},
+		{urnepb.ReasonNotAllowed, ErrNotAllowed, 1},
+		{urnepb.ReasonLocked, ErrLocked, 1},
+		{urnepb.ReasonAuthFailed, ErrAuthFailed, 1},
+		{urnepb.ReasonCodeExpired, ErrCodeExpired, 1},
+		{urnepb.ReasonCodeInvalid, ErrCodeInvalid, 1},
+		{urnepb.ReasonSessionInvalid, ErrSessionInvalid, 1},
+		{urnepb.ReasonOutsideWindow, ErrOutsideWindow, 1},
+		{urnepb.ReasonEnvelopeInvalid, ErrEnvelopeInvalid, 1},
+		{urnepb.ReasonNotConfigured, ErrNotConfigured, 1},
 	}
 	if len(tests) != len(fakeurne.Codes) {
 		t.Fatalf("table covers %d reasons, urnepb defines %d", len(tests), len(fakeurne.Codes))

@@ -1,11 +1,12 @@
 package fsm
 
 import (
-	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"slices"
+	"strings"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -23,12 +24,26 @@ type handler struct {
 
 // handlers is the dispatch table of the state machine, one entry per command type.
 var handlers = map[fsmpb.CommandType]handler{
-	fsmpb.CommandType_COMMAND_CREATE_ELECTION: typed(newMessage[fsmpb.CreateElection], checkCreateElection, applyCreateElection),
-	fsmpb.CommandType_COMMAND_IMPORT_VOTERS:   typed(newMessage[fsmpb.ImportVoters], checkImportVoters, applyImportVoters),
-	fsmpb.CommandType_COMMAND_OPEN_ELECTION:   typed(newMessage[fsmpb.Transition], checkTransition, applyOpenElection),
-	fsmpb.CommandType_COMMAND_CLOSE_ELECTION:  typed(newMessage[fsmpb.Transition], checkTransition, applyCloseElection),
-	fsmpb.CommandType_COMMAND_CAST:            typed(newMessage[fsmpb.Cast], checkCast, applyCast),
-	fsmpb.CommandType_COMMAND_NOOP:            {parse: func(*fsmpb.Command) (any, error) { return nil, nil }, apply: applyNoop},
+	fsmpb.CommandType_COMMAND_CREATE_ELECTION:    typed(newMessage[fsmpb.CreateElection], checkCreateElection, applyCreateElection),
+	fsmpb.CommandType_COMMAND_IMPORT_VOTERS:      typed(newMessage[fsmpb.ImportVoters], checkImportVoters, applyImportVoters),
+	fsmpb.CommandType_COMMAND_OPEN_ELECTION:      typed(newMessage[fsmpb.Transition], checkTransition, applyOpenElection),
+	fsmpb.CommandType_COMMAND_CLOSE_ELECTION:     typed(newMessage[fsmpb.Transition], checkTransition, applyCloseElection),
+	fsmpb.CommandType_COMMAND_CAST:               typed(newMessage[fsmpb.Cast], checkCast, applyCast),
+	fsmpb.CommandType_COMMAND_NOOP:               {parse: func(*fsmpb.Command) (any, error) { return nil, nil }, apply: applyNoop},
+	fsmpb.CommandType_COMMAND_CONFIGURE_ELECTION: typed(newMessage[fsmpb.ConfigureElection], checkConfigure, applyConfigure),
+	fsmpb.CommandType_COMMAND_PUT_SCRUTIN:        typed(newMessage[fsmpb.PutScrutin], checkPutScrutin, applyPutScrutin),
+	fsmpb.CommandType_COMMAND_PUT_CANDIDATE_LIST: typed(newMessage[fsmpb.PutCandidateList], checkPutList, applyPutList),
+	fsmpb.CommandType_COMMAND_SET_ELECTION_KEY:   typed(newMessage[fsmpb.SetElectionKey], checkSetKey, applySetKey),
+	fsmpb.CommandType_COMMAND_SEAL_ELECTION:      typed(newMessage[fsmpb.SealElection], checkSeal, applySeal),
+	fsmpb.CommandType_COMMAND_TICK:               typed(newMessage[fsmpb.Tick], func(*fsmpb.Tick) error { return nil }, applyTick),
+	fsmpb.CommandType_COMMAND_RECORD_TALLY:       typed(newMessage[fsmpb.RecordTally], checkRecordTally, applyRecordTally),
+	fsmpb.CommandType_COMMAND_ARCHIVE_ELECTION:   typed(newMessage[fsmpb.Transition], checkTransition, applyArchive),
+	fsmpb.CommandType_COMMAND_ISSUE_IDENTIFIERS:  typed(newMessage[fsmpb.IssueIdentifiers], checkIssue, applyIssueIdentifiers),
+	fsmpb.CommandType_COMMAND_OUTBOX_DONE:        typed(newMessage[fsmpb.OutboxDone], checkOutboxDone, applyOutboxDone),
+	fsmpb.CommandType_COMMAND_RECORD_LOGIN:       typed(newMessage[fsmpb.RecordLogin], checkRecordLogin, applyRecordLogin),
+	fsmpb.CommandType_COMMAND_REQUEST_OTP:        typed(newMessage[fsmpb.RequestOTP], checkRequestOTP, applyRequestOTP),
+	fsmpb.CommandType_COMMAND_VERIFY_OTP:         typed(newMessage[fsmpb.VerifyOTP], checkVerifyOTP, applyVerifyOTP),
+	fsmpb.CommandType_COMMAND_UNLOCK_ACCOUNT:     typed(newMessage[fsmpb.UnlockAccount], checkUnlock, applyUnlock),
 }
 
 func newMessage[T any]() *T { return new(T) }
@@ -153,9 +168,33 @@ func (s *applyState) currentElection(named string) (*fsmpb.ElectionState, error)
 	return s.election, nil
 }
 
-func wrongPhase(e *fsmpb.ElectionState, wanted int32) error {
+func wrongPhase(e *fsmpb.ElectionState, wanted ...int32) error {
+	names := make([]string, len(wanted))
+	for i, w := range wanted {
+		names[i] = phaseName(w)
+	}
 	return fmt.Errorf("%w: election %q is %s, the command needs it %s",
-		ErrWrongPhase, e.ElectionId, phaseName(e.Phase), phaseName(wanted))
+		ErrWrongPhase, e.ElectionId, phaseName(e.Phase), strings.Join(names, " or "))
+}
+
+// requirePhase refuses unless the election is in one of the phases.
+func requirePhase(e *fsmpb.ElectionState, phases ...int32) error {
+	if slices.Contains(phases, e.Phase) {
+		return nil
+	}
+	return wrongPhase(e, phases...)
+}
+
+// requireDraft guards what sealing freezes: configuration, scrutins, lists, key and roll.
+func requireDraft(e *fsmpb.ElectionState, what string) error {
+	if e.Phase == PhaseDraft {
+		return nil
+	}
+	if e.Seal != nil {
+		return fmt.Errorf("%w: election %q was sealed at %s (digest %x): %s can no longer change",
+			ErrSealed, e.ElectionId, stamp(e.Seal.SealedAtUnixNano), e.Seal.Digest, what)
+	}
+	return wrongPhase(e, PhaseDraft)
 }
 
 func electionResponse(e *fsmpb.ElectionState) *fsmpb.Response {
@@ -164,188 +203,23 @@ func electionResponse(e *fsmpb.ElectionState) *fsmpb.Response {
 
 func electionResult(e *fsmpb.ElectionState) *fsmpb.ElectionResult {
 	return &fsmpb.ElectionResult{
-		ElectionId:        e.ElectionId,
-		Name:              e.Name,
-		Phase:             e.Phase,
-		CreatedAtUnixNano: e.CreatedAtUnixNano,
-		OpenedAtUnixNano:  e.OpenedAtUnixNano,
-		ClosedAtUnixNano:  e.ClosedAtUnixNano,
+		ElectionId:         e.ElectionId,
+		Name:               e.Name,
+		Phase:              e.Phase,
+		CreatedAtUnixNano:  e.CreatedAtUnixNano,
+		OpenedAtUnixNano:   e.OpenedAtUnixNano,
+		ClosedAtUnixNano:   e.ClosedAtUnixNano,
+		Profile:            profileName(e),
+		Config:             e.Config,
+		Seal:               e.Seal,
+		BoxRoot:            e.BoxRoot,
+		TalliedAtUnixNano:  e.TalliedAtUnixNano,
+		ArchivedAtUnixNano: e.ArchivedAtUnixNano,
+		ClosedBy:           e.ClosedBy,
+		ElectionPublicKey:  e.ElectionPublicKey,
 	}
 }
 
 func applyNoop(*applyState, *fsmpb.Command, any) (*fsmpb.Response, error) {
 	return &fsmpb.Response{}, nil
-}
-
-// applyCreateElection creates the one election of the cluster; a retry with the same id
-// answers the existing state.
-func applyCreateElection(s *applyState, c *fsmpb.Command, p *fsmpb.CreateElection) (*fsmpb.Response, error) {
-	if err := requireStamp(c); err != nil {
-		return nil, err
-	}
-	if len(p.IndexKey) != IndexKeySize {
-		return nil, fmt.Errorf("%w: CREATE_ELECTION carries no index key: it was not stamped", ErrInvalid)
-	}
-	if s.election != nil {
-		if s.election.ElectionId != p.ElectionId {
-			return nil, fmt.Errorf("%w: this cluster already runs election %q, not %q",
-				ErrWrongElection, s.election.ElectionId, p.ElectionId)
-		}
-		return electionResponse(s.election), nil
-	}
-	s.election = &fsmpb.ElectionState{
-		ElectionId:        p.ElectionId,
-		Name:              p.Name,
-		Phase:             PhaseDraft,
-		CreatedAtUnixNano: c.StampedAtUnixNano,
-		IndexKey:          p.IndexKey,
-	}
-	s.electionDirty = true
-	return electionResponse(s.election), nil
-}
-
-func applyOpenElection(s *applyState, c *fsmpb.Command, p *fsmpb.Transition) (*fsmpb.Response, error) {
-	return s.transition(c, p, PhaseDraft, PhaseOpen)
-}
-
-func applyCloseElection(s *applyState, c *fsmpb.Command, p *fsmpb.Transition) (*fsmpb.Response, error) {
-	return s.transition(c, p, PhaseOpen, PhaseClosed)
-}
-
-// transition moves the election from one phase to the next; repeating it once done is a
-// retry and answers OK (invariant 3).
-func (s *applyState) transition(c *fsmpb.Command, p *fsmpb.Transition, from, to int32) (*fsmpb.Response, error) {
-	if err := requireStamp(c); err != nil {
-		return nil, err
-	}
-	e, err := s.currentElection(p.ElectionId)
-	if err != nil {
-		return nil, err
-	}
-	if e.Phase == to {
-		return electionResponse(e), nil
-	}
-	if e.Phase != from {
-		return nil, wrongPhase(e, from)
-	}
-	e.Phase = to
-	if to == PhaseOpen {
-		e.OpenedAtUnixNano = c.StampedAtUnixNano
-	} else {
-		e.ClosedAtUnixNano = c.StampedAtUnixNano
-	}
-	s.electionDirty = true
-	return electionResponse(e), nil
-}
-
-// applyImportVoters adds or rectifies voters of the roll while the election is a draft.
-func applyImportVoters(s *applyState, _ *fsmpb.Command, p *fsmpb.ImportVoters) (*fsmpb.Response, error) {
-	e, err := s.currentElection(p.ElectionId)
-	if err != nil {
-		return nil, err
-	}
-	if e.Phase != PhaseDraft {
-		return nil, wrongPhase(e, PhaseDraft)
-	}
-	result := &fsmpb.ImportResult{}
-	for _, v := range p.Voters {
-		changed, added, err := s.putVoter(v)
-		if err != nil {
-			return nil, err
-		}
-		if !changed {
-			result.Unchanged++
-			continue
-		}
-		result.Imported++
-		if added {
-			s.counters.Voters++
-			s.countersDirty = true
-		}
-	}
-	result.TotalVoters = s.counters.Voters
-	return &fsmpb.Response{Result: &fsmpb.Response_Import{Import: result}}, nil
-}
-
-// putVoter stores v unless an identical record is already there.
-func (s *applyState) putVoter(v *fsmpb.VoterRecord) (changed, added bool, err error) {
-	key := voterKeyWith(s.indexMAC(), v.VoterId)
-	record, err := marshalOptions.Marshal(&fsmpb.VoterRecord{VoterId: v.VoterId, Name: v.Name, Email: v.Email})
-	if err != nil {
-		return false, false, storageErr("encode voter record: %w", err)
-	}
-	old, found, err := getOpened(s.tx, s.sealer, bucketVoters, key)
-	if err != nil {
-		return false, false, err
-	}
-	if found && bytes.Equal(old, record) {
-		return false, false, nil
-	}
-	return true, !found, putSealed(s.tx, s.sealer, bucketVoters, key, record)
-}
-
-// applyCast records a vote: the émargement under the voter's keyed hash, the ballot under
-// its fingerprint, in the same transaction. All checks come before either write.
-func applyCast(s *applyState, c *fsmpb.Command, p *fsmpb.Cast) (*fsmpb.Response, error) {
-	if err := requireStamp(c); err != nil {
-		return nil, err
-	}
-	e, err := s.currentElection(p.ElectionId)
-	if err != nil {
-		return nil, err
-	}
-	if e.Phase == PhaseDraft {
-		return nil, wrongPhase(e, PhaseOpen)
-	}
-	key := voterKeyWith(s.indexMAC(), p.VoterId)
-	if s.tx.Bucket(bucketVoters).Get(key) == nil {
-		return nil, fmt.Errorf("%w: the voter id is not on the roll of election %q", ErrUnknownVoter, e.ElectionId)
-	}
-	fingerprint := sha256.Sum256(p.Ballot)
-	check := castCheckWith(s.indexMAC(), p.RequestId, fingerprint[:])
-	if resp, done, err := s.replayCast(key, check, fingerprint[:]); done || err != nil {
-		return resp, err
-	}
-	// A retry is answered even after closing; a first cast needs the election open.
-	if e.Phase != PhaseOpen {
-		return nil, wrongPhase(e, PhaseOpen)
-	}
-	if s.tx.Bucket(bucketBox).Get(fingerprint[:]) != nil {
-		return nil, fmt.Errorf("%w: a ballot with fingerprint %x is already in the box", ErrDuplicateBallot, fingerprint)
-	}
-	return s.recordCast(c, p, key, check, fingerprint[:])
-}
-
-// replayCast answers a voter who already has an émargement: the first receipt for a retry
-// of the same request and ballot, a refusal for anything else.
-func (s *applyState) replayCast(key, check, fingerprint []byte) (*fsmpb.Response, bool, error) {
-	em := &fsmpb.EmargementRecord{}
-	found, err := getMessage(s.tx, s.sealer, bucketEmargement, key, em)
-	if err != nil || !found {
-		return nil, false, err
-	}
-	if !bytes.Equal(em.Check, check) {
-		return nil, true, fmt.Errorf("%w: the voter already has an émargement from another request or ballot", ErrAlreadyVoted)
-	}
-	return castResponse(fingerprint, em.EmargedAtUnixNano, true), true, nil
-}
-
-func (s *applyState) recordCast(c *fsmpb.Command, p *fsmpb.Cast, key, check, fingerprint []byte) (*fsmpb.Response, error) {
-	em := &fsmpb.EmargementRecord{EmargedAtUnixNano: c.StampedAtUnixNano, Check: check}
-	if err := putMessage(s.tx, s.sealer, bucketEmargement, key, em); err != nil {
-		return nil, err
-	}
-	if err := putSealed(s.tx, s.sealer, bucketBox, fingerprint, p.Ballot); err != nil {
-		return nil, err
-	}
-	s.counters.Emargements++
-	s.counters.Ballots++
-	s.countersDirty = true
-	return castResponse(fingerprint, c.StampedAtUnixNano, false), nil
-}
-
-func castResponse(fingerprint []byte, emargedAt int64, replayed bool) *fsmpb.Response {
-	return &fsmpb.Response{Result: &fsmpb.Response_Cast{Cast: &fsmpb.CastResult{
-		Fingerprint: fingerprint, EmargedAtUnixNano: emargedAt, Replayed: replayed,
-	}}}
 }

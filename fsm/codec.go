@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"time"
@@ -76,31 +77,85 @@ func Decode(b []byte) (*fsmpb.Command, error) {
 }
 
 // Stamp fills in, on the leader, what the state machine may not compute itself
-// (invariant 1): the time of the command and, for CREATE_ELECTION, the index key.
+// (invariant 1): the time of the command and the random values some types carry: the index
+// key of CREATE_ELECTION (kept if already set), the seed of ISSUE_IDENTIFIERS, the one-time
+// code of REQUEST_OTP and the envelope nonce of VERIFY_OTP (always drawn afresh, so that no
+// caller chooses them).
 func Stamp(c *fsmpb.Command, now time.Time, rnd io.Reader) error {
 	// UnixNano is undefined outside 1678..2262, so the range is checked on the date.
 	if !now.After(time.Unix(0, 0)) || now.Year() >= 2262 {
 		return fmt.Errorf("%w: stamp time %s is outside 1970..2261", ErrInvalid, now)
 	}
 	c.StampedAtUnixNano = now.UnixNano()
-	if c.Type != fsmpb.CommandType_COMMAND_CREATE_ELECTION {
+	draw, ok := randomStamps[c.Type]
+	if !ok {
 		return nil
 	}
-	create := &fsmpb.CreateElection{}
-	if err := proto.Unmarshal(c.Payload, create); err != nil {
-		return fmt.Errorf("%w: malformed CREATE_ELECTION payload: %v", ErrInvalid, err)
-	}
-	if len(create.IndexKey) != 0 {
+	return draw(c, rnd)
+}
+
+// randomStamps draw the random values of the command types that carry some.
+var randomStamps = map[fsmpb.CommandType]func(c *fsmpb.Command, rnd io.Reader) error{
+	fsmpb.CommandType_COMMAND_CREATE_ELECTION: stampPayload(func(p *fsmpb.CreateElection, rnd io.Reader) error {
+		if len(p.IndexKey) != 0 {
+			return nil
+		}
+		return drawBytes(rnd, &p.IndexKey, IndexKeySize, "election index key")
+	}),
+	fsmpb.CommandType_COMMAND_ISSUE_IDENTIFIERS: stampPayload(func(p *fsmpb.IssueIdentifiers, rnd io.Reader) error {
+		return drawBytes(rnd, &p.Seed, SeedSize, "identifier seed")
+	}),
+	fsmpb.CommandType_COMMAND_REQUEST_OTP: stampPayload(func(p *fsmpb.RequestOTP, rnd io.Reader) error {
+		code, err := drawCode(rnd)
+		p.Code = code
+		return err
+	}),
+	fsmpb.CommandType_COMMAND_VERIFY_OTP: stampPayload(func(p *fsmpb.VerifyOTP, rnd io.Reader) error {
+		return drawBytes(rnd, &p.EnvelopeNonce, EnvelopeNonceSize, "envelope nonce")
+	}),
+}
+
+// stampPayload decodes a payload of type T, lets draw fill it, and encodes it back.
+func stampPayload[T any, P interface {
+	*T
+	proto.Message
+}](draw func(P, io.Reader) error) func(*fsmpb.Command, io.Reader) error {
+	return func(c *fsmpb.Command, rnd io.Reader) error {
+		p := P(new(T))
+		if err := proto.Unmarshal(c.Payload, p); err != nil {
+			return fmt.Errorf("%w: malformed %s payload: %v", ErrInvalid, c.Type, err)
+		}
+		if err := draw(p, rnd); err != nil {
+			return err
+		}
+		b, err := marshalOptions.Marshal(p)
+		if err != nil {
+			return fmt.Errorf("encode %s payload: %w", c.Type, err)
+		}
+		c.Payload = b
 		return nil
 	}
-	create.IndexKey = make([]byte, IndexKeySize)
-	if _, err := io.ReadFull(rnd, create.IndexKey); err != nil {
-		return fmt.Errorf("draw election index key: %w", err)
+}
+
+func drawBytes(rnd io.Reader, dst *[]byte, n int, what string) error {
+	*dst = make([]byte, n)
+	if _, err := io.ReadFull(rnd, *dst); err != nil {
+		return fmt.Errorf("draw %s: %w", what, err)
 	}
-	b, err := marshalOptions.Marshal(create)
-	if err != nil {
-		return fmt.Errorf("encode CREATE_ELECTION payload: %w", err)
-	}
-	c.Payload = b
 	return nil
+}
+
+// drawCode draws a uniform six-digit code, rejecting the values that would bias the modulo.
+func drawCode(rnd io.Reader) (string, error) {
+	const space = 1_000_000
+	const limit = (1 << 32) / space * space
+	var b [4]byte
+	for {
+		if _, err := io.ReadFull(rnd, b[:]); err != nil {
+			return "", fmt.Errorf("draw one-time code: %w", err)
+		}
+		if v := binary.BigEndian.Uint32(b[:]); v < limit {
+			return fmt.Sprintf("%06d", v%space), nil
+		}
+	}
 }

@@ -36,6 +36,10 @@ func goldenCommands(t *testing.T) map[string]*fsmpb.Command {
 	add("open_election", typeOpen, &fsmpb.Transition{ElectionId: electionID}, 0)
 	add("cast", typeCast, &fsmpb.Cast{RequestId: "req-1", VoterId: "alice", Ballot: []byte{0xba, 0x11, 0x07}, ElectionId: electionID}, 0)
 	add("noop_ignorable", typeNoop, nil, uint32(fsmpb.CommandFlag_FLAG_IGNORE_UNKNOWN))
+	add("seal_election", typeSeal, &fsmpb.SealElection{ElectionId: electionID, BuildDigest: build}, 0)
+	add("tick", typeTick, &fsmpb.Tick{}, 0)
+	add("cast_session", typeCast, &fsmpb.Cast{RequestId: "req-2", SessionHash: tokenHash("s"), ScrutinId: "ct",
+		Ballot: []byte{0xba, 0x11, 0x07}, EnvelopeNonce: bytes.Repeat([]byte{7}, EnvelopeNonceSize)}, 0)
 	return cmds
 }
 

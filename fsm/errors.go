@@ -28,6 +28,28 @@ var (
 	ErrUnknownCommand = errors.New("unknown command type")
 	// ErrDuplicateBallot: the same ballot bytes are already in the box for another voter.
 	ErrDuplicateBallot = errors.New("duplicate ballot")
+	// ErrSealed: the election is sealed; its configuration, lists, key and roll cannot change.
+	ErrSealed = errors.New("election sealed")
+	// ErrRuleViolated: the request breaks a rule of the election's legal profile or of a
+	// scrutin (window length, gender balance, incomplete configuration at sealing).
+	ErrRuleViolated = errors.New("election rule violated")
+	// ErrNotAllowed: the profile reserves the command to another role or path (an opaque cast
+	// in a legal election, an unlock by anyone but an operator).
+	ErrNotAllowed = errors.New("not allowed")
+	// ErrLocked: the voter's account is locked after too many failed attempts.
+	ErrLocked = errors.New("account locked")
+	// ErrAuthFailed: the identifier is unknown (a wrong secret or code is recorded, not refused).
+	ErrAuthFailed = errors.New("authentication failed")
+	// ErrOTPExpired: the one-time code is past its validity.
+	ErrOTPExpired = errors.New("one-time code expired")
+	// ErrOTPInvalid: no one-time code is pending: it was already used, or never asked for.
+	ErrOTPInvalid = errors.New("no one-time code pending")
+	// ErrSessionInvalid: the session token is unknown, ended or expired by inactivity.
+	ErrSessionInvalid = errors.New("session invalid")
+	// ErrOutsideWindow: the command's time is outside the voting window.
+	ErrOutsideWindow = errors.New("outside the voting window")
+	// ErrNotFound: the scrutin, list or voter the command names does not exist.
+	ErrNotFound = errors.New("not found")
 	// ErrClosed: the state machine was closed.
 	ErrClosed = errors.New("state machine closed")
 	// ErrCorrupt: the database or a snapshot failed an integrity check.
@@ -45,6 +67,16 @@ var codeErrors = map[fsmpb.ResponseCode]error{
 	fsmpb.ResponseCode_RESPONSE_BALLOT_TOO_LARGE: ErrBallotTooLarge,
 	fsmpb.ResponseCode_RESPONSE_UNKNOWN_COMMAND:  ErrUnknownCommand,
 	fsmpb.ResponseCode_RESPONSE_DUPLICATE_BALLOT: ErrDuplicateBallot,
+	fsmpb.ResponseCode_RESPONSE_SEALED:           ErrSealed,
+	fsmpb.ResponseCode_RESPONSE_RULE_VIOLATED:    ErrRuleViolated,
+	fsmpb.ResponseCode_RESPONSE_NOT_ALLOWED:      ErrNotAllowed,
+	fsmpb.ResponseCode_RESPONSE_LOCKED:           ErrLocked,
+	fsmpb.ResponseCode_RESPONSE_AUTH_FAILED:      ErrAuthFailed,
+	fsmpb.ResponseCode_RESPONSE_OTP_EXPIRED:      ErrOTPExpired,
+	fsmpb.ResponseCode_RESPONSE_OTP_INVALID:      ErrOTPInvalid,
+	fsmpb.ResponseCode_RESPONSE_SESSION_INVALID:  ErrSessionInvalid,
+	fsmpb.ResponseCode_RESPONSE_OUTSIDE_WINDOW:   ErrOutsideWindow,
+	fsmpb.ResponseCode_RESPONSE_NOT_FOUND:        ErrNotFound,
 }
 
 // ResponseError returns nil for an OK response, otherwise the sentinel of its code wrapped

@@ -3,7 +3,10 @@ package fsm
 import (
 	"bytes"
 	"io"
+	"path/filepath"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"google.golang.org/protobuf/proto"
 
@@ -27,6 +30,22 @@ func commandSeeds(t testing.TB) [][]byte {
 		{typeCast, cast("r2", "bob", "ballot-A")},
 		{typeNoop, nil},
 		{fsmpb.CommandType(77), nil},
+		{typeConfigure, &fsmpb.ConfigureElection{Config: legalConfig()}},
+		{typeScrutin, &fsmpb.PutScrutin{Scrutin: &fsmpb.Scrutin{ScrutinId: "ct", Name: "CT", ListRule: &fsmpb.ListRule{GenderBalance: true, WomenSharePermille: 500}}}},
+		{typeList, &fsmpb.PutCandidateList{List: &fsmpb.CandidateList{ScrutinId: "ct", ListId: "L", Name: "L", Candidates: femaleMale()}}},
+		{typeKey, &fsmpb.SetElectionKey{PublicKey: []byte("pk")}},
+		{typeSeal, &fsmpb.SealElection{BuildDigest: build}},
+		{typeTick, &fsmpb.Tick{}},
+		{typeTally, &fsmpb.RecordTally{ResultsDigest: []byte{1}, MinutesDigest: []byte{2}}},
+		{typeArchive, &fsmpb.Transition{}},
+		{typeIssue, &fsmpb.IssueIdentifiers{Limit: 1}},
+		{typeDone, &fsmpb.OutboxDone{Seq: 0, Delivered: true}},
+		{typeLogin, &fsmpb.RecordLogin{Identifier: "ABCDEFGHJKLM"}},
+		{typeOTP, &fsmpb.RequestOTP{ChallengeHash: tokenHash("c"), Phone: "+33612345678"}},
+		{typeVerify, &fsmpb.VerifyOTP{ChallengeHash: tokenHash("c"), SessionHash: tokenHash("s"), Code: "123456"}},
+		{typeUnlock, &fsmpb.UnlockAccount{VoterId: "alice", Reason: "checked"}},
+		{typeCast, sessionCast("r3", tokenHash("s"), bytes.Repeat([]byte{1}, EnvelopeNonceSize), "", "inner")},
+		{typeImport, &fsmpb.ImportVoters{Voters: []*fsmpb.VoterRecord{legalVoter("dan", "A")}}},
 	} {
 		seeds = append(seeds, encode(t, command(t, c.typ, c.p, 100)))
 	}
@@ -112,4 +131,41 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal("an accepted snapshot does not persist back to itself")
 		}
 	})
+}
+
+// FuzzApplyLegal feeds raw entry data to two replicas of an open legal election with live
+// sessions: a refused entry changes nothing but the applied index, an accepted one changes
+// both replicas alike.
+func FuzzApplyLegal(f *testing.F) {
+	for _, s := range commandSeeds(f) {
+		f.Add(s)
+	}
+	tmpl, _, _, _, _ := openWithSessions(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, b := copyHarness(t, tmpl), copyHarness(t, tmpl)
+		before := a.digestWithoutIndex()
+		a.last++
+		resp := a.applyLog(commandLog(a.last, data))
+		b.last++
+		again := b.applyLog(commandLog(b.last, data))
+		if !proto.Equal(resp, again) || !bytes.Equal(a.digest(), b.digest()) {
+			t.Fatalf("replicas disagree on %x: %v vs %v", data, resp, again)
+		}
+		if resp.Code != fsmpb.ResponseCode_RESPONSE_OK && !bytes.Equal(before, a.digestWithoutIndex()) {
+			t.Fatalf("refused entry (%v) changed the state", resp)
+		}
+	})
+}
+
+// copyHarness opens a copy of another harness's database, with its clock.
+func copyHarness(t *testing.T, src *harness) *harness {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "copy.db")
+	err := src.f.view(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openHarness(t, path, src.f.sealer)
+	h.last, h.shift = h.f.AppliedIndex(), src.shift
+	return h
 }

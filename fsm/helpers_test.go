@@ -61,12 +61,15 @@ var baseTime = time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 // fixedIndexKey is the index key every test election draws.
 var fixedIndexKey = bytes.Repeat([]byte{0x5a}, IndexKeySize)
 
-// harness feeds raft entries to an FSM, numbering them.
+// harness feeds raft entries to an FSM, numbering them. Entries are stamped with the time of
+// their index plus shift (tests move the leader clock with it) and carry actor.
 type harness struct {
-	t    testing.TB
-	f    *FSM
-	path string
-	last uint64
+	t     testing.TB
+	f     *FSM
+	path  string
+	last  uint64
+	shift time.Duration
+	actor string
 }
 
 func newHarness(t testing.TB) *harness {
@@ -116,8 +119,19 @@ func commandLog(index uint64, data []byte) *raft.Log {
 func (h *harness) entry(typ fsmpb.CommandType, payload proto.Message) *raft.Log {
 	h.t.Helper()
 	h.last++
-	return commandLog(h.last, encode(h.t, command(h.t, typ, payload, h.last)))
+	c, err := NewCommand(typ, payload)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := Stamp(c, h.now(), bytes.NewReader(bytes.Repeat(fixedIndexKey, 4))); err != nil {
+		h.t.Fatal(err)
+	}
+	c.Actor = h.actor
+	return commandLog(h.last, encode(h.t, c))
 }
+
+// now is the stamp time of the entry h.last.
+func (h *harness) now() time.Time { return stampTime(h.last).Add(h.shift) }
 
 func (h *harness) apply(typ fsmpb.CommandType, payload proto.Message) *fsmpb.Response {
 	h.t.Helper()

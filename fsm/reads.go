@@ -16,6 +16,7 @@ type Counts struct {
 	Voters, Emargements, Ballots uint64
 	Phase                        int32
 	Index                        uint64
+	OutboxPending                uint64
 }
 
 // view runs fn in a read transaction of the current database. Reads are local: the caller
@@ -64,7 +65,7 @@ func (f *FSM) Counts() (Counts, error) {
 		}
 		e, err := readElection(tx, f.sealer)
 		c = Counts{Voters: counters.Voters, Emargements: counters.Emargements, Ballots: counters.Ballots,
-			Phase: e.GetPhase(), Index: index}
+			Phase: e.GetPhase(), Index: index, OutboxPending: counters.OutboxPending}
 		return err
 	})
 	if err != nil {
@@ -73,7 +74,8 @@ func (f *FSM) Counts() (Counts, error) {
 	return c, nil
 }
 
-// HasVoted tells whether the voter has an émargement, and when it was made.
+// HasVoted tells whether the voter of a test election has an émargement, and when it was
+// made; a legal election answers ErrNotAllowed (see ForEachEmargement).
 func (f *FSM) HasVoted(voterID string) (bool, int64, error) {
 	if err := checkID("voter id", voterID); err != nil {
 		return false, 0, err
@@ -83,6 +85,9 @@ func (f *FSM) HasVoted(voterID string) (bool, int64, error) {
 		e, err := readElection(tx, f.sealer)
 		if err != nil || e == nil {
 			return err
+		}
+		if rulesOf(e).legal {
+			return fmt.Errorf("%w: a %s election keeps one émargement per scrutin; the bureau exports the list", ErrNotAllowed, profileName(e))
 		}
 		rec := &fsmpb.EmargementRecord{}
 		found, err := getMessage(tx, f.sealer, bucketEmargement, voterKey(e.IndexKey, voterID), rec)
@@ -139,8 +144,12 @@ func (f *FSM) Digest() (uint64, []byte, error) {
 // out of order mean a corrupt page.
 func walkPlain(tx *bolt.Tx, s Sealer, fn func(bucket, key, plain []byte) error) error {
 	for _, name := range allBuckets {
+		b := tx.Bucket(name)
+		if b == nil {
+			continue // an older database, checked read-only before its first read-write open
+		}
 		var prev []byte
-		err := tx.Bucket(name).ForEach(func(k, v []byte) error {
+		err := b.ForEach(func(k, v []byte) error {
 			if prev != nil && bytes.Compare(k, prev) <= 0 {
 				return fmt.Errorf("%w: keys out of order in bucket %s", ErrCorrupt, name)
 			}

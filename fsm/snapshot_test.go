@@ -220,20 +220,7 @@ func TestGoldenSnapshotBytes(t *testing.T) {
 	h.openElection("alice", "bob")
 	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
 	got := snapshotBytes(t, h.f)
-	path := "testdata/snapshot_v1.hex"
-	if *updateGolden {
-		if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	wantBytes, err := hex.DecodeString(strings.TrimSpace(string(want)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	wantBytes := readGolden(t, "testdata/snapshot_v1_journal.hex", got)
 	if !bytes.Equal(got, wantBytes) {
 		t.Fatal("the snapshot stream of a fixed state changed")
 	}
@@ -244,4 +231,45 @@ func TestGoldenSnapshotBytes(t *testing.T) {
 	if !bytes.Equal(restored.digest(), h.digest()) {
 		t.Fatal("golden snapshot restores to another state")
 	}
+}
+
+// TestRestoresFirstVersionSnapshot restores a snapshot written before the journal, the
+// accounts and the scrutins existed: the state comes back whole and takes new commands.
+func TestRestoresFirstVersionSnapshot(t *testing.T) {
+	old := readGolden(t, "testdata/snapshot_v1.hex", nil)
+	h := newHarness(t)
+	if err := h.f.Restore(io.NopCloser(bytes.NewReader(old))); err != nil {
+		t.Fatalf("first-version snapshot does not restore: %v", err)
+	}
+	if c := h.counts(); c.Voters != 2 || c.Ballots != 1 || c.Phase != PhaseOpen {
+		t.Fatalf("restored counts = %+v", c)
+	}
+	if n, _, err := h.f.VerifyJournal(); err != nil || n != 0 {
+		t.Fatalf("journal of a first-version state: %d records, %v", n, err)
+	}
+	h.last = h.f.AppliedIndex()
+	h.mustApply(typeCast, cast("r2", "bob", "ballot-B"))
+	h.mustApply(typeClose, &fsmpb.Transition{})
+	if n, _, err := h.f.VerifyJournal(); err != nil || n != 1 {
+		t.Fatalf("journal after closing: %d records, %v", n, err)
+	}
+}
+
+// readGolden reads a hex golden file, rewriting it with got first under -update (got nil: never).
+func readGolden(t *testing.T, path string, got []byte) []byte {
+	t.Helper()
+	if *updateGolden && got != nil {
+		if err := os.WriteFile(path, []byte(hex.EncodeToString(got)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(want)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -21,39 +21,56 @@ type Sealer interface {
 }
 
 // Buckets and meta keys. allBuckets is in key order: Digest and snapshots walk it.
+// coreBuckets are those of the first version: a database without the others is older, and
+// gets them at its read-write open.
 var (
+	bucketAccounts   = []byte("accounts")
 	bucketBox        = []byte("box")
 	bucketEmargement = []byte("emargement")
+	bucketHomonyms   = []byte("homonyms")
+	bucketJournal    = []byte("journal")
+	bucketLists      = []byte("lists")
+	bucketLogins     = []byte("logins")
 	bucketMeta       = []byte("meta")
+	bucketOutbox     = []byte("outbox")
+	bucketScrutins   = []byte("scrutins")
+	bucketSessions   = []byte("sessions")
 	bucketVoters     = []byte("voters")
-	allBuckets       = [][]byte{bucketBox, bucketEmargement, bucketMeta, bucketVoters}
+	allBuckets       = [][]byte{bucketAccounts, bucketBox, bucketEmargement, bucketHomonyms, bucketJournal,
+		bucketLists, bucketLogins, bucketMeta, bucketOutbox, bucketScrutins, bucketSessions, bucketVoters}
+	coreBuckets = [][]byte{bucketBox, bucketEmargement, bucketMeta, bucketVoters}
 
 	keyAppliedIndex = []byte("applied_index")
 	keyCounters     = []byte("counters")
 	keyElection     = []byte("election")
 )
 
-// Phases of the election, numbered like urnepb.ElectionPhase.
+// Phases of the election, numbered like urnepb.ElectionPhase. The numbers are those of the
+// wire and the disk; the lifecycle runs draft -> sealed -> open -> closed -> tallied -> archived.
 const (
-	PhaseNone   int32 = 0
-	PhaseDraft  int32 = 1
-	PhaseOpen   int32 = 2
-	PhaseClosed int32 = 3
+	PhaseNone     int32 = 0
+	PhaseDraft    int32 = 1
+	PhaseOpen     int32 = 2
+	PhaseClosed   int32 = 3
+	PhaseSealed   int32 = 4
+	PhaseTallied  int32 = 5
+	PhaseArchived int32 = 6
 )
 
-func phaseName(p int32) string {
-	switch p {
-	case PhaseNone:
-		return "none"
-	case PhaseDraft:
-		return "draft"
-	case PhaseOpen:
-		return "open"
-	case PhaseClosed:
-		return "closed"
+var phaseNames = map[int32]string{
+	PhaseNone: "none", PhaseDraft: "draft", PhaseSealed: "sealed", PhaseOpen: "open",
+	PhaseClosed: "closed", PhaseTallied: "tallied", PhaseArchived: "archived",
+}
+
+// PhaseName is the lower-case name of a phase.
+func PhaseName(p int32) string {
+	if name, ok := phaseNames[p]; ok {
+		return name
 	}
 	return fmt.Sprintf("phase-%d", p)
 }
+
+func phaseName(p int32) string { return PhaseName(p) }
 
 // location is the associated data of a sealed value: bucket "/" key.
 func location(bucket, key []byte) []byte {
@@ -164,6 +181,21 @@ func castCheckWith(mac hash.Hash, requestID string, fingerprint []byte) []byte {
 	mac.Write(fingerprint)
 	return mac.Sum(nil)
 }
+
+// keyedHash is HMAC-SHA256(index key, label | len | part | ...): the lookup key of a record
+// that would otherwise name a person (a login identifier, a name and date of birth).
+func keyedHash(mac hash.Hash, label string, parts ...[]byte) []byte {
+	mac.Reset()
+	mac.Write([]byte(label))
+	for _, p := range parts {
+		mac.Write(binary.AppendUvarint(nil, uint64(len(p))))
+		mac.Write(p)
+	}
+	return mac.Sum(nil)
+}
+
+// seqKey is the key of an append-only record (journal, outbox): its sequence, big-endian.
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 func createBuckets(tx *bolt.Tx) error {
 	for _, name := range allBuckets {

@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -12,8 +14,9 @@ import (
 
 // Bounds of the identifiers and texts a command may carry, in bytes.
 const (
-	MaxIDSize   = 128
-	MaxTextSize = 256
+	MaxIDSize         = 128
+	MaxTextSize       = 256
+	maxSecretHashSize = 128
 )
 
 // Validate runs the request-time checks of a command: envelope, sizes, identifiers, required
@@ -46,6 +49,9 @@ func checkCreateElection(p *fsmpb.CreateElection) error {
 	if err := checkID("election id", p.ElectionId); err != nil {
 		return err
 	}
+	if _, err := normalizeProfile(p.Profile); err != nil {
+		return err
+	}
 	if err := checkText("election name", p.Name); err != nil {
 		return err
 	}
@@ -74,14 +80,62 @@ func checkVoter(v *fsmpb.VoterRecord) error {
 	if err := checkID("voter id", v.VoterId); err != nil {
 		return err
 	}
-	if err := checkText("voter name", v.Name); err != nil {
-		return err
+	for _, f := range []struct{ what, value string }{
+		{"voter name", v.Name}, {"voter email", v.Email}, {"composante", v.Composante},
+		{"collège", v.College}, {"secteur", v.Secteur},
+	} {
+		if err := checkText(f.what, f.value); err != nil {
+			return err
+		}
 	}
-	return checkText("voter email", v.Email)
+	if v.DateOfBirth != "" {
+		if err := checkDate("voter date of birth", v.DateOfBirth); err != nil {
+			return err
+		}
+	}
+	return checkSecretHash(v.SecretHash)
+}
+
+// checkSecretHash accepts a bcrypt or argon2id hash, or nothing (test elections).
+func checkSecretHash(h []byte) error {
+	if len(h) == 0 {
+		return nil
+	}
+	if len(h) > maxSecretHashSize {
+		return fmt.Errorf("%w: secret hash of %d bytes, limit %d", ErrInvalid, len(h), maxSecretHashSize)
+	}
+	for _, prefix := range []string{"$2a$", "$2b$", "$2y$", "$argon2id$"} {
+		if strings.HasPrefix(string(h), prefix) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the voter secret must be stored as a bcrypt or argon2id hash", ErrInvalid)
+}
+
+// checkDate accepts a calendar date YYYY-MM-DD between 1900 and 2100.
+func checkDate(what, s string) error {
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil || d.Year() < 1900 || d.Year() > 2100 {
+		return fmt.Errorf("%w: %s %q is not a date YYYY-MM-DD between 1900 and 2100", ErrInvalid, what, s)
+	}
+	return nil
 }
 
 func checkTransition(p *fsmpb.Transition) error {
-	return checkOptionalID("election id", p.ElectionId)
+	if err := checkOptionalID("election id", p.ElectionId); err != nil {
+		return err
+	}
+	return checkBuildDigest(p.BuildDigest, false)
+}
+
+func checkBuildDigest(b []byte, required bool) error {
+	if len(b) == 0 && !required {
+		return nil
+	}
+	if len(b) != BuildDigestSize {
+		return fmt.Errorf("%w: build digest of %d bytes, want %d", ErrInvalid, len(b), BuildDigestSize)
+	}
+	return nil
 }
 
 func checkCast(p *fsmpb.Cast) error {
@@ -91,7 +145,7 @@ func checkCast(p *fsmpb.Cast) error {
 	if err := checkID("request id", p.RequestId); err != nil {
 		return err
 	}
-	if err := checkID("voter id", p.VoterId); err != nil {
+	if err := checkCastVoter(p); err != nil {
 		return err
 	}
 	if len(p.Ballot) == 0 {
@@ -99,6 +153,34 @@ func checkCast(p *fsmpb.Cast) error {
 	}
 	if n := len(p.Ballot); n > MaxBallotSize {
 		return fmt.Errorf("%w: ballot of %d bytes, at most %d", ErrBallotTooLarge, n, MaxBallotSize)
+	}
+	return nil
+}
+
+// checkCastVoter: an opaque cast names its voter; a session cast names a session (and no
+// voter), a scrutin if any, and the envelope's nonce.
+func checkCastVoter(p *fsmpb.Cast) error {
+	if len(p.SessionHash) == 0 {
+		if p.ScrutinId != "" || len(p.EnvelopeNonce) != 0 {
+			return fmt.Errorf("%w: a cast without a session names no scrutin and no nonce", ErrInvalid)
+		}
+		return checkID("voter id", p.VoterId)
+	}
+	if p.VoterId != "" {
+		return fmt.Errorf("%w: a session cast must not name its voter: the session does", ErrInvalid)
+	}
+	if err := checkTokenHash("session", p.SessionHash); err != nil {
+		return err
+	}
+	if n := len(p.EnvelopeNonce); n != EnvelopeNonceSize {
+		return fmt.Errorf("%w: envelope nonce of %d bytes, want %d", ErrInvalid, n, EnvelopeNonceSize)
+	}
+	return checkOptionalID("scrutin id", p.ScrutinId)
+}
+
+func checkTokenHash(what string, h []byte) error {
+	if len(h) != TokenHashSize {
+		return fmt.Errorf("%w: %s hash of %d bytes, want %d", ErrInvalid, what, len(h), TokenHashSize)
 	}
 	return nil
 }

@@ -59,8 +59,10 @@ func verifyTx(tx *bolt.Tx, s Sealer) (err error) {
 	if err != nil || present == 0 {
 		return err
 	}
-	if present != len(allBuckets) {
-		return fmt.Errorf("%w: %d of the %d buckets are missing", ErrCorrupt, len(allBuckets)-present, len(allBuckets))
+	for _, name := range coreBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, name)
+		}
 	}
 	if _, err := readAppliedIndex(tx, s); err != nil {
 		return fmt.Errorf("its values do not open with the configured keyring (wrong key-encryption key or data key?): %w", err)
@@ -71,7 +73,8 @@ func verifyTx(tx *bolt.Tx, s Sealer) (err error) {
 	return checkCounters(tx, s)
 }
 
-// checkBuckets counts our buckets and refuses a bbolt file of another program (a raft log store, say).
+// checkBuckets counts our buckets and refuses a bbolt file of another program (a raft log
+// store, say). Buckets added by later versions may be missing: the read-write open makes them.
 func checkBuckets(tx *bolt.Tx) (int, error) {
 	present := 0
 	err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {

@@ -65,7 +65,7 @@ var errNotLeaderAnyMore = errors.New("not the leader")
 // undecided becomes ErrOutcomeUnknown so that the caller retries with the same request id.
 func (n *Node) applyLocal(cmd *fsmpb.Command) (*fsmpb.Response, uint64, error) {
 	stamped := cmdClone(cmd)
-	if err := fsm.Stamp(stamped, time.Now(), rand.Reader); err != nil {
+	if err := fsm.Stamp(stamped, n.now(), rand.Reader); err != nil {
 		return nil, 0, fmt.Errorf("stamp command: %w", err)
 	}
 	data, err := fsm.Encode(stamped)
@@ -102,7 +102,7 @@ func classifyApplyError(err error) error {
 }
 
 func cmdClone(c *fsmpb.Command) *fsmpb.Command {
-	return &fsmpb.Command{Version: c.Version, Type: c.Type, Flags: c.Flags, Payload: c.Payload, StampedAtUnixNano: c.StampedAtUnixNano}
+	return &fsmpb.Command{Version: c.Version, Type: c.Type, Flags: c.Flags, Payload: c.Payload, StampedAtUnixNano: c.StampedAtUnixNano, Actor: c.Actor}
 }
 
 // waitLeader returns the current leader's id, waiting up to one election timeout for one to appear.

@@ -102,6 +102,11 @@ type Config struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the metrics address. Off by default:
 	// the metrics address has no authentication.
 	Pprof bool `json:"pprof,omitempty"`
+
+	// Delivery lists the email and SMS providers of the outbox, primary first.
+	Delivery DeliveryConfig `json:"delivery,omitempty"`
+	// SecretHashCost is the bcrypt cost of the voters' non-trivial secrets (4 to 31).
+	SecretHashCost int `json:"secret_hash_cost,omitempty"`
 }
 
 // DefaultConfig returns a configuration with every optional field set to its default.
@@ -111,6 +116,7 @@ func DefaultConfig() Config {
 		Profile:           ProfileLAN,
 		LogLevel:          "info",
 		SnapshotThreshold: 8192,
+		SecretHashCost:    defaultSecretHashCost,
 	}
 }
 
@@ -128,7 +134,8 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&cfg.DataDir, &cfg.TLS.CA, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.GossipKeyFile, &cfg.KEK.File} {
+	for _, p := range append([]*string{&cfg.DataDir, &cfg.TLS.CA, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.GossipKeyFile, &cfg.KEK.File},
+		cfg.Delivery.secretPaths()...) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -189,6 +196,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotThreshold == 0 {
 		errs = append(errs, errors.New("snapshot_threshold must be positive"))
+	}
+	if c.SecretHashCost != 0 && (c.SecretHashCost < minSecretHashCost || c.SecretHashCost > maxSecretHashCost) {
+		errs = append(errs, fmt.Errorf("secret_hash_cost %d: want %d to %d", c.SecretHashCost, minSecretHashCost, maxSecretHashCost))
+	}
+	if err := c.Delivery.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -34,6 +34,18 @@ var reasonOf = []struct {
 	{ErrOutcomeUnknown, codes.Unavailable, urnepb.ReasonOutcomeUnknown},
 	{ErrShutdown, codes.Unavailable, urnepb.ReasonNoLeader},
 	{ErrNotFound, codes.NotFound, urnepb.ReasonNotFound},
+	{fsm.ErrNotFound, codes.NotFound, urnepb.ReasonNotFound},
+	{fsm.ErrSealed, codes.FailedPrecondition, urnepb.ReasonSealed},
+	{fsm.ErrRuleViolated, codes.FailedPrecondition, urnepb.ReasonRuleViolated},
+	{fsm.ErrNotAllowed, codes.PermissionDenied, urnepb.ReasonNotAllowed},
+	{fsm.ErrLocked, codes.PermissionDenied, urnepb.ReasonLocked},
+	{fsm.ErrAuthFailed, codes.Unauthenticated, urnepb.ReasonAuthFailed},
+	{fsm.ErrOTPExpired, codes.FailedPrecondition, urnepb.ReasonCodeExpired},
+	{fsm.ErrOTPInvalid, codes.FailedPrecondition, urnepb.ReasonCodeInvalid},
+	{fsm.ErrSessionInvalid, codes.Unauthenticated, urnepb.ReasonSessionInvalid},
+	{fsm.ErrOutsideWindow, codes.FailedPrecondition, urnepb.ReasonOutsideWindow},
+	{ErrEnvelope, codes.InvalidArgument, urnepb.ReasonEnvelopeInvalid},
+	{ErrNotConfigured, codes.FailedPrecondition, urnepb.ReasonNotConfigured},
 }
 
 // toStatus turns an error into a gRPC status carrying an ErrorInfo reason.

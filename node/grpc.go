@@ -27,21 +27,45 @@ const (
 	pOperator  = "client:operator"
 	pOrganizer = "client:organizer"
 	pApp       = "client:app"
+	pBureau    = "client:bureau"
+	pObserver  = "client:observer"
 )
 
-// policy says who may call each method; anything not listed is refused.
+// policy says who may call each method; anything not listed is refused. The organizer builds
+// the election; the bureau seals, opens, closes, records the tally and reads the émargement;
+// the election app carries the voters' requests; the operator runs the cluster and alone
+// unlocks accounts; observers and experts read. A legal election's state machine checks the
+// role again for the bureau's acts.
 var policy = auth.Policy{
 	urnepb.Election_CreateElection_FullMethodName:   {pOrganizer, pOperator},
 	urnepb.Election_ImportVoters_FullMethodName:     {pOrganizer, pOperator},
-	urnepb.Election_OpenElection_FullMethodName:     {pOrganizer, pOperator},
-	urnepb.Election_CloseElection_FullMethodName:    {pOrganizer, pOperator},
+	urnepb.Election_OpenElection_FullMethodName:     {pBureau, pOrganizer, pOperator},
+	urnepb.Election_CloseElection_FullMethodName:    {pBureau, pOrganizer, pOperator},
 	urnepb.Election_Cast_FullMethodName:             {pApp},
-	urnepb.Election_GetElection_FullMethodName:      {pApp, pOrganizer, pOperator, pNode},
-	urnepb.Election_Counts_FullMethodName:           {pApp, pOrganizer, pOperator, pNode},
-	urnepb.Election_HasVoted_FullMethodName:         {pApp, pOrganizer, pOperator},
-	urnepb.Election_ListFingerprints_FullMethodName: {pApp, pOrganizer, pOperator, pNode},
+	urnepb.Election_GetElection_FullMethodName:      {pApp, pOrganizer, pOperator, pBureau, pObserver, pNode},
+	urnepb.Election_Counts_FullMethodName:           {pApp, pOrganizer, pOperator, pBureau, pObserver, pNode},
+	urnepb.Election_HasVoted_FullMethodName:         {pApp, pOrganizer, pOperator, pBureau},
+	urnepb.Election_ListFingerprints_FullMethodName: {pApp, pOrganizer, pOperator, pBureau, pObserver, pNode},
 
-	urnepb.Operator_Node_FullMethodName:               {pOperator, pOrganizer, pApp, pNode},
+	urnepb.Election_ConfigureElection_FullMethodName: {pOrganizer},
+	urnepb.Election_PutScrutin_FullMethodName:        {pOrganizer},
+	urnepb.Election_PutCandidateList_FullMethodName:  {pOrganizer},
+	urnepb.Election_SetElectionKey_FullMethodName:    {pOrganizer, pBureau},
+	urnepb.Election_SealElection_FullMethodName:      {pBureau, pOrganizer, pOperator},
+	urnepb.Election_RecordTally_FullMethodName:       {pBureau},
+	urnepb.Election_ArchiveElection_FullMethodName:   {pBureau, pOrganizer},
+	urnepb.Election_ListScrutins_FullMethodName:      {pApp, pOrganizer, pOperator, pBureau, pObserver},
+	urnepb.Election_IssueIdentifiers_FullMethodName:  {pOrganizer, pOperator},
+	urnepb.Election_Login_FullMethodName:             {pApp},
+	urnepb.Election_RequestCode_FullMethodName:       {pApp},
+	urnepb.Election_VerifyCode_FullMethodName:        {pApp},
+	urnepb.Election_CastSealed_FullMethodName:        {pApp},
+	urnepb.Election_UnlockAccount_FullMethodName:     {pOperator},
+	urnepb.Election_GetAccount_FullMethodName:        {pOperator},
+	urnepb.Election_ExportEmargement_FullMethodName:  {pBureau},
+	urnepb.Election_ListJournal_FullMethodName:       {pBureau, pObserver, pOrganizer, pOperator},
+
+	urnepb.Operator_Node_FullMethodName:               {pOperator, pOrganizer, pApp, pBureau, pObserver, pNode},
 	urnepb.Operator_Peers_FullMethodName:              {pOperator, pNode},
 	urnepb.Operator_TransferLeadership_FullMethodName: {pOperator, pNode},
 	urnepb.Operator_RemoveServer_FullMethodName:       {pOperator, pNode},

@@ -32,6 +32,8 @@ type metrics struct {
 	leaderChanges prometheus.Counter
 	followerLag   *prometheus.GaugeVec
 	failureTol    prometheus.Gauge
+	deliveries    *prometheus.CounterVec
+	logins        *prometheus.CounterVec
 }
 
 var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16) // 0.5 ms .. 16 s
@@ -58,12 +60,16 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Help: "On the leader: how many entries each server is behind the leader's last index."}, []string{"server"}),
 		failureTol: prometheus.NewGauge(prometheus.GaugeOpts{Name: "urne_autopilot_failure_tolerance",
 			Help: "On the leader: how many voters may fail with quorum kept."}),
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "urne_outbox_deliveries_total",
+			Help: "Outbox messages this node tried to deliver as leader, by channel and result."}, []string{"channel", "result"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "urne_auth_steps_total",
+			Help: "Authentication steps answered by this node, by step and result."}, []string{"step", "result"}),
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	reg.MustRegister(m.commit, m.applyBatch, m.requests, m.casts, m.rejections, m.commands, m.forwarded,
-		m.leaderChanges, m.followerLag, m.failureTol,
+		m.leaderChanges, m.followerLag, m.failureTol, m.deliveries, m.logins,
 		gauge("urne_raft_leader", "1 if this node is the leader.", func() float64 { return b2f(n.raft.State() == raft.Leader) }),
 		gauge("urne_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.", func() float64 { return float64(n.raft.State()) }),
 		gauge("urne_raft_term", "Current raft term.", func() float64 { return float64(n.currentTerm()) }),

@@ -51,6 +51,15 @@ type Options struct {
 	Dialer raftlayer.Dialer
 	// WrapListener wraps the raft listener (fault injection in tests).
 	WrapListener func(net.Listener) net.Listener
+	// Clock is the time this node stamps on commands when it leads; nil is the wall clock.
+	// Tests move it to pass voting windows and code validities.
+	Clock func() time.Time
+	// Envelopes opens the envelopes of the legal cast path, with the cluster's envelope key;
+	// Receipts signs receipts. Without both, CastSealed is refused as not configured.
+	Envelopes EnvelopeOpener
+	Receipts  ReceiptSigner
+	// Delivery replaces the providers the configuration names (embedders, tests).
+	Delivery *Delivery
 }
 
 // Node is one running Urne server.
@@ -78,6 +87,8 @@ type Node struct {
 	http      *http.Server
 	metrics   *metrics
 	leader    *leaderState
+	secrets   *secrets
+	delivery  *Delivery
 	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
 	leaderNotify chan bool
 
@@ -106,10 +117,26 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if err := n.loadIdentity(); err != nil {
 		return nil, err
 	}
+	if err := n.prepareElectionServices(); err != nil {
+		return nil, err
+	}
 	if err := n.openData(); err != nil {
 		return nil, err
 	}
 	return n, nil
+}
+
+// prepareElectionServices derives the secret pepper and builds the delivery providers.
+func (n *Node) prepareElectionServices() error {
+	var err error
+	if n.secrets, err = newSecrets(n.gossipKey, n.cfg.SecretHashCost); err != nil {
+		return err
+	}
+	n.delivery = n.opts.Delivery
+	if n.delivery == nil {
+		n.delivery, err = newDelivery(n.cfg.Delivery)
+	}
+	return err
 }
 
 // loadIdentity reads the TLS material and the gossip key.
@@ -201,8 +228,10 @@ func (n *Node) Start() error {
 		}
 	}
 	n.startAutopilot()
-	n.wg.Add(1)
+	n.wg.Add(3)
 	go n.leaderLoop()
+	go n.deadlineLoop()
+	go n.outboxLoop()
 	n.log.Info("node started", "version", Version, "role", n.cfg.Role, "datacenter", n.cfg.Datacenter,
 		"raft", n.cfg.Bind.Raft, "grpc", n.cfg.Bind.GRPC, "gossip", n.cfg.Bind.Gossip)
 	return nil

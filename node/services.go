@@ -10,6 +10,7 @@ import (
 
 	"github.com/urne-vote/urne/fsm"
 	"github.com/urne-vote/urne/fsm/fsmpb"
+	"github.com/urne-vote/urne/transport/auth"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
 
@@ -22,11 +23,16 @@ type electionService struct {
 	n *Node
 }
 
-// apply proposes one command and turns a refusal into a status.
+// apply proposes one command on behalf of the caller, whose principal the command carries
+// (the state machine journals it, and the legal profile reserves some commands to some
+// roles), and turns a refusal into a status.
 func (s *electionService) apply(ctx context.Context, t fsmpb.CommandType, payload proto.Message) (*fsmpb.Response, uint64, error) {
 	cmd, err := fsm.NewCommand(t, payload)
 	if err != nil {
 		return nil, 0, toStatus(err)
+	}
+	if id, ok := auth.IdentityFrom(ctx); ok {
+		cmd.Actor = auth.Principal(id)
 	}
 	resp, index, err := s.n.Propose(ctx, cmd)
 	if err == nil {
@@ -44,36 +50,38 @@ func (s *electionService) CreateElection(ctx context.Context, req *urnepb.Create
 		return nil, toStatus(fmt.Errorf("%w: this cluster runs election %q, not %q", fsm.ErrWrongElection, s.n.cfg.ElectionID, req.ElectionId))
 	}
 	resp, index, err := s.apply(ctx, fsmpb.CommandType_COMMAND_CREATE_ELECTION,
-		&fsmpb.CreateElection{ElectionId: s.n.cfg.ElectionID, Name: req.Name})
+		&fsmpb.CreateElection{ElectionId: s.n.cfg.ElectionID, Name: req.Name, Profile: req.Profile})
 	if err != nil {
 		return nil, err
 	}
 	return electionState(resp.GetElection(), index), nil
 }
 
+// OpenElection opens with the digest of the binary this node runs: a sealed election opens
+// only on the build it was sealed with.
 func (s *electionService) OpenElection(ctx context.Context, _ *urnepb.TransitionRequest) (*urnepb.ElectionState, error) {
-	return s.transition(ctx, fsmpb.CommandType_COMMAND_OPEN_ELECTION)
+	build, err := buildDigest()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return s.stateCall(ctx, fsmpb.CommandType_COMMAND_OPEN_ELECTION, &fsmpb.Transition{BuildDigest: build})
 }
 
 func (s *electionService) CloseElection(ctx context.Context, _ *urnepb.TransitionRequest) (*urnepb.ElectionState, error) {
-	return s.transition(ctx, fsmpb.CommandType_COMMAND_CLOSE_ELECTION)
-}
-
-func (s *electionService) transition(ctx context.Context, t fsmpb.CommandType) (*urnepb.ElectionState, error) {
-	resp, index, err := s.apply(ctx, t, &fsmpb.Transition{})
-	if err != nil {
-		return nil, err
-	}
-	return electionState(resp.GetElection(), index), nil
+	return s.stateCall(ctx, fsmpb.CommandType_COMMAND_CLOSE_ELECTION, &fsmpb.Transition{})
 }
 
 // ImportVoters commits the streamed roll in batches, so memory stays bounded by one batch.
 func (s *electionService) ImportVoters(stream urnepb.Election_ImportVotersServer) error {
 	var total urnepb.ImportVotersResponse
 	batch := make([]*fsmpb.VoterRecord, 0, importBatch)
+	secrets := make([]string, 0, importBatch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
+		}
+		if err := s.n.secrets.hashSecrets(secrets, batch); err != nil {
+			return toStatus(fmt.Errorf("hash voter secrets: %w", err))
 		}
 		resp, _, err := s.apply(stream.Context(), fsmpb.CommandType_COMMAND_IMPORT_VOTERS, &fsmpb.ImportVoters{Voters: batch})
 		if err != nil {
@@ -82,8 +90,9 @@ func (s *electionService) ImportVoters(stream urnepb.Election_ImportVotersServer
 		r := resp.GetImport()
 		total.Imported += r.GetImported()
 		total.Unchanged += r.GetUnchanged()
+		total.Rectified += r.GetRectified()
 		total.TotalVoters = r.GetTotalVoters()
-		batch = batch[:0]
+		batch, secrets = batch[:0], secrets[:0]
 		return nil
 	}
 	for {
@@ -95,7 +104,8 @@ func (s *electionService) ImportVoters(stream urnepb.Election_ImportVotersServer
 			return err
 		}
 		for _, v := range req.Voters {
-			batch = append(batch, &fsmpb.VoterRecord{VoterId: v.VoterId, Name: v.Name, Email: v.Email})
+			batch = append(batch, voterRecord(v))
+			secrets = append(secrets, v.Secret)
 			if len(batch) == importBatch {
 				if err := flush(); err != nil {
 					return err
@@ -107,6 +117,12 @@ func (s *electionService) ImportVoters(stream urnepb.Election_ImportVotersServer
 		return err
 	}
 	return stream.SendAndClose(&total)
+}
+
+// voterRecord is a voter of the API without its secret, which only its hash replaces.
+func voterRecord(v *urnepb.Voter) *fsmpb.VoterRecord {
+	return &fsmpb.VoterRecord{VoterId: v.VoterId, Name: v.Name, Email: v.Email, DateOfBirth: v.DateOfBirth,
+		Composante: v.Composante, College: v.College, Secteur: v.Secteur}
 }
 
 func (s *electionService) Cast(ctx context.Context, req *urnepb.CastRequest) (*urnepb.CastResponse, error) {
@@ -146,7 +162,7 @@ func (s *electionService) Counts(ctx context.Context, req *urnepb.ReadRequest) (
 		return nil, toStatus(err)
 	}
 	return &urnepb.CountsResponse{Voters: c.Voters, Emargements: c.Emargements, Ballots: c.Ballots,
-		Phase: urnepb.ElectionPhase(c.Phase), Index: c.Index}, nil
+		Phase: urnepb.ElectionPhase(c.Phase), Index: c.Index, OutboxPending: c.OutboxPending}, nil
 }
 
 func (s *electionService) HasVoted(ctx context.Context, req *urnepb.HasVotedRequest) (*urnepb.HasVotedResponse, error) {
@@ -184,9 +200,17 @@ func (s *electionService) ListFingerprints(req *urnepb.ReadRequest, stream urnep
 }
 
 func electionState(e *fsmpb.ElectionResult, index uint64) *urnepb.ElectionState {
-	return &urnepb.ElectionState{ElectionId: e.GetElectionId(), Name: e.GetName(), Phase: urnepb.ElectionPhase(e.GetPhase()),
+	st := &urnepb.ElectionState{ElectionId: e.GetElectionId(), Name: e.GetName(), Phase: urnepb.ElectionPhase(e.GetPhase()),
 		CreatedAtUnixNano: e.GetCreatedAtUnixNano(), OpenedAtUnixNano: e.GetOpenedAtUnixNano(),
-		ClosedAtUnixNano: e.GetClosedAtUnixNano(), Index: index}
+		ClosedAtUnixNano: e.GetClosedAtUnixNano(), Index: index, Profile: e.GetProfile(), BoxRoot: e.GetBoxRoot(),
+		TalliedAtUnixNano: e.GetTalliedAtUnixNano(), ArchivedAtUnixNano: e.GetArchivedAtUnixNano(), ClosedBy: e.GetClosedBy()}
+	if e.GetConfig() != nil {
+		st.Config, _ = convert(e.GetConfig(), &urnepb.ElectionConfig{})
+	}
+	if seal := e.GetSeal(); seal != nil {
+		st.Seal = &urnepb.Seal{Digest: seal.Digest, BuildDigest: seal.BuildDigest, SealedAtUnixNano: seal.SealedAtUnixNano, SealedBy: seal.SealedBy}
+	}
+	return st
 }
 
 // internalService is what nodes ask each other.

@@ -24,7 +24,7 @@ func (a *app) clusterCommand() *cobra.Command {
 		Use:   "cluster",
 		Short: "Create the keys, certificates and configuration of an election's cluster",
 	}
-	cmd.AddCommand(a.clusterInitCommand())
+	cmd.AddCommand(a.clusterInitCommand(), a.clusterIssueClientCommand())
 	return cmd
 }
 

@@ -35,6 +35,7 @@ func (a *app) electionCommand() *cobra.Command {
 		a.electionHasVotedCommand(),
 		a.electionFingerprintsCommand(),
 	)
+	cmd.AddCommand(a.lifecycleCommands()...)
 	return cmd
 }
 
@@ -47,13 +48,23 @@ type electionView struct {
 	OpenedAt   *time.Time `json:"opened_at,omitempty"`
 	ClosedAt   *time.Time `json:"closed_at,omitempty"`
 	Index      uint64     `json:"index"`
+	Profile    string     `json:"profile,omitempty"`
+	OpensAt    *time.Time `json:"opens_at,omitempty"`
+	ClosesAt   *time.Time `json:"closes_at,omitempty"`
+	Seal       string     `json:"seal,omitempty"`
+	Build      string     `json:"build,omitempty"`
+	ClosedBy   string     `json:"closed_by,omitempty"`
+	BoxRoot    string     `json:"box_root,omitempty"`
 }
 
 func viewElection(s *urnepb.ElectionState) electionView {
 	return electionView{
 		ElectionID: s.GetElectionId(), Name: s.GetName(), Phase: phaseName(s.GetPhase()),
 		CreatedAt: unixNano(s.GetCreatedAtUnixNano()), OpenedAt: unixNano(s.GetOpenedAtUnixNano()),
-		ClosedAt: unixNano(s.GetClosedAtUnixNano()), Index: s.GetIndex(),
+		ClosedAt: unixNano(s.GetClosedAtUnixNano()), Index: s.GetIndex(), Profile: s.GetProfile(),
+		OpensAt: unixNano(s.GetConfig().GetOpensAtUnixNano()), ClosesAt: unixNano(s.GetConfig().GetClosesAtUnixNano()),
+		Seal: hex.EncodeToString(s.GetSeal().GetDigest()), Build: hex.EncodeToString(s.GetSeal().GetBuildDigest()),
+		ClosedBy: s.GetClosedBy(), BoxRoot: hex.EncodeToString(s.GetBoxRoot()),
 	}
 }
 
@@ -79,18 +90,23 @@ func printElection(w io.Writer, v electionView) {
 	for _, t := range []struct {
 		label string
 		at    *time.Time
-	}{{"created", v.CreatedAt}, {"opened", v.OpenedAt}, {"closed", v.ClosedAt}} {
+	}{{"created", v.CreatedAt}, {"window", v.OpensAt}, {"until", v.ClosesAt}, {"opened", v.OpenedAt}, {"closed", v.ClosedAt}} {
 		if t.at != nil {
 			fprintf(w, "  %-8s %s\n", t.label, t.at.Format(time.RFC3339Nano))
+		}
+	}
+	for _, f := range [][2]string{{"profile", v.Profile}, {"seal", v.Seal}, {"build", v.Build}, {"closed by", v.ClosedBy}, {"box root", v.BoxRoot}} {
+		if f[1] != "" {
+			fprintf(w, "  %-9s %s\n", f[0], f[1])
 		}
 	}
 }
 
 func (a *app) electionCreateCommand() *cobra.Command {
 	var conn *connFlags
-	var id, name string
+	var id, name, profile string
 	cmd := &cobra.Command{
-		Use:   "create [--id ID] --name NAME",
+		Use:   "create [--id ID] --name NAME [--profile test|civil-service]",
 		Short: "Record the election this cluster runs (idempotent for the same id)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -105,7 +121,7 @@ func (a *app) electionCreateCommand() *cobra.Command {
 			if id == "" {
 				return errors.New("--id is required with --endpoints")
 			}
-			st, err := c.CreateElection(cmd.Context(), id, name)
+			st, err := c.CreateElectionProfile(cmd.Context(), id, name, profile)
 			if err != nil {
 				return err
 			}
@@ -116,6 +132,8 @@ func (a *app) electionCreateCommand() *cobra.Command {
 	conn = addConnFlags(cmd, roleOrganizer)
 	cmd.Flags().StringVar(&id, "id", "", "election id (default: the cluster folder's)")
 	cmd.Flags().StringVar(&name, "name", "", "election name shown to people")
+	cmd.Flags().StringVar(&profile, "profile", client.ProfileTest,
+		"test (opaque casts: demos, benchmarks) or civil-service (sessions, envelopes, 24 h to 8 day window)")
 	return cmd
 }
 
@@ -151,6 +169,7 @@ func (a *app) electionTransitionCommand(verb, short string) *cobra.Command {
 type importReport struct {
 	Read        uint64  `json:"read"`
 	Imported    uint64  `json:"imported"`
+	Rectified   uint64  `json:"rectified"`
 	Unchanged   uint64  `json:"unchanged"`
 	TotalVoters uint64  `json:"total_voters"`
 	Seconds     float64 `json:"seconds"`
@@ -161,9 +180,11 @@ func (a *app) electionImportCommand() *cobra.Command {
 	var path, format string
 	cmd := &cobra.Command{
 		Use:   "import --file F",
-		Short: "Stream a voter roll (CSV voter_id,name,email; JSON lines; or a JSON array) into the election",
+		Short: "Stream a voter roll (CSV with a header; JSON lines; or a JSON array) into the election",
 		Long: "Stream a voter roll into the election. The file is read as it is sent, so its size\n" +
-			"does not matter. CSV needs a header naming voter_id and optionally name and email.\n" +
+			"does not matter. CSV needs a header naming voter_id and optionally name, email,\n" +
+			"date_of_birth (YYYY-MM-DD or DD/MM/YYYY), secret (the non-trivial identifier, stored by\n" +
+			"the cluster only as a peppered bcrypt hash), composante, college and secteur.\n" +
 			"Import is idempotent: after a failure, run it again with the same file.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -177,8 +198,8 @@ func (a *app) electionImportCommand() *cobra.Command {
 				return err
 			}
 			return a.emit(r, func(w io.Writer) {
-				fprintf(w, "read %d voters in %.1fs: %d imported, %d unchanged; the roll holds %d voters\n",
-					r.Read, r.Seconds, r.Imported, r.Unchanged, r.TotalVoters)
+				fprintf(w, "read %d voters in %.1fs: %d imported (%d rectifications), %d unchanged; the roll holds %d voters\n",
+					r.Read, r.Seconds, r.Imported, r.Rectified, r.Unchanged, r.TotalVoters)
 			})
 		},
 	}
@@ -216,7 +237,7 @@ func (a *app) importVoterFile(ctx context.Context, c *client.Client, path, forma
 	if err != nil {
 		return nil, fmt.Errorf("import stopped after %d voters (import is idempotent: run it again): %w", read.Load(), err)
 	}
-	return &importReport{Read: read.Load(), Imported: resp.GetImported(), Unchanged: resp.GetUnchanged(),
+	return &importReport{Read: read.Load(), Imported: resp.GetImported(), Rectified: resp.GetRectified(), Unchanged: resp.GetUnchanged(),
 		TotalVoters: resp.GetTotalVoters(), Seconds: time.Since(start).Seconds()}, nil
 }
 

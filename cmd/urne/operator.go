@@ -30,6 +30,7 @@ func (a *app) operatorCommand() *cobra.Command {
 		a.operatorRotateKeyCommand(),
 		a.operatorDigestCommand(),
 	)
+	cmd.AddCommand(a.operatorAccountCommands()...)
 	return cmd
 }
 

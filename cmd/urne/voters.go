@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/urne-vote/urne/transport/urnepb"
@@ -18,6 +20,7 @@ import (
 const (
 	maxVoterIDLen    = 256
 	maxVoterFieldLen = 1024
+	maxSecretLen     = 64
 	// maxRowBytes bounds one CSV line or one JSON object, so a broken file cannot make the
 	// reader buffer without end.
 	maxRowBytes = 1 << 20
@@ -83,7 +86,35 @@ func firstSignificant(br *bufio.Reader) byte {
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
 
-// checkVoter applies the row rules shared by every format.
+// voterColumns are the columns (CSV) and fields (JSON) of a voter row; only voter_id is
+// required. "collège" is accepted for college.
+var voterColumns = []string{"voter_id", "name", "email", "date_of_birth", "secret", "composante", "college", "secteur"}
+
+// voterField returns a pointer to the field of v a column fills.
+func voterField(v *urnepb.Voter, column string) *string {
+	switch column {
+	case "voter_id":
+		return &v.VoterId
+	case "name":
+		return &v.Name
+	case "email":
+		return &v.Email
+	case "date_of_birth":
+		return &v.DateOfBirth
+	case "secret":
+		return &v.Secret
+	case "composante":
+		return &v.Composante
+	case "college":
+		return &v.College
+	case "secteur":
+		return &v.Secteur
+	}
+	return nil
+}
+
+// checkVoter applies the row rules shared by every format, and writes a date of birth given
+// as DD/MM/YYYY (spreadsheets) as YYYY-MM-DD.
 func checkVoter(v *urnepb.Voter) error {
 	switch {
 	case v.VoterId == "":
@@ -92,18 +123,36 @@ func checkVoter(v *urnepb.Voter) error {
 		return fmt.Errorf("voter_id is %d bytes long, at most %d allowed", len(v.VoterId), maxVoterIDLen)
 	case strings.TrimSpace(v.VoterId) != v.VoterId:
 		return fmt.Errorf("voter_id %q has leading or trailing spaces", v.VoterId)
-	case len(v.Name) > maxVoterFieldLen || len(v.Email) > maxVoterFieldLen:
-		return fmt.Errorf("voter %q: name and email may be at most %d bytes", v.VoterId, maxVoterFieldLen)
+	case len(v.Secret) > maxSecretLen:
+		return fmt.Errorf("voter %q: the secret is %d bytes long, at most %d allowed", v.VoterId, len(v.Secret), maxSecretLen)
 	}
-	for _, s := range []string{v.VoterId, v.Name, v.Email} {
+	for _, column := range voterColumns {
+		s := *voterField(v, column)
+		if len(s) > maxVoterFieldLen {
+			return fmt.Errorf("voter %q: %s may be at most %d bytes", v.VoterId, column, maxVoterFieldLen)
+		}
 		if !utf8.ValidString(s) {
-			return fmt.Errorf("voter %q: text is not valid UTF-8", v.VoterId)
+			return fmt.Errorf("voter %q: %s is not valid UTF-8", v.VoterId, column)
 		}
 	}
-	return nil
+	return normalizeBirthDate(v)
 }
 
-// csvVoters reads a CSV file whose header names the columns voter_id (required), name and email.
+// normalizeBirthDate accepts YYYY-MM-DD or DD/MM/YYYY and keeps YYYY-MM-DD.
+func normalizeBirthDate(v *urnepb.Voter) error {
+	if v.DateOfBirth == "" {
+		return nil
+	}
+	for _, layout := range []string{time.DateOnly, "02/01/2006"} {
+		if d, err := time.Parse(layout, strings.TrimSpace(v.DateOfBirth)); err == nil {
+			v.DateOfBirth = d.Format(time.DateOnly)
+			return nil
+		}
+	}
+	return fmt.Errorf("voter %q: date_of_birth %q is neither YYYY-MM-DD nor DD/MM/YYYY", v.VoterId, v.DateOfBirth)
+}
+
+// csvVoters reads a CSV file whose header names its columns among voterColumns; voter_id is required.
 type csvVoters struct {
 	r    *csv.Reader
 	cols map[string]int
@@ -114,7 +163,7 @@ func newCSVVoters(r io.Reader) (*csvVoters, error) {
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err == io.EOF {
-		return nil, fmt.Errorf("%w: the file is empty; the first line must be the header voter_id,name,email", errVoterFile)
+		return nil, fmt.Errorf("%w: the file is empty; the first line must be a header such as voter_id,name,email", errVoterFile)
 	}
 	if err != nil {
 		return nil, csvError(err)
@@ -131,10 +180,11 @@ func csvColumns(header []string) (map[string]int, error) {
 	cols := map[string]int{}
 	for i, h := range header {
 		name := strings.ToLower(strings.TrimSpace(h))
-		switch name {
-		case "voter_id", "name", "email":
-		default:
-			return nil, fmt.Errorf("%w: line 1: unknown column %q; the header may name voter_id, name and email", errVoterFile, h)
+		if name == "collège" {
+			name = "college"
+		}
+		if !slices.Contains(voterColumns, name) {
+			return nil, fmt.Errorf("%w: line 1: unknown column %q; the header may name %s", errVoterFile, h, strings.Join(voterColumns, ", "))
 		}
 		if _, dup := cols[name]; dup {
 			return nil, fmt.Errorf("%w: line 1: column %q appears twice", errVoterFile, name)
@@ -155,19 +205,15 @@ func (c *csvVoters) Next() (*urnepb.Voter, error) {
 	if err != nil {
 		return nil, csvError(err)
 	}
-	v := &urnepb.Voter{VoterId: rec[c.cols["voter_id"]], Name: c.field(rec, "name"), Email: c.field(rec, "email")}
+	v := &urnepb.Voter{}
+	for column, i := range c.cols {
+		*voterField(v, column) = rec[i]
+	}
 	if err := checkVoter(v); err != nil {
 		line, _ := c.r.FieldPos(0)
 		return nil, fmt.Errorf("%w: line %d: %v", errVoterFile, line, err)
 	}
 	return v, nil
-}
-
-func (c *csvVoters) field(rec []string, name string) string {
-	if i, ok := c.cols[name]; ok {
-		return rec[i]
-	}
-	return ""
 }
 
 // csvError rewords encoding/csv errors so that they lead with the line.
@@ -206,9 +252,14 @@ func (l *lineLimiter) Read(p []byte) (int, error) {
 
 // jsonVoter is one voter as written in JSON files; unknown fields are refused.
 type jsonVoter struct {
-	VoterID string `json:"voter_id"`
-	Name    string `json:"name"`
-	Email   string `json:"email"`
+	VoterID     string `json:"voter_id"`
+	Name        string `json:"name"`
+	Email       string `json:"email"`
+	DateOfBirth string `json:"date_of_birth"`
+	Secret      string `json:"secret"`
+	Composante  string `json:"composante"`
+	College     string `json:"college"`
+	Secteur     string `json:"secteur"`
 }
 
 // jsonVoters reads either a JSON array of voter objects or a stream of objects (JSON lines),
@@ -246,7 +297,8 @@ func (j *jsonVoters) Next() (*urnepb.Voter, error) {
 	if err := j.dec.Decode(&jv); err != nil {
 		return nil, j.fail(line, err)
 	}
-	v := &urnepb.Voter{VoterId: jv.VoterID, Name: jv.Name, Email: jv.Email}
+	v := &urnepb.Voter{VoterId: jv.VoterID, Name: jv.Name, Email: jv.Email, DateOfBirth: jv.DateOfBirth,
+		Secret: jv.Secret, Composante: jv.Composante, College: jv.College, Secteur: jv.Secteur}
 	if err := checkVoter(v); err != nil {
 		j.done = true
 		return nil, fmt.Errorf("%w: line %d: %v", errVoterFile, line, err)

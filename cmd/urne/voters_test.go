@@ -49,6 +49,8 @@ func TestReadVotersValid(t *testing.T) {
 		{"json array", formatAuto, "[\n {\"voter_id\":\"v1\"},\n {\"voter_id\":\"v2\",\"email\":\"e\"}\n]\n", "v1//,v2//e"},
 		{"empty json array", formatAuto, " [ ] ", ""},
 		{"forced jsonl", formatJSONL, "{\"voter_id\":\"v1\"}", "v1//"},
+		{"csv with the legal fields", formatAuto, "voter_id,name,email,date_of_birth,secret,composante,collège,secteur\n" +
+			"v1,Ada,ada@x,02/03/1980,1234,IUT,A,Nord\n", "v1/Ada/ada@x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +77,7 @@ func TestReadVotersErrorsNameTheLine(t *testing.T) {
 		{"csv wrong field count", "voter_id,name\nv1,A\nv2\n", "line 3: wrong number of fields"},
 		{"csv bare quote", "voter_id,name\nv1,A\"B\n", "line 2:"},
 		{"csv spaces around id", "voter_id\n v1\n", `line 2: voter_id " v1" has leading or trailing spaces`},
-		{"csv invalid utf8", "voter_id,name\nv1,\xff\n", "line 2: voter \"v1\": text is not valid UTF-8"},
+		{"csv invalid utf8", "voter_id,name\nv1,\xff\n", "line 2: voter \"v1\": name is not valid UTF-8"},
 		{"json lines unknown field", "{\"voter_id\":\"v1\"}\n{\"voter_id\":\"v2\",\"age\":3}\n", "line 2: json: unknown field \"age\""},
 		{"json lines missing id", "{\"voter_id\":\"v1\"}\n\n{\"name\":\"x\"}\n", "line 3: voter_id is empty"},
 		{"json lines syntax", "{\"voter_id\":\"v1\"}\n{\"voter_id\" \"v2\"}\n", "line 2: invalid character"},
@@ -184,8 +186,36 @@ func TestReadVotersRefusesHugeRows(t *testing.T) {
 	}
 }
 
+func TestReadVotersLegalFields(t *testing.T) {
+	inputs := map[string]string{
+		"csv":  "voter_id,date_of_birth,secret,composante,college,secteur\nv1,02/03/1980, 1234 ,IUT,A,Nord\n",
+		"json": `{"voter_id":"v1","date_of_birth":"1980-03-02","secret":" 1234 ","composante":"IUT","college":"A","secteur":"Nord"}`,
+	}
+	for name, input := range inputs {
+		got, err := readAllVoters(t, input, formatAuto)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s: %v, %v", name, got, err)
+		}
+		v := got[0]
+		if v.DateOfBirth != "1980-03-02" || v.Secret != " 1234 " || v.Composante != "IUT" || v.College != "A" || v.Secteur != "Nord" {
+			t.Fatalf("%s: voter = %v", name, v)
+		}
+	}
+	for input, want := range map[string]string{
+		"voter_id,date_of_birth\nv1,1980-13-01\n":               "neither YYYY-MM-DD nor DD/MM/YYYY",
+		"voter_id,secret\nv1," + strings.Repeat("9", 65) + "\n": "the secret is 65 bytes long",
+		`{"voter_id":"v1","date_of_birth":"31/02/1980"}`:        "line 1: voter \"v1\": date_of_birth",
+	} {
+		if _, err := readAllVoters(t, input, formatAuto); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", input, err, want)
+		}
+	}
+}
+
 func FuzzReadVoters(f *testing.F) {
 	f.Add("voter_id,name,email\nv1,Ada,ada@x\n")
+	f.Add("voter_id,name,email,date_of_birth,secret,composante,collège,secteur\nv1,Ada,ada@x,02/03/1980,1234,IUT,A,Nord\n")
+	f.Add(`{"voter_id":"v1","date_of_birth":"1980-03-02","secret":"1234","college":"A"}`)
 	f.Add("email,voter_id\n\"a,b\",v1\r\n")
 	f.Add("{\"voter_id\":\"v1\"}\n{\"voter_id\":\"v2\",\"name\":\"x\"}")
 	f.Add("[{\"voter_id\":\"v1\"},{\"voter_id\":\"v2\"}]")

@@ -28,34 +28,76 @@ const (
 type CommandType int32
 
 const (
-	CommandType_COMMAND_UNKNOWN         CommandType = 0
-	CommandType_COMMAND_CREATE_ELECTION CommandType = 1
-	CommandType_COMMAND_IMPORT_VOTERS   CommandType = 2
-	CommandType_COMMAND_OPEN_ELECTION   CommandType = 3
-	CommandType_COMMAND_CLOSE_ELECTION  CommandType = 4
-	CommandType_COMMAND_CAST            CommandType = 5
-	CommandType_COMMAND_NOOP            CommandType = 6
+	CommandType_COMMAND_UNKNOWN            CommandType = 0
+	CommandType_COMMAND_CREATE_ELECTION    CommandType = 1
+	CommandType_COMMAND_IMPORT_VOTERS      CommandType = 2
+	CommandType_COMMAND_OPEN_ELECTION      CommandType = 3
+	CommandType_COMMAND_CLOSE_ELECTION     CommandType = 4
+	CommandType_COMMAND_CAST               CommandType = 5
+	CommandType_COMMAND_NOOP               CommandType = 6
+	CommandType_COMMAND_CONFIGURE_ELECTION CommandType = 7
+	CommandType_COMMAND_PUT_SCRUTIN        CommandType = 8
+	CommandType_COMMAND_PUT_CANDIDATE_LIST CommandType = 9
+	CommandType_COMMAND_SET_ELECTION_KEY   CommandType = 10
+	CommandType_COMMAND_SEAL_ELECTION      CommandType = 11
+	CommandType_COMMAND_TICK               CommandType = 12
+	CommandType_COMMAND_RECORD_TALLY       CommandType = 13
+	CommandType_COMMAND_ARCHIVE_ELECTION   CommandType = 14
+	CommandType_COMMAND_ISSUE_IDENTIFIERS  CommandType = 15
+	CommandType_COMMAND_OUTBOX_DONE        CommandType = 16
+	CommandType_COMMAND_RECORD_LOGIN       CommandType = 17
+	CommandType_COMMAND_REQUEST_OTP        CommandType = 18
+	CommandType_COMMAND_VERIFY_OTP         CommandType = 19
+	CommandType_COMMAND_UNLOCK_ACCOUNT     CommandType = 20
 )
 
 // Enum value maps for CommandType.
 var (
 	CommandType_name = map[int32]string{
-		0: "COMMAND_UNKNOWN",
-		1: "COMMAND_CREATE_ELECTION",
-		2: "COMMAND_IMPORT_VOTERS",
-		3: "COMMAND_OPEN_ELECTION",
-		4: "COMMAND_CLOSE_ELECTION",
-		5: "COMMAND_CAST",
-		6: "COMMAND_NOOP",
+		0:  "COMMAND_UNKNOWN",
+		1:  "COMMAND_CREATE_ELECTION",
+		2:  "COMMAND_IMPORT_VOTERS",
+		3:  "COMMAND_OPEN_ELECTION",
+		4:  "COMMAND_CLOSE_ELECTION",
+		5:  "COMMAND_CAST",
+		6:  "COMMAND_NOOP",
+		7:  "COMMAND_CONFIGURE_ELECTION",
+		8:  "COMMAND_PUT_SCRUTIN",
+		9:  "COMMAND_PUT_CANDIDATE_LIST",
+		10: "COMMAND_SET_ELECTION_KEY",
+		11: "COMMAND_SEAL_ELECTION",
+		12: "COMMAND_TICK",
+		13: "COMMAND_RECORD_TALLY",
+		14: "COMMAND_ARCHIVE_ELECTION",
+		15: "COMMAND_ISSUE_IDENTIFIERS",
+		16: "COMMAND_OUTBOX_DONE",
+		17: "COMMAND_RECORD_LOGIN",
+		18: "COMMAND_REQUEST_OTP",
+		19: "COMMAND_VERIFY_OTP",
+		20: "COMMAND_UNLOCK_ACCOUNT",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_UNKNOWN":         0,
-		"COMMAND_CREATE_ELECTION": 1,
-		"COMMAND_IMPORT_VOTERS":   2,
-		"COMMAND_OPEN_ELECTION":   3,
-		"COMMAND_CLOSE_ELECTION":  4,
-		"COMMAND_CAST":            5,
-		"COMMAND_NOOP":            6,
+		"COMMAND_UNKNOWN":            0,
+		"COMMAND_CREATE_ELECTION":    1,
+		"COMMAND_IMPORT_VOTERS":      2,
+		"COMMAND_OPEN_ELECTION":      3,
+		"COMMAND_CLOSE_ELECTION":     4,
+		"COMMAND_CAST":               5,
+		"COMMAND_NOOP":               6,
+		"COMMAND_CONFIGURE_ELECTION": 7,
+		"COMMAND_PUT_SCRUTIN":        8,
+		"COMMAND_PUT_CANDIDATE_LIST": 9,
+		"COMMAND_SET_ELECTION_KEY":   10,
+		"COMMAND_SEAL_ELECTION":      11,
+		"COMMAND_TICK":               12,
+		"COMMAND_RECORD_TALLY":       13,
+		"COMMAND_ARCHIVE_ELECTION":   14,
+		"COMMAND_ISSUE_IDENTIFIERS":  15,
+		"COMMAND_OUTBOX_DONE":        16,
+		"COMMAND_RECORD_LOGIN":       17,
+		"COMMAND_REQUEST_OTP":        18,
+		"COMMAND_VERIFY_OTP":         19,
+		"COMMAND_UNLOCK_ACCOUNT":     20,
 	}
 )
 
@@ -147,21 +189,41 @@ const (
 	ResponseCode_RESPONSE_BALLOT_TOO_LARGE ResponseCode = 7
 	ResponseCode_RESPONSE_UNKNOWN_COMMAND  ResponseCode = 8
 	ResponseCode_RESPONSE_DUPLICATE_BALLOT ResponseCode = 9
+	ResponseCode_RESPONSE_SEALED           ResponseCode = 10
+	ResponseCode_RESPONSE_RULE_VIOLATED    ResponseCode = 11
+	ResponseCode_RESPONSE_NOT_ALLOWED      ResponseCode = 12
+	ResponseCode_RESPONSE_LOCKED           ResponseCode = 13
+	ResponseCode_RESPONSE_AUTH_FAILED      ResponseCode = 14
+	ResponseCode_RESPONSE_OTP_EXPIRED      ResponseCode = 15
+	ResponseCode_RESPONSE_OTP_INVALID      ResponseCode = 16
+	ResponseCode_RESPONSE_SESSION_INVALID  ResponseCode = 17
+	ResponseCode_RESPONSE_OUTSIDE_WINDOW   ResponseCode = 18
+	ResponseCode_RESPONSE_NOT_FOUND        ResponseCode = 19
 )
 
 // Enum value maps for ResponseCode.
 var (
 	ResponseCode_name = map[int32]string{
-		0: "RESPONSE_OK",
-		1: "RESPONSE_INVALID",
-		2: "RESPONSE_NO_ELECTION",
-		3: "RESPONSE_WRONG_ELECTION",
-		4: "RESPONSE_WRONG_PHASE",
-		5: "RESPONSE_UNKNOWN_VOTER",
-		6: "RESPONSE_ALREADY_VOTED",
-		7: "RESPONSE_BALLOT_TOO_LARGE",
-		8: "RESPONSE_UNKNOWN_COMMAND",
-		9: "RESPONSE_DUPLICATE_BALLOT",
+		0:  "RESPONSE_OK",
+		1:  "RESPONSE_INVALID",
+		2:  "RESPONSE_NO_ELECTION",
+		3:  "RESPONSE_WRONG_ELECTION",
+		4:  "RESPONSE_WRONG_PHASE",
+		5:  "RESPONSE_UNKNOWN_VOTER",
+		6:  "RESPONSE_ALREADY_VOTED",
+		7:  "RESPONSE_BALLOT_TOO_LARGE",
+		8:  "RESPONSE_UNKNOWN_COMMAND",
+		9:  "RESPONSE_DUPLICATE_BALLOT",
+		10: "RESPONSE_SEALED",
+		11: "RESPONSE_RULE_VIOLATED",
+		12: "RESPONSE_NOT_ALLOWED",
+		13: "RESPONSE_LOCKED",
+		14: "RESPONSE_AUTH_FAILED",
+		15: "RESPONSE_OTP_EXPIRED",
+		16: "RESPONSE_OTP_INVALID",
+		17: "RESPONSE_SESSION_INVALID",
+		18: "RESPONSE_OUTSIDE_WINDOW",
+		19: "RESPONSE_NOT_FOUND",
 	}
 	ResponseCode_value = map[string]int32{
 		"RESPONSE_OK":               0,
@@ -174,6 +236,16 @@ var (
 		"RESPONSE_BALLOT_TOO_LARGE": 7,
 		"RESPONSE_UNKNOWN_COMMAND":  8,
 		"RESPONSE_DUPLICATE_BALLOT": 9,
+		"RESPONSE_SEALED":           10,
+		"RESPONSE_RULE_VIOLATED":    11,
+		"RESPONSE_NOT_ALLOWED":      12,
+		"RESPONSE_LOCKED":           13,
+		"RESPONSE_AUTH_FAILED":      14,
+		"RESPONSE_OTP_EXPIRED":      15,
+		"RESPONSE_OTP_INVALID":      16,
+		"RESPONSE_SESSION_INVALID":  17,
+		"RESPONSE_OUTSIDE_WINDOW":   18,
+		"RESPONSE_NOT_FOUND":        19,
 	}
 )
 
@@ -213,8 +285,11 @@ type Command struct {
 	Payload []byte      `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	// Leader-stamped wall-clock time, the only time the state machine ever sees.
 	StampedAtUnixNano int64 `protobuf:"varint,5,opt,name=stamped_at_unix_nano,json=stampedAtUnixNano,proto3" json:"stamped_at_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Who asked, as the receiving node authenticated it: "node" or "client:<role>". Recorded in
+	// the journal; the legal profile reserves some commands to some roles.
+	Actor         string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Command) Reset() {
@@ -282,12 +357,22 @@ func (x *Command) GetStampedAtUnixNano() int64 {
 	return 0
 }
 
+func (x *Command) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
 type CreateElection struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	ElectionId string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
 	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// Leader-drawn key of the keyed hashes that index voters; never leaves the state machine.
-	IndexKey      []byte `protobuf:"bytes,3,opt,name=index_key,json=indexKey,proto3" json:"index_key,omitempty"`
+	IndexKey []byte `protobuf:"bytes,3,opt,name=index_key,json=indexKey,proto3" json:"index_key,omitempty"`
+	// Rules the election follows: "" or "test" (opaque casts, no window rules) or
+	// "civil-service" (the legal path: sessions, envelopes, a 24 h to 8 day window).
+	Profile       string `protobuf:"bytes,4,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -343,11 +428,27 @@ func (x *CreateElection) GetIndexKey() []byte {
 	return nil
 }
 
+func (x *CreateElection) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
 type VoterRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VoterId       string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Email         string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	VoterId string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Email   string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	// YYYY-MM-DD; tells homonyms apart.
+	DateOfBirth string `protobuf:"bytes,4,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
+	// bcrypt of the peppered non-trivial identifier, computed by the node that received the
+	// roll; the plaintext never enters the log.
+	SecretHash []byte `protobuf:"bytes,5,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	// Assignment to scrutins.
+	Composante    string `protobuf:"bytes,6,opt,name=composante,proto3" json:"composante,omitempty"`
+	College       string `protobuf:"bytes,7,opt,name=college,proto3" json:"college,omitempty"`
+	Secteur       string `protobuf:"bytes,8,opt,name=secteur,proto3" json:"secteur,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,6 +500,41 @@ func (x *VoterRecord) GetName() string {
 func (x *VoterRecord) GetEmail() string {
 	if x != nil {
 		return x.Email
+	}
+	return ""
+}
+
+func (x *VoterRecord) GetDateOfBirth() string {
+	if x != nil {
+		return x.DateOfBirth
+	}
+	return ""
+}
+
+func (x *VoterRecord) GetSecretHash() []byte {
+	if x != nil {
+		return x.SecretHash
+	}
+	return nil
+}
+
+func (x *VoterRecord) GetComposante() string {
+	if x != nil {
+		return x.Composante
+	}
+	return ""
+}
+
+func (x *VoterRecord) GetCollege() string {
+	if x != nil {
+		return x.College
+	}
+	return ""
+}
+
+func (x *VoterRecord) GetSecteur() string {
+	if x != nil {
+		return x.Secteur
 	}
 	return ""
 }
@@ -456,11 +592,14 @@ func (x *ImportVoters) GetElectionId() string {
 	return ""
 }
 
-// Payload of OPEN_ELECTION and CLOSE_ELECTION.
+// Payload of OPEN_ELECTION, CLOSE_ELECTION and ARCHIVE_ELECTION.
 type Transition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// When set, the transition is refused unless it names the current election.
-	ElectionId    string `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	ElectionId string `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	// SHA-256 of the binary the receiving node runs; opening a sealed election checks it
+	// against the seal.
+	BuildDigest   []byte `protobuf:"bytes,2,opt,name=build_digest,json=buildDigest,proto3" json:"build_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -502,6 +641,1238 @@ func (x *Transition) GetElectionId() string {
 	return ""
 }
 
+func (x *Transition) GetBuildDigest() []byte {
+	if x != nil {
+		return x.BuildDigest
+	}
+	return nil
+}
+
+// Who organizes the election and when it runs; settable while the election is a draft.
+type ElectionConfig struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Organizer string                 `protobuf:"bytes,1,opt,name=organizer,proto3" json:"organizer,omitempty"`
+	// Responsable du traitement.
+	Controller string `protobuf:"bytes,2,opt,name=controller,proto3" json:"controller,omitempty"`
+	// Sous-traitant.
+	Processor        string          `protobuf:"bytes,3,opt,name=processor,proto3" json:"processor,omitempty"`
+	OpensAtUnixNano  int64           `protobuf:"varint,4,opt,name=opens_at_unix_nano,json=opensAtUnixNano,proto3" json:"opens_at_unix_nano,omitempty"`
+	ClosesAtUnixNano int64           `protobuf:"varint,5,opt,name=closes_at_unix_nano,json=closesAtUnixNano,proto3" json:"closes_at_unix_nano,omitempty"`
+	Bureau           []*BureauMember `protobuf:"bytes,6,rep,name=bureau,proto3" json:"bureau,omitempty"`
+	// Inactivity after which a voting session ends; 0 takes the default.
+	SessionTimeoutNanos int64 `protobuf:"varint,7,opt,name=session_timeout_nanos,json=sessionTimeoutNanos,proto3" json:"session_timeout_nanos,omitempty"`
+	// Validity of a one-time code; 0 takes the default.
+	OtpValidityNanos int64 `protobuf:"varint,8,opt,name=otp_validity_nanos,json=otpValidityNanos,proto3" json:"otp_validity_nanos,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ElectionConfig) Reset() {
+	*x = ElectionConfig{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElectionConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElectionConfig) ProtoMessage() {}
+
+func (x *ElectionConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElectionConfig.ProtoReflect.Descriptor instead.
+func (*ElectionConfig) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ElectionConfig) GetOrganizer() string {
+	if x != nil {
+		return x.Organizer
+	}
+	return ""
+}
+
+func (x *ElectionConfig) GetController() string {
+	if x != nil {
+		return x.Controller
+	}
+	return ""
+}
+
+func (x *ElectionConfig) GetProcessor() string {
+	if x != nil {
+		return x.Processor
+	}
+	return ""
+}
+
+func (x *ElectionConfig) GetOpensAtUnixNano() int64 {
+	if x != nil {
+		return x.OpensAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetClosesAtUnixNano() int64 {
+	if x != nil {
+		return x.ClosesAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetBureau() []*BureauMember {
+	if x != nil {
+		return x.Bureau
+	}
+	return nil
+}
+
+func (x *ElectionConfig) GetSessionTimeoutNanos() int64 {
+	if x != nil {
+		return x.SessionTimeoutNanos
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetOtpValidityNanos() int64 {
+	if x != nil {
+		return x.OtpValidityNanos
+	}
+	return 0
+}
+
+type BureauMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Email string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// president, vice-president, secretary, delegate, delegate-deputy, observer or expert.
+	Function      string `protobuf:"bytes,3,opt,name=function,proto3" json:"function,omitempty"`
+	Phone         string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BureauMember) Reset() {
+	*x = BureauMember{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BureauMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BureauMember) ProtoMessage() {}
+
+func (x *BureauMember) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BureauMember.ProtoReflect.Descriptor instead.
+func (*BureauMember) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BureauMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BureauMember) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *BureauMember) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *BureauMember) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+type ConfigureElection struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *ElectionConfig        `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	ElectionId    string                 `protobuf:"bytes,2,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigureElection) Reset() {
+	*x = ConfigureElection{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigureElection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigureElection) ProtoMessage() {}
+
+func (x *ConfigureElection) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigureElection.ProtoReflect.Descriptor instead.
+func (*ConfigureElection) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ConfigureElection) GetConfig() *ElectionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *ConfigureElection) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+// ListRule is what a candidate list of a scrutin must satisfy.
+type ListRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Women and men in the proportion of the electorate, rounded either way.
+	GenderBalance bool `protobuf:"varint,1,opt,name=gender_balance,json=genderBalance,proto3" json:"gender_balance,omitempty"`
+	// Share of women in the electorate the scrutin represents, in thousandths.
+	WomenSharePermille uint32 `protobuf:"varint,2,opt,name=women_share_permille,json=womenSharePermille,proto3" json:"women_share_permille,omitempty"`
+	// Sexes alternate from the top of the list until one runs out.
+	Alternate bool `protobuf:"varint,3,opt,name=alternate,proto3" json:"alternate,omitempty"`
+	// At most this many candidates; 0 for no bound.
+	MaxCandidates uint32 `protobuf:"varint,4,opt,name=max_candidates,json=maxCandidates,proto3" json:"max_candidates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRule) Reset() {
+	*x = ListRule{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRule) ProtoMessage() {}
+
+func (x *ListRule) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRule.ProtoReflect.Descriptor instead.
+func (*ListRule) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListRule) GetGenderBalance() bool {
+	if x != nil {
+		return x.GenderBalance
+	}
+	return false
+}
+
+func (x *ListRule) GetWomenSharePermille() uint32 {
+	if x != nil {
+		return x.WomenSharePermille
+	}
+	return 0
+}
+
+func (x *ListRule) GetAlternate() bool {
+	if x != nil {
+		return x.Alternate
+	}
+	return false
+}
+
+func (x *ListRule) GetMaxCandidates() uint32 {
+	if x != nil {
+		return x.MaxCandidates
+	}
+	return 0
+}
+
+// A scrutin: who votes in it (empty criteria match everyone) and how many seats it fills.
+type Scrutin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScrutinId     string                 `protobuf:"bytes,1,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Composantes   []string               `protobuf:"bytes,3,rep,name=composantes,proto3" json:"composantes,omitempty"`
+	Colleges      []string               `protobuf:"bytes,4,rep,name=colleges,proto3" json:"colleges,omitempty"`
+	Secteurs      []string               `protobuf:"bytes,5,rep,name=secteurs,proto3" json:"secteurs,omitempty"`
+	Seats         uint32                 `protobuf:"varint,6,opt,name=seats,proto3" json:"seats,omitempty"`
+	ListRule      *ListRule              `protobuf:"bytes,7,opt,name=list_rule,json=listRule,proto3" json:"list_rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Scrutin) Reset() {
+	*x = Scrutin{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Scrutin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Scrutin) ProtoMessage() {}
+
+func (x *Scrutin) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Scrutin.ProtoReflect.Descriptor instead.
+func (*Scrutin) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Scrutin) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *Scrutin) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Scrutin) GetComposantes() []string {
+	if x != nil {
+		return x.Composantes
+	}
+	return nil
+}
+
+func (x *Scrutin) GetColleges() []string {
+	if x != nil {
+		return x.Colleges
+	}
+	return nil
+}
+
+func (x *Scrutin) GetSecteurs() []string {
+	if x != nil {
+		return x.Secteurs
+	}
+	return nil
+}
+
+func (x *Scrutin) GetSeats() uint32 {
+	if x != nil {
+		return x.Seats
+	}
+	return 0
+}
+
+func (x *Scrutin) GetListRule() *ListRule {
+	if x != nil {
+		return x.ListRule
+	}
+	return nil
+}
+
+type PutScrutin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scrutin       *Scrutin               `protobuf:"bytes,1,opt,name=scrutin,proto3" json:"scrutin,omitempty"`
+	ElectionId    string                 `protobuf:"bytes,2,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutScrutin) Reset() {
+	*x = PutScrutin{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutScrutin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutScrutin) ProtoMessage() {}
+
+func (x *PutScrutin) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutScrutin.ProtoReflect.Descriptor instead.
+func (*PutScrutin) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PutScrutin) GetScrutin() *Scrutin {
+	if x != nil {
+		return x.Scrutin
+	}
+	return nil
+}
+
+func (x *PutScrutin) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+type Candidate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "F" or "M".
+	Sex string `protobuf:"bytes,2,opt,name=sex,proto3" json:"sex,omitempty"`
+	// YYYY-MM-DD; the older candidate wins a tie.
+	DateOfBirth   string `protobuf:"bytes,3,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Candidate) Reset() {
+	*x = Candidate{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Candidate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Candidate) ProtoMessage() {}
+
+func (x *Candidate) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
+func (*Candidate) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Candidate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Candidate) GetSex() string {
+	if x != nil {
+		return x.Sex
+	}
+	return ""
+}
+
+func (x *Candidate) GetDateOfBirth() string {
+	if x != nil {
+		return x.DateOfBirth
+	}
+	return ""
+}
+
+type CandidateList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScrutinId     string                 `protobuf:"bytes,1,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	ListId        string                 `protobuf:"bytes,2,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Candidates    []*Candidate           `protobuf:"bytes,4,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CandidateList) Reset() {
+	*x = CandidateList{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CandidateList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CandidateList) ProtoMessage() {}
+
+func (x *CandidateList) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CandidateList.ProtoReflect.Descriptor instead.
+func (*CandidateList) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CandidateList) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *CandidateList) GetListId() string {
+	if x != nil {
+		return x.ListId
+	}
+	return ""
+}
+
+func (x *CandidateList) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CandidateList) GetCandidates() []*Candidate {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+type PutCandidateList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          *CandidateList         `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	ElectionId    string                 `protobuf:"bytes,2,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCandidateList) Reset() {
+	*x = PutCandidateList{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCandidateList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCandidateList) ProtoMessage() {}
+
+func (x *PutCandidateList) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCandidateList.ProtoReflect.Descriptor instead.
+func (*PutCandidateList) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PutCandidateList) GetList() *CandidateList {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+func (x *PutCandidateList) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+// The public half of the election key pair made by the key ceremony, and the access policy
+// its fragments are split under. No node ever holds the private key.
+type SetElectionKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Policy        []byte                 `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	ElectionId    string                 `protobuf:"bytes,3,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetElectionKey) Reset() {
+	*x = SetElectionKey{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetElectionKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetElectionKey) ProtoMessage() {}
+
+func (x *SetElectionKey) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetElectionKey.ProtoReflect.Descriptor instead.
+func (*SetElectionKey) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetElectionKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *SetElectionKey) GetPolicy() []byte {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetElectionKey) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+type SealElection struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	// SHA-256 of the binary the receiving node runs.
+	BuildDigest   []byte `protobuf:"bytes,2,opt,name=build_digest,json=buildDigest,proto3" json:"build_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SealElection) Reset() {
+	*x = SealElection{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealElection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealElection) ProtoMessage() {}
+
+func (x *SealElection) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealElection.ProtoReflect.Descriptor instead.
+func (*SealElection) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SealElection) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+func (x *SealElection) GetBuildDigest() []byte {
+	if x != nil {
+		return x.BuildDigest
+	}
+	return nil
+}
+
+// TICK carries only the leader's time (in the envelope): it lets deadlines pass without a request.
+type Tick struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tick) Reset() {
+	*x = Tick{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tick) ProtoMessage() {}
+
+func (x *Tick) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tick.ProtoReflect.Descriptor instead.
+func (*Tick) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{16}
+}
+
+type RecordTally struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	// SHA-256 of the results document and of the signed minutes produced by the tally.
+	ResultsDigest []byte `protobuf:"bytes,2,opt,name=results_digest,json=resultsDigest,proto3" json:"results_digest,omitempty"`
+	MinutesDigest []byte `protobuf:"bytes,3,opt,name=minutes_digest,json=minutesDigest,proto3" json:"minutes_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordTally) Reset() {
+	*x = RecordTally{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordTally) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordTally) ProtoMessage() {}
+
+func (x *RecordTally) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordTally.ProtoReflect.Descriptor instead.
+func (*RecordTally) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RecordTally) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+func (x *RecordTally) GetResultsDigest() []byte {
+	if x != nil {
+		return x.ResultsDigest
+	}
+	return nil
+}
+
+func (x *RecordTally) GetMinutesDigest() []byte {
+	if x != nil {
+		return x.MinutesDigest
+	}
+	return nil
+}
+
+type IssueIdentifiers struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	// Leader-drawn; the identifiers of this command derive from it.
+	Seed []byte `protobuf:"bytes,2,opt,name=seed,proto3" json:"seed,omitempty"`
+	// One voter whose identifier is replaced; empty issues to every voter without one.
+	VoterId string `protobuf:"bytes,3,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	// At most this many voters per command.
+	Limit uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Issue to voters whose keyed hash sorts after this one (the cursor of the previous command).
+	After         []byte `protobuf:"bytes,5,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueIdentifiers) Reset() {
+	*x = IssueIdentifiers{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueIdentifiers) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueIdentifiers) ProtoMessage() {}
+
+func (x *IssueIdentifiers) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueIdentifiers.ProtoReflect.Descriptor instead.
+func (*IssueIdentifiers) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *IssueIdentifiers) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+func (x *IssueIdentifiers) GetSeed() []byte {
+	if x != nil {
+		return x.Seed
+	}
+	return nil
+}
+
+func (x *IssueIdentifiers) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
+func (x *IssueIdentifiers) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *IssueIdentifiers) GetAfter() []byte {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+type OutboxDone struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Seq       uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Delivered bool                   `protobuf:"varint,2,opt,name=delivered,proto3" json:"delivered,omitempty"`
+	// Which provider delivered it, or the last error.
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboxDone) Reset() {
+	*x = OutboxDone{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboxDone) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboxDone) ProtoMessage() {}
+
+func (x *OutboxDone) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboxDone.ProtoReflect.Descriptor instead.
+func (*OutboxDone) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *OutboxDone) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *OutboxDone) GetDelivered() bool {
+	if x != nil {
+		return x.Delivered
+	}
+	return false
+}
+
+func (x *OutboxDone) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// The outcome of a login (identifier + secret), verified by the node that received it.
+type RecordLogin struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Identifier string                 `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	SecretOk   bool                   `protobuf:"varint,2,opt,name=secret_ok,json=secretOk,proto3" json:"secret_ok,omitempty"`
+	// SHA-256 of the challenge token the node handed the voter for the next step.
+	ChallengeHash []byte `protobuf:"bytes,3,opt,name=challenge_hash,json=challengeHash,proto3" json:"challenge_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordLogin) Reset() {
+	*x = RecordLogin{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordLogin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordLogin) ProtoMessage() {}
+
+func (x *RecordLogin) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordLogin.ProtoReflect.Descriptor instead.
+func (*RecordLogin) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RecordLogin) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *RecordLogin) GetSecretOk() bool {
+	if x != nil {
+		return x.SecretOk
+	}
+	return false
+}
+
+func (x *RecordLogin) GetChallengeHash() []byte {
+	if x != nil {
+		return x.ChallengeHash
+	}
+	return nil
+}
+
+type RequestOTP struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeHash []byte                 `protobuf:"bytes,1,opt,name=challenge_hash,json=challengeHash,proto3" json:"challenge_hash,omitempty"`
+	Phone         string                 `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
+	// Six digits drawn by the leader.
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestOTP) Reset() {
+	*x = RequestOTP{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestOTP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestOTP) ProtoMessage() {}
+
+func (x *RequestOTP) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestOTP.ProtoReflect.Descriptor instead.
+func (*RequestOTP) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RequestOTP) GetChallengeHash() []byte {
+	if x != nil {
+		return x.ChallengeHash
+	}
+	return nil
+}
+
+func (x *RequestOTP) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *RequestOTP) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type VerifyOTP struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeHash []byte                 `protobuf:"bytes,1,opt,name=challenge_hash,json=challengeHash,proto3" json:"challenge_hash,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// SHA-256 of the session token the node hands the voter on success.
+	SessionHash []byte `protobuf:"bytes,3,opt,name=session_hash,json=sessionHash,proto3" json:"session_hash,omitempty"`
+	// Leader-drawn nonce every envelope of the session must carry.
+	EnvelopeNonce []byte `protobuf:"bytes,4,opt,name=envelope_nonce,json=envelopeNonce,proto3" json:"envelope_nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyOTP) Reset() {
+	*x = VerifyOTP{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyOTP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyOTP) ProtoMessage() {}
+
+func (x *VerifyOTP) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyOTP.ProtoReflect.Descriptor instead.
+func (*VerifyOTP) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *VerifyOTP) GetChallengeHash() []byte {
+	if x != nil {
+		return x.ChallengeHash
+	}
+	return nil
+}
+
+func (x *VerifyOTP) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *VerifyOTP) GetSessionHash() []byte {
+	if x != nil {
+		return x.SessionHash
+	}
+	return nil
+}
+
+func (x *VerifyOTP) GetEnvelopeNonce() []byte {
+	if x != nil {
+		return x.EnvelopeNonce
+	}
+	return nil
+}
+
+type UnlockAccount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VoterId       string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockAccount) Reset() {
+	*x = UnlockAccount{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockAccount) ProtoMessage() {}
+
+func (x *UnlockAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockAccount.ProtoReflect.Descriptor instead.
+func (*UnlockAccount) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UnlockAccount) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
+func (x *UnlockAccount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type Cast struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Caller-chosen idempotency key: a retry with the same request id and ballot returns the
@@ -511,14 +1882,20 @@ type Cast struct {
 	VoterId   string `protobuf:"bytes,2,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
 	Ballot    []byte `protobuf:"bytes,3,opt,name=ballot,proto3" json:"ballot,omitempty"`
 	// When set, the cast is refused unless it names the current election.
-	ElectionId    string `protobuf:"bytes,4,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	ElectionId string `protobuf:"bytes,4,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	// The legal path: the voter comes from the session, the ballot is the inner ballot taken
+	// out of its envelope by the receiving node, and goes to this scrutin.
+	SessionHash []byte `protobuf:"bytes,5,opt,name=session_hash,json=sessionHash,proto3" json:"session_hash,omitempty"`
+	ScrutinId   string `protobuf:"bytes,6,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	// The nonce found in the envelope; it must be the one the session was given.
+	EnvelopeNonce []byte `protobuf:"bytes,7,opt,name=envelope_nonce,json=envelopeNonce,proto3" json:"envelope_nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Cast) Reset() {
 	*x = Cast{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +1907,7 @@ func (x *Cast) String() string {
 func (*Cast) ProtoMessage() {}
 
 func (x *Cast) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +1920,7 @@ func (x *Cast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cast.ProtoReflect.Descriptor instead.
 func (*Cast) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Cast) GetRequestId() string {
@@ -574,6 +1951,27 @@ func (x *Cast) GetElectionId() string {
 	return ""
 }
 
+func (x *Cast) GetSessionHash() []byte {
+	if x != nil {
+		return x.SessionHash
+	}
+	return nil
+}
+
+func (x *Cast) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *Cast) GetEnvelopeNonce() []byte {
+	if x != nil {
+		return x.EnvelopeNonce
+	}
+	return nil
+}
+
 type Response struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Code    ResponseCode           `protobuf:"varint,1,opt,name=code,proto3,enum=urne.fsm.v1.ResponseCode" json:"code,omitempty"`
@@ -583,6 +1981,8 @@ type Response struct {
 	//	*Response_Election
 	//	*Response_Import
 	//	*Response_Cast
+	//	*Response_Issue
+	//	*Response_Auth
 	Result        isResponse_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -590,7 +1990,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +2002,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +2015,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Response) GetCode() ResponseCode {
@@ -666,6 +2066,24 @@ func (x *Response) GetCast() *CastResult {
 	return nil
 }
 
+func (x *Response) GetIssue() *IssueResult {
+	if x != nil {
+		if x, ok := x.Result.(*Response_Issue); ok {
+			return x.Issue
+		}
+	}
+	return nil
+}
+
+func (x *Response) GetAuth() *AuthResult {
+	if x != nil {
+		if x, ok := x.Result.(*Response_Auth); ok {
+			return x.Auth
+		}
+	}
+	return nil
+}
+
 type isResponse_Result interface {
 	isResponse_Result()
 }
@@ -682,27 +2100,186 @@ type Response_Cast struct {
 	Cast *CastResult `protobuf:"bytes,5,opt,name=cast,proto3,oneof"`
 }
 
+type Response_Issue struct {
+	Issue *IssueResult `protobuf:"bytes,6,opt,name=issue,proto3,oneof"`
+}
+
+type Response_Auth struct {
+	Auth *AuthResult `protobuf:"bytes,7,opt,name=auth,proto3,oneof"`
+}
+
 func (*Response_Election) isResponse_Result() {}
 
 func (*Response_Import) isResponse_Result() {}
 
 func (*Response_Cast) isResponse_Result() {}
 
-type ElectionResult struct {
+func (*Response_Issue) isResponse_Result() {}
+
+func (*Response_Auth) isResponse_Result() {}
+
+type IssueResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Issued    uint64                 `protobuf:"varint,1,opt,name=issued,proto3" json:"issued,omitempty"`
+	Remaining uint64                 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	// Where the next command resumes; empty when the roll was walked to its end.
+	Cursor        []byte `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueResult) Reset() {
+	*x = IssueResult{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueResult) ProtoMessage() {}
+
+func (x *IssueResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueResult.ProtoReflect.Descriptor instead.
+func (*IssueResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *IssueResult) GetIssued() uint64 {
+	if x != nil {
+		return x.Issued
+	}
+	return 0
+}
+
+func (x *IssueResult) GetRemaining() uint64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *IssueResult) GetCursor() []byte {
+	if x != nil {
+		return x.Cursor
+	}
+	return nil
+}
+
+// The outcome of an authentication step. A refused secret or code is an OK response with
+// accepted false: the failure itself is recorded.
+type AuthResult struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
-	ElectionId        string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
-	Name              string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Phase             int32                  `protobuf:"varint,3,opt,name=phase,proto3" json:"phase,omitempty"`
-	CreatedAtUnixNano int64                  `protobuf:"varint,4,opt,name=created_at_unix_nano,json=createdAtUnixNano,proto3" json:"created_at_unix_nano,omitempty"`
-	OpenedAtUnixNano  int64                  `protobuf:"varint,5,opt,name=opened_at_unix_nano,json=openedAtUnixNano,proto3" json:"opened_at_unix_nano,omitempty"`
-	ClosedAtUnixNano  int64                  `protobuf:"varint,6,opt,name=closed_at_unix_nano,json=closedAtUnixNano,proto3" json:"closed_at_unix_nano,omitempty"`
+	Accepted          bool                   `protobuf:"varint,1,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Failures          uint32                 `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
+	Locked            bool                   `protobuf:"varint,3,opt,name=locked,proto3" json:"locked,omitempty"`
+	ExpiresAtUnixNano int64                  `protobuf:"varint,4,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	EnvelopeNonce     []byte                 `protobuf:"bytes,5,opt,name=envelope_nonce,json=envelopeNonce,proto3" json:"envelope_nonce,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
+func (x *AuthResult) Reset() {
+	*x = AuthResult{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthResult) ProtoMessage() {}
+
+func (x *AuthResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthResult.ProtoReflect.Descriptor instead.
+func (*AuthResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *AuthResult) GetAccepted() bool {
+	if x != nil {
+		return x.Accepted
+	}
+	return false
+}
+
+func (x *AuthResult) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *AuthResult) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *AuthResult) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
+func (x *AuthResult) GetEnvelopeNonce() []byte {
+	if x != nil {
+		return x.EnvelopeNonce
+	}
+	return nil
+}
+
+type ElectionResult struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId         string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	Name               string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Phase              int32                  `protobuf:"varint,3,opt,name=phase,proto3" json:"phase,omitempty"`
+	CreatedAtUnixNano  int64                  `protobuf:"varint,4,opt,name=created_at_unix_nano,json=createdAtUnixNano,proto3" json:"created_at_unix_nano,omitempty"`
+	OpenedAtUnixNano   int64                  `protobuf:"varint,5,opt,name=opened_at_unix_nano,json=openedAtUnixNano,proto3" json:"opened_at_unix_nano,omitempty"`
+	ClosedAtUnixNano   int64                  `protobuf:"varint,6,opt,name=closed_at_unix_nano,json=closedAtUnixNano,proto3" json:"closed_at_unix_nano,omitempty"`
+	Profile            string                 `protobuf:"bytes,7,opt,name=profile,proto3" json:"profile,omitempty"`
+	Config             *ElectionConfig        `protobuf:"bytes,8,opt,name=config,proto3" json:"config,omitempty"`
+	Seal               *SealRecord            `protobuf:"bytes,9,opt,name=seal,proto3" json:"seal,omitempty"`
+	BoxRoot            []byte                 `protobuf:"bytes,10,opt,name=box_root,json=boxRoot,proto3" json:"box_root,omitempty"`
+	TalliedAtUnixNano  int64                  `protobuf:"varint,11,opt,name=tallied_at_unix_nano,json=talliedAtUnixNano,proto3" json:"tallied_at_unix_nano,omitempty"`
+	ArchivedAtUnixNano int64                  `protobuf:"varint,12,opt,name=archived_at_unix_nano,json=archivedAtUnixNano,proto3" json:"archived_at_unix_nano,omitempty"`
+	ClosedBy           string                 `protobuf:"bytes,13,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	ElectionPublicKey  []byte                 `protobuf:"bytes,14,opt,name=election_public_key,json=electionPublicKey,proto3" json:"election_public_key,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
 func (x *ElectionResult) Reset() {
 	*x = ElectionResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +2291,7 @@ func (x *ElectionResult) String() string {
 func (*ElectionResult) ProtoMessage() {}
 
 func (x *ElectionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +2304,7 @@ func (x *ElectionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionResult.ProtoReflect.Descriptor instead.
 func (*ElectionResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ElectionResult) GetElectionId() string {
@@ -772,18 +2349,75 @@ func (x *ElectionResult) GetClosedAtUnixNano() int64 {
 	return 0
 }
 
+func (x *ElectionResult) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *ElectionResult) GetConfig() *ElectionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *ElectionResult) GetSeal() *SealRecord {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
+func (x *ElectionResult) GetBoxRoot() []byte {
+	if x != nil {
+		return x.BoxRoot
+	}
+	return nil
+}
+
+func (x *ElectionResult) GetTalliedAtUnixNano() int64 {
+	if x != nil {
+		return x.TalliedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionResult) GetArchivedAtUnixNano() int64 {
+	if x != nil {
+		return x.ArchivedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionResult) GetClosedBy() string {
+	if x != nil {
+		return x.ClosedBy
+	}
+	return ""
+}
+
+func (x *ElectionResult) GetElectionPublicKey() []byte {
+	if x != nil {
+		return x.ElectionPublicKey
+	}
+	return nil
+}
+
 type ImportResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Imported      uint64                 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
 	Unchanged     uint64                 `protobuf:"varint,2,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	TotalVoters   uint64                 `protobuf:"varint,3,opt,name=total_voters,json=totalVoters,proto3" json:"total_voters,omitempty"`
+	Rectified     uint64                 `protobuf:"varint,4,opt,name=rectified,proto3" json:"rectified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportResult) Reset() {
 	*x = ImportResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +2429,7 @@ func (x *ImportResult) String() string {
 func (*ImportResult) ProtoMessage() {}
 
 func (x *ImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +2442,7 @@ func (x *ImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
 func (*ImportResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ImportResult) GetImported() uint64 {
@@ -832,18 +2466,26 @@ func (x *ImportResult) GetTotalVoters() uint64 {
 	return 0
 }
 
+func (x *ImportResult) GetRectified() uint64 {
+	if x != nil {
+		return x.Rectified
+	}
+	return 0
+}
+
 type CastResult struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Fingerprint       []byte                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	EmargedAtUnixNano int64                  `protobuf:"varint,2,opt,name=emarged_at_unix_nano,json=emargedAtUnixNano,proto3" json:"emarged_at_unix_nano,omitempty"`
 	Replayed          bool                   `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	ScrutinId         string                 `protobuf:"bytes,4,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CastResult) Reset() {
 	*x = CastResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +2497,7 @@ func (x *CastResult) String() string {
 func (*CastResult) ProtoMessage() {}
 
 func (x *CastResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +2510,7 @@ func (x *CastResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastResult.ProtoReflect.Descriptor instead.
 func (*CastResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CastResult) GetFingerprint() []byte {
@@ -892,6 +2534,13 @@ func (x *CastResult) GetReplayed() bool {
 	return false
 }
 
+func (x *CastResult) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
 type ElectionState struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	ElectionId        string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
@@ -901,13 +2550,26 @@ type ElectionState struct {
 	OpenedAtUnixNano  int64                  `protobuf:"varint,5,opt,name=opened_at_unix_nano,json=openedAtUnixNano,proto3" json:"opened_at_unix_nano,omitempty"`
 	ClosedAtUnixNano  int64                  `protobuf:"varint,6,opt,name=closed_at_unix_nano,json=closedAtUnixNano,proto3" json:"closed_at_unix_nano,omitempty"`
 	IndexKey          []byte                 `protobuf:"bytes,7,opt,name=index_key,json=indexKey,proto3" json:"index_key,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	Profile           string                 `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
+	Config            *ElectionConfig        `protobuf:"bytes,9,opt,name=config,proto3" json:"config,omitempty"`
+	ElectionPublicKey []byte                 `protobuf:"bytes,10,opt,name=election_public_key,json=electionPublicKey,proto3" json:"election_public_key,omitempty"`
+	KeyPolicy         []byte                 `protobuf:"bytes,11,opt,name=key_policy,json=keyPolicy,proto3" json:"key_policy,omitempty"`
+	Seal              *SealRecord            `protobuf:"bytes,12,opt,name=seal,proto3" json:"seal,omitempty"`
+	// Merkle root over the fingerprints of the box, recorded when it closed.
+	BoxRoot            []byte `protobuf:"bytes,13,opt,name=box_root,json=boxRoot,proto3" json:"box_root,omitempty"`
+	TalliedAtUnixNano  int64  `protobuf:"varint,14,opt,name=tallied_at_unix_nano,json=talliedAtUnixNano,proto3" json:"tallied_at_unix_nano,omitempty"`
+	ArchivedAtUnixNano int64  `protobuf:"varint,15,opt,name=archived_at_unix_nano,json=archivedAtUnixNano,proto3" json:"archived_at_unix_nano,omitempty"`
+	ResultsDigest      []byte `protobuf:"bytes,16,opt,name=results_digest,json=resultsDigest,proto3" json:"results_digest,omitempty"`
+	MinutesDigest      []byte `protobuf:"bytes,17,opt,name=minutes_digest,json=minutesDigest,proto3" json:"minutes_digest,omitempty"`
+	// "deadline" when a tick closed it, else the actor of CLOSE_ELECTION.
+	ClosedBy      string `protobuf:"bytes,18,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ElectionState) Reset() {
 	*x = ElectionState{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -919,7 +2581,7 @@ func (x *ElectionState) String() string {
 func (*ElectionState) ProtoMessage() {}
 
 func (x *ElectionState) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -932,7 +2594,7 @@ func (x *ElectionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionState.ProtoReflect.Descriptor instead.
 func (*ElectionState) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ElectionState) GetElectionId() string {
@@ -984,6 +2646,151 @@ func (x *ElectionState) GetIndexKey() []byte {
 	return nil
 }
 
+func (x *ElectionState) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *ElectionState) GetConfig() *ElectionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *ElectionState) GetElectionPublicKey() []byte {
+	if x != nil {
+		return x.ElectionPublicKey
+	}
+	return nil
+}
+
+func (x *ElectionState) GetKeyPolicy() []byte {
+	if x != nil {
+		return x.KeyPolicy
+	}
+	return nil
+}
+
+func (x *ElectionState) GetSeal() *SealRecord {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
+func (x *ElectionState) GetBoxRoot() []byte {
+	if x != nil {
+		return x.BoxRoot
+	}
+	return nil
+}
+
+func (x *ElectionState) GetTalliedAtUnixNano() int64 {
+	if x != nil {
+		return x.TalliedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionState) GetArchivedAtUnixNano() int64 {
+	if x != nil {
+		return x.ArchivedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionState) GetResultsDigest() []byte {
+	if x != nil {
+		return x.ResultsDigest
+	}
+	return nil
+}
+
+func (x *ElectionState) GetMinutesDigest() []byte {
+	if x != nil {
+		return x.MinutesDigest
+	}
+	return nil
+}
+
+func (x *ElectionState) GetClosedBy() string {
+	if x != nil {
+		return x.ClosedBy
+	}
+	return ""
+}
+
+type SealRecord struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Digest           []byte                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	BuildDigest      []byte                 `protobuf:"bytes,2,opt,name=build_digest,json=buildDigest,proto3" json:"build_digest,omitempty"`
+	SealedAtUnixNano int64                  `protobuf:"varint,3,opt,name=sealed_at_unix_nano,json=sealedAtUnixNano,proto3" json:"sealed_at_unix_nano,omitempty"`
+	SealedBy         string                 `protobuf:"bytes,4,opt,name=sealed_by,json=sealedBy,proto3" json:"sealed_by,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SealRecord) Reset() {
+	*x = SealRecord{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SealRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SealRecord) ProtoMessage() {}
+
+func (x *SealRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SealRecord.ProtoReflect.Descriptor instead.
+func (*SealRecord) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SealRecord) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *SealRecord) GetBuildDigest() []byte {
+	if x != nil {
+		return x.BuildDigest
+	}
+	return nil
+}
+
+func (x *SealRecord) GetSealedAtUnixNano() int64 {
+	if x != nil {
+		return x.SealedAtUnixNano
+	}
+	return 0
+}
+
+func (x *SealRecord) GetSealedBy() string {
+	if x != nil {
+		return x.SealedBy
+	}
+	return ""
+}
+
 // Who voted and when; deliberately without the ballot fingerprint.
 type EmargementRecord struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -996,7 +2803,7 @@ type EmargementRecord struct {
 
 func (x *EmargementRecord) Reset() {
 	*x = EmargementRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +2815,7 @@ func (x *EmargementRecord) String() string {
 func (*EmargementRecord) ProtoMessage() {}
 
 func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +2828,7 @@ func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmargementRecord.ProtoReflect.Descriptor instead.
 func (*EmargementRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *EmargementRecord) GetEmargedAtUnixNano() int64 {
@@ -1039,17 +2846,24 @@ func (x *EmargementRecord) GetCheck() []byte {
 }
 
 type Counters struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Voters        uint64                 `protobuf:"varint,1,opt,name=voters,proto3" json:"voters,omitempty"`
-	Emargements   uint64                 `protobuf:"varint,2,opt,name=emargements,proto3" json:"emargements,omitempty"`
-	Ballots       uint64                 `protobuf:"varint,3,opt,name=ballots,proto3" json:"ballots,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Voters      uint64                 `protobuf:"varint,1,opt,name=voters,proto3" json:"voters,omitempty"`
+	Emargements uint64                 `protobuf:"varint,2,opt,name=emargements,proto3" json:"emargements,omitempty"`
+	Ballots     uint64                 `protobuf:"varint,3,opt,name=ballots,proto3" json:"ballots,omitempty"`
+	// Sequence of the next outbox message, and messages waiting.
+	OutboxNext        uint64 `protobuf:"varint,4,opt,name=outbox_next,json=outboxNext,proto3" json:"outbox_next,omitempty"`
+	OutboxPending     uint64 `protobuf:"varint,5,opt,name=outbox_pending,json=outboxPending,proto3" json:"outbox_pending,omitempty"`
+	IdentifiersIssued uint64 `protobuf:"varint,6,opt,name=identifiers_issued,json=identifiersIssued,proto3" json:"identifiers_issued,omitempty"`
+	JournalNext       uint64 `protobuf:"varint,7,opt,name=journal_next,json=journalNext,proto3" json:"journal_next,omitempty"`
+	// Hash of the last journal record.
+	JournalHead   []byte `protobuf:"bytes,8,opt,name=journal_head,json=journalHead,proto3" json:"journal_head,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +2875,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +2888,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Counters) GetVoters() uint64 {
@@ -1098,48 +2912,651 @@ func (x *Counters) GetBallots() uint64 {
 	return 0
 }
 
+func (x *Counters) GetOutboxNext() uint64 {
+	if x != nil {
+		return x.OutboxNext
+	}
+	return 0
+}
+
+func (x *Counters) GetOutboxPending() uint64 {
+	if x != nil {
+		return x.OutboxPending
+	}
+	return 0
+}
+
+func (x *Counters) GetIdentifiersIssued() uint64 {
+	if x != nil {
+		return x.IdentifiersIssued
+	}
+	return 0
+}
+
+func (x *Counters) GetJournalNext() uint64 {
+	if x != nil {
+		return x.JournalNext
+	}
+	return 0
+}
+
+func (x *Counters) GetJournalHead() []byte {
+	if x != nil {
+		return x.JournalHead
+	}
+	return nil
+}
+
+// How a ballot of the legal path sits in the box: its scrutin and the inner ballot, no time,
+// no voter.
+type BoxEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScrutinId     string                 `protobuf:"bytes,1,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	Ballot        []byte                 `protobuf:"bytes,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoxEntry) Reset() {
+	*x = BoxEntry{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoxEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoxEntry) ProtoMessage() {}
+
+func (x *BoxEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoxEntry.ProtoReflect.Descriptor instead.
+func (*BoxEntry) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *BoxEntry) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *BoxEntry) GetBallot() []byte {
+	if x != nil {
+		return x.Ballot
+	}
+	return nil
+}
+
+// Authentication state of one voter, under the voter's keyed hash.
+type Account struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keyed hash of the current login identifier (the key of the logins bucket).
+	LoginKey          []byte `protobuf:"bytes,1,opt,name=login_key,json=loginKey,proto3" json:"login_key,omitempty"`
+	Failures          uint32 `protobuf:"varint,2,opt,name=failures,proto3" json:"failures,omitempty"`
+	Locked            bool   `protobuf:"varint,3,opt,name=locked,proto3" json:"locked,omitempty"`
+	LockedAtUnixNano  int64  `protobuf:"varint,4,opt,name=locked_at_unix_nano,json=lockedAtUnixNano,proto3" json:"locked_at_unix_nano,omitempty"`
+	Phone             string `protobuf:"bytes,5,opt,name=phone,proto3" json:"phone,omitempty"`
+	LastLoginUnixNano int64  `protobuf:"varint,6,opt,name=last_login_unix_nano,json=lastLoginUnixNano,proto3" json:"last_login_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *Account) Reset() {
+	*x = Account{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Account) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Account) ProtoMessage() {}
+
+func (x *Account) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Account.ProtoReflect.Descriptor instead.
+func (*Account) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Account) GetLoginKey() []byte {
+	if x != nil {
+		return x.LoginKey
+	}
+	return nil
+}
+
+func (x *Account) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *Account) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *Account) GetLockedAtUnixNano() int64 {
+	if x != nil {
+		return x.LockedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Account) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+func (x *Account) GetLastLoginUnixNano() int64 {
+	if x != nil {
+		return x.LastLoginUnixNano
+	}
+	return 0
+}
+
+// A session under the hash of its token: pending while the one-time code is awaited, then active.
+type Session struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	VoterKey          []byte                 `protobuf:"bytes,1,opt,name=voter_key,json=voterKey,proto3" json:"voter_key,omitempty"`
+	Active            bool                   `protobuf:"varint,2,opt,name=active,proto3" json:"active,omitempty"`
+	CreatedAtUnixNano int64                  `protobuf:"varint,3,opt,name=created_at_unix_nano,json=createdAtUnixNano,proto3" json:"created_at_unix_nano,omitempty"`
+	LastSeenUnixNano  int64                  `protobuf:"varint,4,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
+	// Keyed hash of the pending one-time code; empty once used.
+	OtpHash              []byte `protobuf:"bytes,5,opt,name=otp_hash,json=otpHash,proto3" json:"otp_hash,omitempty"`
+	OtpExpiresAtUnixNano int64  `protobuf:"varint,6,opt,name=otp_expires_at_unix_nano,json=otpExpiresAtUnixNano,proto3" json:"otp_expires_at_unix_nano,omitempty"`
+	// Codes sent for this login; bounded so that a login cannot flood a phone.
+	OtpSent       uint32 `protobuf:"varint,7,opt,name=otp_sent,json=otpSent,proto3" json:"otp_sent,omitempty"`
+	EnvelopeNonce []byte `protobuf:"bytes,8,opt,name=envelope_nonce,json=envelopeNonce,proto3" json:"envelope_nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Session) Reset() {
+	*x = Session{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Session) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Session) ProtoMessage() {}
+
+func (x *Session) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Session.ProtoReflect.Descriptor instead.
+func (*Session) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *Session) GetVoterKey() []byte {
+	if x != nil {
+		return x.VoterKey
+	}
+	return nil
+}
+
+func (x *Session) GetActive() bool {
+	if x != nil {
+		return x.Active
+	}
+	return false
+}
+
+func (x *Session) GetCreatedAtUnixNano() int64 {
+	if x != nil {
+		return x.CreatedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Session) GetLastSeenUnixNano() int64 {
+	if x != nil {
+		return x.LastSeenUnixNano
+	}
+	return 0
+}
+
+func (x *Session) GetOtpHash() []byte {
+	if x != nil {
+		return x.OtpHash
+	}
+	return nil
+}
+
+func (x *Session) GetOtpExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.OtpExpiresAtUnixNano
+	}
+	return 0
+}
+
+func (x *Session) GetOtpSent() uint32 {
+	if x != nil {
+		return x.OtpSent
+	}
+	return 0
+}
+
+func (x *Session) GetEnvelopeNonce() []byte {
+	if x != nil {
+		return x.EnvelopeNonce
+	}
+	return nil
+}
+
+type OutboxMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// "email" or "sms".
+	Channel            string `protobuf:"bytes,2,opt,name=channel,proto3" json:"channel,omitempty"`
+	To                 string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Subject            string `protobuf:"bytes,4,opt,name=subject,proto3" json:"subject,omitempty"`
+	Body               string `protobuf:"bytes,5,opt,name=body,proto3" json:"body,omitempty"`
+	EnqueuedAtUnixNano int64  `protobuf:"varint,6,opt,name=enqueued_at_unix_nano,json=enqueuedAtUnixNano,proto3" json:"enqueued_at_unix_nano,omitempty"`
+	Attempts           uint32 `protobuf:"varint,7,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	LastError          string `protobuf:"bytes,8,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *OutboxMessage) Reset() {
+	*x = OutboxMessage{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboxMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboxMessage) ProtoMessage() {}
+
+func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
+func (*OutboxMessage) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *OutboxMessage) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *OutboxMessage) GetChannel() string {
+	if x != nil {
+		return x.Channel
+	}
+	return ""
+}
+
+func (x *OutboxMessage) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *OutboxMessage) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *OutboxMessage) GetBody() string {
+	if x != nil {
+		return x.Body
+	}
+	return ""
+}
+
+func (x *OutboxMessage) GetEnqueuedAtUnixNano() int64 {
+	if x != nil {
+		return x.EnqueuedAtUnixNano
+	}
+	return 0
+}
+
+func (x *OutboxMessage) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *OutboxMessage) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+// One entry of the activity register: hash-chained to the one before.
+type JournalRecord struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	AtUnixNano int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	Kind       string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Actor      string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Keyed hash naming the voter concerned, if any: never a name.
+	Subject       []byte `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	Detail        string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	Prev          []byte `protobuf:"bytes,7,opt,name=prev,proto3" json:"prev,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JournalRecord) Reset() {
+	*x = JournalRecord{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalRecord) ProtoMessage() {}
+
+func (x *JournalRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
+func (*JournalRecord) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *JournalRecord) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *JournalRecord) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *JournalRecord) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *JournalRecord) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *JournalRecord) GetSubject() []byte {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *JournalRecord) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *JournalRecord) GetPrev() []byte {
+	if x != nil {
+		return x.Prev
+	}
+	return nil
+}
+
 var File_fsm_fsmpb_command_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\n" +
-	"\x17fsm/fsmpb/command.proto\x12\vurne.fsm.v1\"\xb2\x01\n" +
+	"\x17fsm/fsmpb/command.proto\x12\vurne.fsm.v1\"\xc8\x01\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x18.urne.fsm.v1.CommandTypeR\x04type\x12\x14\n" +
 	"\x05flags\x18\x03 \x01(\rR\x05flags\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12/\n" +
-	"\x14stamped_at_unix_nano\x18\x05 \x01(\x03R\x11stampedAtUnixNano\"b\n" +
+	"\x14stamped_at_unix_nano\x18\x05 \x01(\x03R\x11stampedAtUnixNano\x12\x14\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\"|\n" +
 	"\x0eCreateElection\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
-	"\tindex_key\x18\x03 \x01(\fR\bindexKey\"R\n" +
+	"\tindex_key\x18\x03 \x01(\fR\bindexKey\x12\x18\n" +
+	"\aprofile\x18\x04 \x01(\tR\aprofile\"\xeb\x01\n" +
 	"\vVoterRecord\x12\x19\n" +
 	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\"a\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\x12\"\n" +
+	"\rdate_of_birth\x18\x04 \x01(\tR\vdateOfBirth\x12\x1f\n" +
+	"\vsecret_hash\x18\x05 \x01(\fR\n" +
+	"secretHash\x12\x1e\n" +
+	"\n" +
+	"composante\x18\x06 \x01(\tR\n" +
+	"composante\x12\x18\n" +
+	"\acollege\x18\a \x01(\tR\acollege\x12\x18\n" +
+	"\asecteur\x18\b \x01(\tR\asecteur\"a\n" +
 	"\fImportVoters\x120\n" +
 	"\x06voters\x18\x01 \x03(\v2\x18.urne.fsm.v1.VoterRecordR\x06voters\x12\x1f\n" +
 	"\velection_id\x18\x02 \x01(\tR\n" +
-	"electionId\"-\n" +
+	"electionId\"P\n" +
 	"\n" +
 	"Transition\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
-	"electionId\"y\n" +
+	"electionId\x12!\n" +
+	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\"\xdd\x02\n" +
+	"\x0eElectionConfig\x12\x1c\n" +
+	"\torganizer\x18\x01 \x01(\tR\torganizer\x12\x1e\n" +
+	"\n" +
+	"controller\x18\x02 \x01(\tR\n" +
+	"controller\x12\x1c\n" +
+	"\tprocessor\x18\x03 \x01(\tR\tprocessor\x12+\n" +
+	"\x12opens_at_unix_nano\x18\x04 \x01(\x03R\x0fopensAtUnixNano\x12-\n" +
+	"\x13closes_at_unix_nano\x18\x05 \x01(\x03R\x10closesAtUnixNano\x121\n" +
+	"\x06bureau\x18\x06 \x03(\v2\x19.urne.fsm.v1.BureauMemberR\x06bureau\x122\n" +
+	"\x15session_timeout_nanos\x18\a \x01(\x03R\x13sessionTimeoutNanos\x12,\n" +
+	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\"j\n" +
+	"\fBureauMember\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
+	"\bfunction\x18\x03 \x01(\tR\bfunction\x12\x14\n" +
+	"\x05phone\x18\x04 \x01(\tR\x05phone\"i\n" +
+	"\x11ConfigureElection\x123\n" +
+	"\x06config\x18\x01 \x01(\v2\x1b.urne.fsm.v1.ElectionConfigR\x06config\x12\x1f\n" +
+	"\velection_id\x18\x02 \x01(\tR\n" +
+	"electionId\"\xa8\x01\n" +
+	"\bListRule\x12%\n" +
+	"\x0egender_balance\x18\x01 \x01(\bR\rgenderBalance\x120\n" +
+	"\x14women_share_permille\x18\x02 \x01(\rR\x12womenSharePermille\x12\x1c\n" +
+	"\talternate\x18\x03 \x01(\bR\talternate\x12%\n" +
+	"\x0emax_candidates\x18\x04 \x01(\rR\rmaxCandidates\"\xe0\x01\n" +
+	"\aScrutin\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vcomposantes\x18\x03 \x03(\tR\vcomposantes\x12\x1a\n" +
+	"\bcolleges\x18\x04 \x03(\tR\bcolleges\x12\x1a\n" +
+	"\bsecteurs\x18\x05 \x03(\tR\bsecteurs\x12\x14\n" +
+	"\x05seats\x18\x06 \x01(\rR\x05seats\x122\n" +
+	"\tlist_rule\x18\a \x01(\v2\x15.urne.fsm.v1.ListRuleR\blistRule\"]\n" +
+	"\n" +
+	"PutScrutin\x12.\n" +
+	"\ascrutin\x18\x01 \x01(\v2\x14.urne.fsm.v1.ScrutinR\ascrutin\x12\x1f\n" +
+	"\velection_id\x18\x02 \x01(\tR\n" +
+	"electionId\"U\n" +
+	"\tCandidate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03sex\x18\x02 \x01(\tR\x03sex\x12\"\n" +
+	"\rdate_of_birth\x18\x03 \x01(\tR\vdateOfBirth\"\x93\x01\n" +
+	"\rCandidateList\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x17\n" +
+	"\alist_id\x18\x02 \x01(\tR\x06listId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x126\n" +
+	"\n" +
+	"candidates\x18\x04 \x03(\v2\x16.urne.fsm.v1.CandidateR\n" +
+	"candidates\"c\n" +
+	"\x10PutCandidateList\x12.\n" +
+	"\x04list\x18\x01 \x01(\v2\x1a.urne.fsm.v1.CandidateListR\x04list\x12\x1f\n" +
+	"\velection_id\x18\x02 \x01(\tR\n" +
+	"electionId\"h\n" +
+	"\x0eSetElectionKey\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x16\n" +
+	"\x06policy\x18\x02 \x01(\fR\x06policy\x12\x1f\n" +
+	"\velection_id\x18\x03 \x01(\tR\n" +
+	"electionId\"R\n" +
+	"\fSealElection\x12\x1f\n" +
+	"\velection_id\x18\x01 \x01(\tR\n" +
+	"electionId\x12!\n" +
+	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\"\x06\n" +
+	"\x04Tick\"|\n" +
+	"\vRecordTally\x12\x1f\n" +
+	"\velection_id\x18\x01 \x01(\tR\n" +
+	"electionId\x12%\n" +
+	"\x0eresults_digest\x18\x02 \x01(\fR\rresultsDigest\x12%\n" +
+	"\x0eminutes_digest\x18\x03 \x01(\fR\rminutesDigest\"\x8e\x01\n" +
+	"\x10IssueIdentifiers\x12\x1f\n" +
+	"\velection_id\x18\x01 \x01(\tR\n" +
+	"electionId\x12\x12\n" +
+	"\x04seed\x18\x02 \x01(\fR\x04seed\x12\x19\n" +
+	"\bvoter_id\x18\x03 \x01(\tR\avoterId\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x14\n" +
+	"\x05after\x18\x05 \x01(\fR\x05after\"T\n" +
+	"\n" +
+	"OutboxDone\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1c\n" +
+	"\tdelivered\x18\x02 \x01(\bR\tdelivered\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"q\n" +
+	"\vRecordLogin\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x01 \x01(\tR\n" +
+	"identifier\x12\x1b\n" +
+	"\tsecret_ok\x18\x02 \x01(\bR\bsecretOk\x12%\n" +
+	"\x0echallenge_hash\x18\x03 \x01(\fR\rchallengeHash\"]\n" +
+	"\n" +
+	"RequestOTP\x12%\n" +
+	"\x0echallenge_hash\x18\x01 \x01(\fR\rchallengeHash\x12\x14\n" +
+	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"\x90\x01\n" +
+	"\tVerifyOTP\x12%\n" +
+	"\x0echallenge_hash\x18\x01 \x01(\fR\rchallengeHash\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12!\n" +
+	"\fsession_hash\x18\x03 \x01(\fR\vsessionHash\x12%\n" +
+	"\x0eenvelope_nonce\x18\x04 \x01(\fR\renvelopeNonce\"B\n" +
+	"\rUnlockAccount\x12\x19\n" +
+	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xe2\x01\n" +
 	"\x04Cast\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
 	"\bvoter_id\x18\x02 \x01(\tR\avoterId\x12\x16\n" +
 	"\x06ballot\x18\x03 \x01(\fR\x06ballot\x12\x1f\n" +
 	"\velection_id\x18\x04 \x01(\tR\n" +
-	"electionId\"\xfc\x01\n" +
+	"electionId\x12!\n" +
+	"\fsession_hash\x18\x05 \x01(\fR\vsessionHash\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x06 \x01(\tR\tscrutinId\x12%\n" +
+	"\x0eenvelope_nonce\x18\a \x01(\fR\renvelopeNonce\"\xdd\x02\n" +
 	"\bResponse\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.urne.fsm.v1.ResponseCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x129\n" +
 	"\belection\x18\x03 \x01(\v2\x1b.urne.fsm.v1.ElectionResultH\x00R\belection\x123\n" +
 	"\x06import\x18\x04 \x01(\v2\x19.urne.fsm.v1.ImportResultH\x00R\x06import\x12-\n" +
-	"\x04cast\x18\x05 \x01(\v2\x17.urne.fsm.v1.CastResultH\x00R\x04castB\b\n" +
-	"\x06result\"\xea\x01\n" +
+	"\x04cast\x18\x05 \x01(\v2\x17.urne.fsm.v1.CastResultH\x00R\x04cast\x120\n" +
+	"\x05issue\x18\x06 \x01(\v2\x18.urne.fsm.v1.IssueResultH\x00R\x05issue\x12-\n" +
+	"\x04auth\x18\a \x01(\v2\x17.urne.fsm.v1.AuthResultH\x00R\x04authB\b\n" +
+	"\x06result\"[\n" +
+	"\vIssueResult\x12\x16\n" +
+	"\x06issued\x18\x01 \x01(\x04R\x06issued\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\x04R\tremaining\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\fR\x06cursor\"\xb4\x01\n" +
+	"\n" +
+	"AuthResult\x12\x1a\n" +
+	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1a\n" +
+	"\bfailures\x18\x02 \x01(\rR\bfailures\x12\x16\n" +
+	"\x06locked\x18\x03 \x01(\bR\x06locked\x12/\n" +
+	"\x14expires_at_unix_nano\x18\x04 \x01(\x03R\x11expiresAtUnixNano\x12%\n" +
+	"\x0eenvelope_nonce\x18\x05 \x01(\fR\renvelopeNonce\"\xb2\x04\n" +
 	"\x0eElectionResult\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -1147,16 +3564,28 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x05phase\x18\x03 \x01(\x05R\x05phase\x12/\n" +
 	"\x14created_at_unix_nano\x18\x04 \x01(\x03R\x11createdAtUnixNano\x12-\n" +
 	"\x13opened_at_unix_nano\x18\x05 \x01(\x03R\x10openedAtUnixNano\x12-\n" +
-	"\x13closed_at_unix_nano\x18\x06 \x01(\x03R\x10closedAtUnixNano\"k\n" +
+	"\x13closed_at_unix_nano\x18\x06 \x01(\x03R\x10closedAtUnixNano\x12\x18\n" +
+	"\aprofile\x18\a \x01(\tR\aprofile\x123\n" +
+	"\x06config\x18\b \x01(\v2\x1b.urne.fsm.v1.ElectionConfigR\x06config\x12+\n" +
+	"\x04seal\x18\t \x01(\v2\x17.urne.fsm.v1.SealRecordR\x04seal\x12\x19\n" +
+	"\bbox_root\x18\n" +
+	" \x01(\fR\aboxRoot\x12/\n" +
+	"\x14tallied_at_unix_nano\x18\v \x01(\x03R\x11talliedAtUnixNano\x121\n" +
+	"\x15archived_at_unix_nano\x18\f \x01(\x03R\x12archivedAtUnixNano\x12\x1b\n" +
+	"\tclosed_by\x18\r \x01(\tR\bclosedBy\x12.\n" +
+	"\x13election_public_key\x18\x0e \x01(\fR\x11electionPublicKey\"\x89\x01\n" +
 	"\fImportResult\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x04R\bimported\x12\x1c\n" +
 	"\tunchanged\x18\x02 \x01(\x04R\tunchanged\x12!\n" +
-	"\ftotal_voters\x18\x03 \x01(\x04R\vtotalVoters\"{\n" +
+	"\ftotal_voters\x18\x03 \x01(\x04R\vtotalVoters\x12\x1c\n" +
+	"\trectified\x18\x04 \x01(\x04R\trectified\"\x9a\x01\n" +
 	"\n" +
 	"CastResult\x12 \n" +
 	"\vfingerprint\x18\x01 \x01(\fR\vfingerprint\x12/\n" +
 	"\x14emarged_at_unix_nano\x18\x02 \x01(\x03R\x11emargedAtUnixNano\x12\x1a\n" +
-	"\breplayed\x18\x03 \x01(\bR\breplayed\"\x86\x02\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x04 \x01(\tR\tscrutinId\"\xbb\x05\n" +
 	"\rElectionState\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -1165,14 +3594,78 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x14created_at_unix_nano\x18\x04 \x01(\x03R\x11createdAtUnixNano\x12-\n" +
 	"\x13opened_at_unix_nano\x18\x05 \x01(\x03R\x10openedAtUnixNano\x12-\n" +
 	"\x13closed_at_unix_nano\x18\x06 \x01(\x03R\x10closedAtUnixNano\x12\x1b\n" +
-	"\tindex_key\x18\a \x01(\fR\bindexKey\"Y\n" +
+	"\tindex_key\x18\a \x01(\fR\bindexKey\x12\x18\n" +
+	"\aprofile\x18\b \x01(\tR\aprofile\x123\n" +
+	"\x06config\x18\t \x01(\v2\x1b.urne.fsm.v1.ElectionConfigR\x06config\x12.\n" +
+	"\x13election_public_key\x18\n" +
+	" \x01(\fR\x11electionPublicKey\x12\x1d\n" +
+	"\n" +
+	"key_policy\x18\v \x01(\fR\tkeyPolicy\x12+\n" +
+	"\x04seal\x18\f \x01(\v2\x17.urne.fsm.v1.SealRecordR\x04seal\x12\x19\n" +
+	"\bbox_root\x18\r \x01(\fR\aboxRoot\x12/\n" +
+	"\x14tallied_at_unix_nano\x18\x0e \x01(\x03R\x11talliedAtUnixNano\x121\n" +
+	"\x15archived_at_unix_nano\x18\x0f \x01(\x03R\x12archivedAtUnixNano\x12%\n" +
+	"\x0eresults_digest\x18\x10 \x01(\fR\rresultsDigest\x12%\n" +
+	"\x0eminutes_digest\x18\x11 \x01(\fR\rminutesDigest\x12\x1b\n" +
+	"\tclosed_by\x18\x12 \x01(\tR\bclosedBy\"\x93\x01\n" +
+	"\n" +
+	"SealRecord\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\fR\x06digest\x12!\n" +
+	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\x12-\n" +
+	"\x13sealed_at_unix_nano\x18\x03 \x01(\x03R\x10sealedAtUnixNano\x12\x1b\n" +
+	"\tsealed_by\x18\x04 \x01(\tR\bsealedBy\"Y\n" +
 	"\x10EmargementRecord\x12/\n" +
 	"\x14emarged_at_unix_nano\x18\x01 \x01(\x03R\x11emargedAtUnixNano\x12\x14\n" +
-	"\x05check\x18\x02 \x01(\fR\x05check\"^\n" +
+	"\x05check\x18\x02 \x01(\fR\x05check\"\x9b\x02\n" +
 	"\bCounters\x12\x16\n" +
 	"\x06voters\x18\x01 \x01(\x04R\x06voters\x12 \n" +
 	"\vemargements\x18\x02 \x01(\x04R\vemargements\x12\x18\n" +
-	"\aballots\x18\x03 \x01(\x04R\aballots*\xb5\x01\n" +
+	"\aballots\x18\x03 \x01(\x04R\aballots\x12\x1f\n" +
+	"\voutbox_next\x18\x04 \x01(\x04R\n" +
+	"outboxNext\x12%\n" +
+	"\x0eoutbox_pending\x18\x05 \x01(\x04R\routboxPending\x12-\n" +
+	"\x12identifiers_issued\x18\x06 \x01(\x04R\x11identifiersIssued\x12!\n" +
+	"\fjournal_next\x18\a \x01(\x04R\vjournalNext\x12!\n" +
+	"\fjournal_head\x18\b \x01(\fR\vjournalHead\"A\n" +
+	"\bBoxEntry\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\fR\x06ballot\"\xd0\x01\n" +
+	"\aAccount\x12\x1b\n" +
+	"\tlogin_key\x18\x01 \x01(\fR\bloginKey\x12\x1a\n" +
+	"\bfailures\x18\x02 \x01(\rR\bfailures\x12\x16\n" +
+	"\x06locked\x18\x03 \x01(\bR\x06locked\x12-\n" +
+	"\x13locked_at_unix_nano\x18\x04 \x01(\x03R\x10lockedAtUnixNano\x12\x14\n" +
+	"\x05phone\x18\x05 \x01(\tR\x05phone\x12/\n" +
+	"\x14last_login_unix_nano\x18\x06 \x01(\x03R\x11lastLoginUnixNano\"\xb3\x02\n" +
+	"\aSession\x12\x1b\n" +
+	"\tvoter_key\x18\x01 \x01(\fR\bvoterKey\x12\x16\n" +
+	"\x06active\x18\x02 \x01(\bR\x06active\x12/\n" +
+	"\x14created_at_unix_nano\x18\x03 \x01(\x03R\x11createdAtUnixNano\x12-\n" +
+	"\x13last_seen_unix_nano\x18\x04 \x01(\x03R\x10lastSeenUnixNano\x12\x19\n" +
+	"\botp_hash\x18\x05 \x01(\fR\aotpHash\x126\n" +
+	"\x18otp_expires_at_unix_nano\x18\x06 \x01(\x03R\x14otpExpiresAtUnixNano\x12\x19\n" +
+	"\botp_sent\x18\a \x01(\rR\aotpSent\x12%\n" +
+	"\x0eenvelope_nonce\x18\b \x01(\fR\renvelopeNonce\"\xe7\x01\n" +
+	"\rOutboxMessage\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
+	"\achannel\x18\x02 \x01(\tR\achannel\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x18\n" +
+	"\asubject\x18\x04 \x01(\tR\asubject\x12\x12\n" +
+	"\x04body\x18\x05 \x01(\tR\x04body\x121\n" +
+	"\x15enqueued_at_unix_nano\x18\x06 \x01(\x03R\x12enqueuedAtUnixNano\x12\x1a\n" +
+	"\battempts\x18\a \x01(\rR\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\b \x01(\tR\tlastError\"\xb3\x01\n" +
+	"\rJournalRecord\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\fR\asubject\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
+	"\x04prev\x18\a \x01(\fR\x04prev*\xb0\x04\n" +
 	"\vCommandType\x12\x13\n" +
 	"\x0fCOMMAND_UNKNOWN\x10\x00\x12\x1b\n" +
 	"\x17COMMAND_CREATE_ELECTION\x10\x01\x12\x19\n" +
@@ -1180,10 +3673,25 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x15COMMAND_OPEN_ELECTION\x10\x03\x12\x1a\n" +
 	"\x16COMMAND_CLOSE_ELECTION\x10\x04\x12\x10\n" +
 	"\fCOMMAND_CAST\x10\x05\x12\x10\n" +
-	"\fCOMMAND_NOOP\x10\x06*5\n" +
+	"\fCOMMAND_NOOP\x10\x06\x12\x1e\n" +
+	"\x1aCOMMAND_CONFIGURE_ELECTION\x10\a\x12\x17\n" +
+	"\x13COMMAND_PUT_SCRUTIN\x10\b\x12\x1e\n" +
+	"\x1aCOMMAND_PUT_CANDIDATE_LIST\x10\t\x12\x1c\n" +
+	"\x18COMMAND_SET_ELECTION_KEY\x10\n" +
+	"\x12\x19\n" +
+	"\x15COMMAND_SEAL_ELECTION\x10\v\x12\x10\n" +
+	"\fCOMMAND_TICK\x10\f\x12\x18\n" +
+	"\x14COMMAND_RECORD_TALLY\x10\r\x12\x1c\n" +
+	"\x18COMMAND_ARCHIVE_ELECTION\x10\x0e\x12\x1d\n" +
+	"\x19COMMAND_ISSUE_IDENTIFIERS\x10\x0f\x12\x17\n" +
+	"\x13COMMAND_OUTBOX_DONE\x10\x10\x12\x18\n" +
+	"\x14COMMAND_RECORD_LOGIN\x10\x11\x12\x17\n" +
+	"\x13COMMAND_REQUEST_OTP\x10\x12\x12\x16\n" +
+	"\x12COMMAND_VERIFY_OTP\x10\x13\x12\x1a\n" +
+	"\x16COMMAND_UNLOCK_ACCOUNT\x10\x14*5\n" +
 	"\vCommandFlag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x17\n" +
-	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*\x9a\x02\n" +
+	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*\x9b\x04\n" +
 	"\fResponseCode\x12\x0f\n" +
 	"\vRESPONSE_OK\x10\x00\x12\x14\n" +
 	"\x10RESPONSE_INVALID\x10\x01\x12\x18\n" +
@@ -1194,7 +3702,18 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x16RESPONSE_ALREADY_VOTED\x10\x06\x12\x1d\n" +
 	"\x19RESPONSE_BALLOT_TOO_LARGE\x10\a\x12\x1c\n" +
 	"\x18RESPONSE_UNKNOWN_COMMAND\x10\b\x12\x1d\n" +
-	"\x19RESPONSE_DUPLICATE_BALLOT\x10\tB%Z#github.com/urne-vote/urne/fsm/fsmpbb\x06proto3"
+	"\x19RESPONSE_DUPLICATE_BALLOT\x10\t\x12\x13\n" +
+	"\x0fRESPONSE_SEALED\x10\n" +
+	"\x12\x1a\n" +
+	"\x16RESPONSE_RULE_VIOLATED\x10\v\x12\x18\n" +
+	"\x14RESPONSE_NOT_ALLOWED\x10\f\x12\x13\n" +
+	"\x0fRESPONSE_LOCKED\x10\r\x12\x18\n" +
+	"\x14RESPONSE_AUTH_FAILED\x10\x0e\x12\x18\n" +
+	"\x14RESPONSE_OTP_EXPIRED\x10\x0f\x12\x18\n" +
+	"\x14RESPONSE_OTP_INVALID\x10\x10\x12\x1c\n" +
+	"\x18RESPONSE_SESSION_INVALID\x10\x11\x12\x1b\n" +
+	"\x17RESPONSE_OUTSIDE_WINDOW\x10\x12\x12\x16\n" +
+	"\x12RESPONSE_NOT_FOUND\x10\x13B%Z#github.com/urne-vote/urne/fsm/fsmpbb\x06proto3"
 
 var (
 	file_fsm_fsmpb_command_proto_rawDescOnce sync.Once
@@ -1209,37 +3728,76 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
-	(CommandType)(0),         // 0: urne.fsm.v1.CommandType
-	(CommandFlag)(0),         // 1: urne.fsm.v1.CommandFlag
-	(ResponseCode)(0),        // 2: urne.fsm.v1.ResponseCode
-	(*Command)(nil),          // 3: urne.fsm.v1.Command
-	(*CreateElection)(nil),   // 4: urne.fsm.v1.CreateElection
-	(*VoterRecord)(nil),      // 5: urne.fsm.v1.VoterRecord
-	(*ImportVoters)(nil),     // 6: urne.fsm.v1.ImportVoters
-	(*Transition)(nil),       // 7: urne.fsm.v1.Transition
-	(*Cast)(nil),             // 8: urne.fsm.v1.Cast
-	(*Response)(nil),         // 9: urne.fsm.v1.Response
-	(*ElectionResult)(nil),   // 10: urne.fsm.v1.ElectionResult
-	(*ImportResult)(nil),     // 11: urne.fsm.v1.ImportResult
-	(*CastResult)(nil),       // 12: urne.fsm.v1.CastResult
-	(*ElectionState)(nil),    // 13: urne.fsm.v1.ElectionState
-	(*EmargementRecord)(nil), // 14: urne.fsm.v1.EmargementRecord
-	(*Counters)(nil),         // 15: urne.fsm.v1.Counters
+	(CommandType)(0),          // 0: urne.fsm.v1.CommandType
+	(CommandFlag)(0),          // 1: urne.fsm.v1.CommandFlag
+	(ResponseCode)(0),         // 2: urne.fsm.v1.ResponseCode
+	(*Command)(nil),           // 3: urne.fsm.v1.Command
+	(*CreateElection)(nil),    // 4: urne.fsm.v1.CreateElection
+	(*VoterRecord)(nil),       // 5: urne.fsm.v1.VoterRecord
+	(*ImportVoters)(nil),      // 6: urne.fsm.v1.ImportVoters
+	(*Transition)(nil),        // 7: urne.fsm.v1.Transition
+	(*ElectionConfig)(nil),    // 8: urne.fsm.v1.ElectionConfig
+	(*BureauMember)(nil),      // 9: urne.fsm.v1.BureauMember
+	(*ConfigureElection)(nil), // 10: urne.fsm.v1.ConfigureElection
+	(*ListRule)(nil),          // 11: urne.fsm.v1.ListRule
+	(*Scrutin)(nil),           // 12: urne.fsm.v1.Scrutin
+	(*PutScrutin)(nil),        // 13: urne.fsm.v1.PutScrutin
+	(*Candidate)(nil),         // 14: urne.fsm.v1.Candidate
+	(*CandidateList)(nil),     // 15: urne.fsm.v1.CandidateList
+	(*PutCandidateList)(nil),  // 16: urne.fsm.v1.PutCandidateList
+	(*SetElectionKey)(nil),    // 17: urne.fsm.v1.SetElectionKey
+	(*SealElection)(nil),      // 18: urne.fsm.v1.SealElection
+	(*Tick)(nil),              // 19: urne.fsm.v1.Tick
+	(*RecordTally)(nil),       // 20: urne.fsm.v1.RecordTally
+	(*IssueIdentifiers)(nil),  // 21: urne.fsm.v1.IssueIdentifiers
+	(*OutboxDone)(nil),        // 22: urne.fsm.v1.OutboxDone
+	(*RecordLogin)(nil),       // 23: urne.fsm.v1.RecordLogin
+	(*RequestOTP)(nil),        // 24: urne.fsm.v1.RequestOTP
+	(*VerifyOTP)(nil),         // 25: urne.fsm.v1.VerifyOTP
+	(*UnlockAccount)(nil),     // 26: urne.fsm.v1.UnlockAccount
+	(*Cast)(nil),              // 27: urne.fsm.v1.Cast
+	(*Response)(nil),          // 28: urne.fsm.v1.Response
+	(*IssueResult)(nil),       // 29: urne.fsm.v1.IssueResult
+	(*AuthResult)(nil),        // 30: urne.fsm.v1.AuthResult
+	(*ElectionResult)(nil),    // 31: urne.fsm.v1.ElectionResult
+	(*ImportResult)(nil),      // 32: urne.fsm.v1.ImportResult
+	(*CastResult)(nil),        // 33: urne.fsm.v1.CastResult
+	(*ElectionState)(nil),     // 34: urne.fsm.v1.ElectionState
+	(*SealRecord)(nil),        // 35: urne.fsm.v1.SealRecord
+	(*EmargementRecord)(nil),  // 36: urne.fsm.v1.EmargementRecord
+	(*Counters)(nil),          // 37: urne.fsm.v1.Counters
+	(*BoxEntry)(nil),          // 38: urne.fsm.v1.BoxEntry
+	(*Account)(nil),           // 39: urne.fsm.v1.Account
+	(*Session)(nil),           // 40: urne.fsm.v1.Session
+	(*OutboxMessage)(nil),     // 41: urne.fsm.v1.OutboxMessage
+	(*JournalRecord)(nil),     // 42: urne.fsm.v1.JournalRecord
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	0,  // 0: urne.fsm.v1.Command.type:type_name -> urne.fsm.v1.CommandType
 	5,  // 1: urne.fsm.v1.ImportVoters.voters:type_name -> urne.fsm.v1.VoterRecord
-	2,  // 2: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
-	10, // 3: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
-	11, // 4: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
-	12, // 5: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
-	6,  // [6:6] is the sub-list for method output_type
-	6,  // [6:6] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	9,  // 2: urne.fsm.v1.ElectionConfig.bureau:type_name -> urne.fsm.v1.BureauMember
+	8,  // 3: urne.fsm.v1.ConfigureElection.config:type_name -> urne.fsm.v1.ElectionConfig
+	11, // 4: urne.fsm.v1.Scrutin.list_rule:type_name -> urne.fsm.v1.ListRule
+	12, // 5: urne.fsm.v1.PutScrutin.scrutin:type_name -> urne.fsm.v1.Scrutin
+	14, // 6: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
+	15, // 7: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
+	2,  // 8: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
+	31, // 9: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
+	32, // 10: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
+	33, // 11: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
+	29, // 12: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
+	30, // 13: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
+	8,  // 14: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
+	35, // 15: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
+	8,  // 16: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
+	35, // 17: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -1247,10 +3805,12 @@ func file_fsm_fsmpb_command_proto_init() {
 	if File_fsm_fsmpb_command_proto != nil {
 		return
 	}
-	file_fsm_fsmpb_command_proto_msgTypes[6].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[25].OneofWrappers = []any{
 		(*Response_Election)(nil),
 		(*Response_Import)(nil),
 		(*Response_Cast)(nil),
+		(*Response_Issue)(nil),
+		(*Response_Auth)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1258,7 +3818,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   13,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

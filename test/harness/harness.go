@@ -22,6 +22,7 @@ import (
 	"github.com/urne-vote/urne/cluster"
 	"github.com/urne-vote/urne/node"
 	"github.com/urne-vote/urne/transport/faultnet"
+	"github.com/urne-vote/urne/transport/pki"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
 
@@ -31,6 +32,10 @@ type Cluster struct {
 	Dir  string
 	File *client.ClusterFile
 	Net  *faultnet.Network
+	// Configure, when set, changes a node's configuration before it starts (delivery
+	// providers, hash costs); Options changes what New is given (clock, envelope key).
+	Configure func(id string, cfg *node.Config)
+	Options   func(id string, opts *node.Options)
 
 	mu    sync.Mutex
 	nodes map[string]*node.Node
@@ -80,7 +85,11 @@ func (c *Cluster) Config(id string) node.Config {
 
 // TryStart starts node id and returns the error New or Start gave.
 func (c *Cluster) TryStart(id string) error {
-	return c.TryStartConfig(c.Config(id))
+	cfg := c.Config(id)
+	if c.Configure != nil {
+		c.Configure(id, &cfg)
+	}
+	return c.TryStartConfig(cfg)
 }
 
 // TryStartConfig starts a node from cfg (which may differ from the file on disk).
@@ -94,8 +103,12 @@ func (c *Cluster) TryStartConfig(cfg node.Config) error {
 	}
 	c.mu.Unlock()
 	logger := slog.New(slog.NewJSONHandler(io.MultiWriter(buf, testWriter{c.T, id}), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	n, err := node.New(cfg, node.Options{Logger: logger, Dialer: c.Net.Dialer(id),
-		WrapListener: func(ln net.Listener) net.Listener { return c.Net.Listener(id, ln) }})
+	opts := node.Options{Logger: logger, Dialer: c.Net.Dialer(id),
+		WrapListener: func(ln net.Listener) net.Listener { return c.Net.Listener(id, ln) }}
+	if c.Options != nil {
+		c.Options(id, &opts)
+	}
+	n, err := node.New(cfg, opts)
 	if err != nil {
 		return err
 	}
@@ -275,6 +288,33 @@ func (c *Cluster) Client(role string, ids ...string) *client.Client {
 	}
 	c.T.Cleanup(func() { cl.Close() })
 	return cl
+}
+
+// IssueClient writes a client certificate for role into the cluster folder, signed by the
+// folder's CA (cluster init issues operator, organizer and app only), so Client(role) works.
+func (c *Cluster) IssueClient(role string) {
+	c.T.Helper()
+	certPEM, err := os.ReadFile(filepath.Join(c.Dir, client.CAFile))
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	keyPEM, err := os.ReadFile(filepath.Join(c.Dir, "ca", "ca.key"))
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	ca, err := pki.LoadCA(certPEM, keyPEM)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	crt, key, err := ca.IssueClient(role)
+	if err != nil {
+		c.T.Fatal(err)
+	}
+	for name, data := range map[string][]byte{role + ".crt": crt, role + ".key": key} {
+		if err := pki.WriteFile(filepath.Join(c.Dir, client.ClientsDir, name), data, 0o600); err != nil {
+			c.T.Fatal(err)
+		}
+	}
 }
 
 // GRPC returns the gRPC address of node id.

@@ -21,6 +21,17 @@ const (
 	ReasonNotFound         = "NOT_FOUND"
 	ReasonPermissionDenied = "PERMISSION_DENIED"
 	ReasonInternal         = "INTERNAL"
+	ReasonSealed           = "SEALED"
+	ReasonRuleViolated     = "RULE_VIOLATED"
+	ReasonNotAllowed       = "NOT_ALLOWED"
+	ReasonLocked           = "LOCKED"
+	ReasonAuthFailed       = "AUTH_FAILED"
+	ReasonCodeExpired      = "CODE_EXPIRED"
+	ReasonCodeInvalid      = "CODE_INVALID"
+	ReasonSessionInvalid   = "SESSION_INVALID"
+	ReasonOutsideWindow    = "OUTSIDE_WINDOW"
+	ReasonEnvelopeInvalid  = "ENVELOPE_INVALID"
+	ReasonNotConfigured    = "NOT_CONFIGURED"
 )
 
 // Retryable reports whether a request that failed with reason may be sent again with the

@@ -73,13 +73,17 @@ func (Consistency) EnumDescriptor() ([]byte, []int) {
 	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{0}
 }
 
+// Phases; the lifecycle runs draft, sealed, open, closed, tallied, archived.
 type ElectionPhase int32
 
 const (
-	ElectionPhase_PHASE_NONE   ElectionPhase = 0
-	ElectionPhase_PHASE_DRAFT  ElectionPhase = 1
-	ElectionPhase_PHASE_OPEN   ElectionPhase = 2
-	ElectionPhase_PHASE_CLOSED ElectionPhase = 3
+	ElectionPhase_PHASE_NONE     ElectionPhase = 0
+	ElectionPhase_PHASE_DRAFT    ElectionPhase = 1
+	ElectionPhase_PHASE_OPEN     ElectionPhase = 2
+	ElectionPhase_PHASE_CLOSED   ElectionPhase = 3
+	ElectionPhase_PHASE_SEALED   ElectionPhase = 4
+	ElectionPhase_PHASE_TALLIED  ElectionPhase = 5
+	ElectionPhase_PHASE_ARCHIVED ElectionPhase = 6
 )
 
 // Enum value maps for ElectionPhase.
@@ -89,12 +93,18 @@ var (
 		1: "PHASE_DRAFT",
 		2: "PHASE_OPEN",
 		3: "PHASE_CLOSED",
+		4: "PHASE_SEALED",
+		5: "PHASE_TALLIED",
+		6: "PHASE_ARCHIVED",
 	}
 	ElectionPhase_value = map[string]int32{
-		"PHASE_NONE":   0,
-		"PHASE_DRAFT":  1,
-		"PHASE_OPEN":   2,
-		"PHASE_CLOSED": 3,
+		"PHASE_NONE":     0,
+		"PHASE_DRAFT":    1,
+		"PHASE_OPEN":     2,
+		"PHASE_CLOSED":   3,
+		"PHASE_SEALED":   4,
+		"PHASE_TALLIED":  5,
+		"PHASE_ARCHIVED": 6,
 	}
 )
 
@@ -126,9 +136,11 @@ func (ElectionPhase) EnumDescriptor() ([]byte, []int) {
 }
 
 type CreateElectionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ElectionId    string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// "test" (the default: opaque casts, for benchmarks and demos) or "civil-service".
+	Profile       string `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -177,6 +189,13 @@ func (x *CreateElectionRequest) GetName() string {
 	return ""
 }
 
+func (x *CreateElectionRequest) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
 type ElectionState struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	ElectionId        string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
@@ -186,7 +205,16 @@ type ElectionState struct {
 	OpenedAtUnixNano  int64                  `protobuf:"varint,5,opt,name=opened_at_unix_nano,json=openedAtUnixNano,proto3" json:"opened_at_unix_nano,omitempty"`
 	ClosedAtUnixNano  int64                  `protobuf:"varint,6,opt,name=closed_at_unix_nano,json=closedAtUnixNano,proto3" json:"closed_at_unix_nano,omitempty"`
 	// Raft index at which this state was read or written.
-	Index         uint64 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	Index   uint64          `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	Profile string          `protobuf:"bytes,8,opt,name=profile,proto3" json:"profile,omitempty"`
+	Config  *ElectionConfig `protobuf:"bytes,9,opt,name=config,proto3" json:"config,omitempty"`
+	Seal    *Seal           `protobuf:"bytes,10,opt,name=seal,proto3" json:"seal,omitempty"`
+	// Merkle root over the box's fingerprints, recorded at closing.
+	BoxRoot            []byte `protobuf:"bytes,11,opt,name=box_root,json=boxRoot,proto3" json:"box_root,omitempty"`
+	TalliedAtUnixNano  int64  `protobuf:"varint,12,opt,name=tallied_at_unix_nano,json=talliedAtUnixNano,proto3" json:"tallied_at_unix_nano,omitempty"`
+	ArchivedAtUnixNano int64  `protobuf:"varint,13,opt,name=archived_at_unix_nano,json=archivedAtUnixNano,proto3" json:"archived_at_unix_nano,omitempty"`
+	// "deadline" when the cluster closed it on time, else who closed it.
+	ClosedBy      string `protobuf:"bytes,14,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -270,18 +298,891 @@ func (x *ElectionState) GetIndex() uint64 {
 	return 0
 }
 
-type Voter struct {
+func (x *ElectionState) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *ElectionState) GetConfig() *ElectionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *ElectionState) GetSeal() *Seal {
+	if x != nil {
+		return x.Seal
+	}
+	return nil
+}
+
+func (x *ElectionState) GetBoxRoot() []byte {
+	if x != nil {
+		return x.BoxRoot
+	}
+	return nil
+}
+
+func (x *ElectionState) GetTalliedAtUnixNano() int64 {
+	if x != nil {
+		return x.TalliedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionState) GetArchivedAtUnixNano() int64 {
+	if x != nil {
+		return x.ArchivedAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionState) GetClosedBy() string {
+	if x != nil {
+		return x.ClosedBy
+	}
+	return ""
+}
+
+type Seal struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Digest           []byte                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	BuildDigest      []byte                 `protobuf:"bytes,2,opt,name=build_digest,json=buildDigest,proto3" json:"build_digest,omitempty"`
+	SealedAtUnixNano int64                  `protobuf:"varint,3,opt,name=sealed_at_unix_nano,json=sealedAtUnixNano,proto3" json:"sealed_at_unix_nano,omitempty"`
+	SealedBy         string                 `protobuf:"bytes,4,opt,name=sealed_by,json=sealedBy,proto3" json:"sealed_by,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Seal) Reset() {
+	*x = Seal{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Seal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Seal) ProtoMessage() {}
+
+func (x *Seal) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Seal.ProtoReflect.Descriptor instead.
+func (*Seal) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Seal) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *Seal) GetBuildDigest() []byte {
+	if x != nil {
+		return x.BuildDigest
+	}
+	return nil
+}
+
+func (x *Seal) GetSealedAtUnixNano() int64 {
+	if x != nil {
+		return x.SealedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Seal) GetSealedBy() string {
+	if x != nil {
+		return x.SealedBy
+	}
+	return ""
+}
+
+// The election model. ElectionConfig, BureauMember, ListRule, Scrutin, Candidate and
+// CandidateList have the field numbers of their urne.fsm.v1 counterparts: the node converts
+// them by their encoding.
+type ElectionConfig struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	Organizer           string                 `protobuf:"bytes,1,opt,name=organizer,proto3" json:"organizer,omitempty"`
+	Controller          string                 `protobuf:"bytes,2,opt,name=controller,proto3" json:"controller,omitempty"`
+	Processor           string                 `protobuf:"bytes,3,opt,name=processor,proto3" json:"processor,omitempty"`
+	OpensAtUnixNano     int64                  `protobuf:"varint,4,opt,name=opens_at_unix_nano,json=opensAtUnixNano,proto3" json:"opens_at_unix_nano,omitempty"`
+	ClosesAtUnixNano    int64                  `protobuf:"varint,5,opt,name=closes_at_unix_nano,json=closesAtUnixNano,proto3" json:"closes_at_unix_nano,omitempty"`
+	Bureau              []*BureauMember        `protobuf:"bytes,6,rep,name=bureau,proto3" json:"bureau,omitempty"`
+	SessionTimeoutNanos int64                  `protobuf:"varint,7,opt,name=session_timeout_nanos,json=sessionTimeoutNanos,proto3" json:"session_timeout_nanos,omitempty"`
+	OtpValidityNanos    int64                  `protobuf:"varint,8,opt,name=otp_validity_nanos,json=otpValidityNanos,proto3" json:"otp_validity_nanos,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *ElectionConfig) Reset() {
+	*x = ElectionConfig{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ElectionConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ElectionConfig) ProtoMessage() {}
+
+func (x *ElectionConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ElectionConfig.ProtoReflect.Descriptor instead.
+func (*ElectionConfig) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ElectionConfig) GetOrganizer() string {
+	if x != nil {
+		return x.Organizer
+	}
+	return ""
+}
+
+func (x *ElectionConfig) GetController() string {
+	if x != nil {
+		return x.Controller
+	}
+	return ""
+}
+
+func (x *ElectionConfig) GetProcessor() string {
+	if x != nil {
+		return x.Processor
+	}
+	return ""
+}
+
+func (x *ElectionConfig) GetOpensAtUnixNano() int64 {
+	if x != nil {
+		return x.OpensAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetClosesAtUnixNano() int64 {
+	if x != nil {
+		return x.ClosesAtUnixNano
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetBureau() []*BureauMember {
+	if x != nil {
+		return x.Bureau
+	}
+	return nil
+}
+
+func (x *ElectionConfig) GetSessionTimeoutNanos() int64 {
+	if x != nil {
+		return x.SessionTimeoutNanos
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetOtpValidityNanos() int64 {
+	if x != nil {
+		return x.OtpValidityNanos
+	}
+	return 0
+}
+
+type BureauMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Email string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
+	// president, vice-president, secretary, delegate, delegate-deputy, observer or expert.
+	Function      string `protobuf:"bytes,3,opt,name=function,proto3" json:"function,omitempty"`
+	Phone         string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BureauMember) Reset() {
+	*x = BureauMember{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BureauMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BureauMember) ProtoMessage() {}
+
+func (x *BureauMember) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BureauMember.ProtoReflect.Descriptor instead.
+func (*BureauMember) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *BureauMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BureauMember) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *BureauMember) GetFunction() string {
+	if x != nil {
+		return x.Function
+	}
+	return ""
+}
+
+func (x *BureauMember) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+type ListRule struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	GenderBalance      bool                   `protobuf:"varint,1,opt,name=gender_balance,json=genderBalance,proto3" json:"gender_balance,omitempty"`
+	WomenSharePermille uint32                 `protobuf:"varint,2,opt,name=women_share_permille,json=womenSharePermille,proto3" json:"women_share_permille,omitempty"`
+	Alternate          bool                   `protobuf:"varint,3,opt,name=alternate,proto3" json:"alternate,omitempty"`
+	MaxCandidates      uint32                 `protobuf:"varint,4,opt,name=max_candidates,json=maxCandidates,proto3" json:"max_candidates,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ListRule) Reset() {
+	*x = ListRule{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRule) ProtoMessage() {}
+
+func (x *ListRule) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRule.ProtoReflect.Descriptor instead.
+func (*ListRule) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListRule) GetGenderBalance() bool {
+	if x != nil {
+		return x.GenderBalance
+	}
+	return false
+}
+
+func (x *ListRule) GetWomenSharePermille() uint32 {
+	if x != nil {
+		return x.WomenSharePermille
+	}
+	return 0
+}
+
+func (x *ListRule) GetAlternate() bool {
+	if x != nil {
+		return x.Alternate
+	}
+	return false
+}
+
+func (x *ListRule) GetMaxCandidates() uint32 {
+	if x != nil {
+		return x.MaxCandidates
+	}
+	return 0
+}
+
+type Scrutin struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	VoterId       string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	ScrutinId     string                 `protobuf:"bytes,1,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
 	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Email         string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	Composantes   []string               `protobuf:"bytes,3,rep,name=composantes,proto3" json:"composantes,omitempty"`
+	Colleges      []string               `protobuf:"bytes,4,rep,name=colleges,proto3" json:"colleges,omitempty"`
+	Secteurs      []string               `protobuf:"bytes,5,rep,name=secteurs,proto3" json:"secteurs,omitempty"`
+	Seats         uint32                 `protobuf:"varint,6,opt,name=seats,proto3" json:"seats,omitempty"`
+	ListRule      *ListRule              `protobuf:"bytes,7,opt,name=list_rule,json=listRule,proto3" json:"list_rule,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Scrutin) Reset() {
+	*x = Scrutin{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Scrutin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Scrutin) ProtoMessage() {}
+
+func (x *Scrutin) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Scrutin.ProtoReflect.Descriptor instead.
+func (*Scrutin) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Scrutin) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *Scrutin) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Scrutin) GetComposantes() []string {
+	if x != nil {
+		return x.Composantes
+	}
+	return nil
+}
+
+func (x *Scrutin) GetColleges() []string {
+	if x != nil {
+		return x.Colleges
+	}
+	return nil
+}
+
+func (x *Scrutin) GetSecteurs() []string {
+	if x != nil {
+		return x.Secteurs
+	}
+	return nil
+}
+
+func (x *Scrutin) GetSeats() uint32 {
+	if x != nil {
+		return x.Seats
+	}
+	return 0
+}
+
+func (x *Scrutin) GetListRule() *ListRule {
+	if x != nil {
+		return x.ListRule
+	}
+	return nil
+}
+
+type Candidate struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Sex           string                 `protobuf:"bytes,2,opt,name=sex,proto3" json:"sex,omitempty"`
+	DateOfBirth   string                 `protobuf:"bytes,3,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Candidate) Reset() {
+	*x = Candidate{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Candidate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Candidate) ProtoMessage() {}
+
+func (x *Candidate) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
+func (*Candidate) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Candidate) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Candidate) GetSex() string {
+	if x != nil {
+		return x.Sex
+	}
+	return ""
+}
+
+func (x *Candidate) GetDateOfBirth() string {
+	if x != nil {
+		return x.DateOfBirth
+	}
+	return ""
+}
+
+type CandidateList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScrutinId     string                 `protobuf:"bytes,1,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	ListId        string                 `protobuf:"bytes,2,opt,name=list_id,json=listId,proto3" json:"list_id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Candidates    []*Candidate           `protobuf:"bytes,4,rep,name=candidates,proto3" json:"candidates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CandidateList) Reset() {
+	*x = CandidateList{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CandidateList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CandidateList) ProtoMessage() {}
+
+func (x *CandidateList) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CandidateList.ProtoReflect.Descriptor instead.
+func (*CandidateList) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *CandidateList) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *CandidateList) GetListId() string {
+	if x != nil {
+		return x.ListId
+	}
+	return ""
+}
+
+func (x *CandidateList) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CandidateList) GetCandidates() []*Candidate {
+	if x != nil {
+		return x.Candidates
+	}
+	return nil
+}
+
+type ConfigureElectionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Config        *ElectionConfig        `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfigureElectionRequest) Reset() {
+	*x = ConfigureElectionRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfigureElectionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfigureElectionRequest) ProtoMessage() {}
+
+func (x *ConfigureElectionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfigureElectionRequest.ProtoReflect.Descriptor instead.
+func (*ConfigureElectionRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ConfigureElectionRequest) GetConfig() *ElectionConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+type PutScrutinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scrutin       *Scrutin               `protobuf:"bytes,1,opt,name=scrutin,proto3" json:"scrutin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutScrutinRequest) Reset() {
+	*x = PutScrutinRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutScrutinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutScrutinRequest) ProtoMessage() {}
+
+func (x *PutScrutinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutScrutinRequest.ProtoReflect.Descriptor instead.
+func (*PutScrutinRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PutScrutinRequest) GetScrutin() *Scrutin {
+	if x != nil {
+		return x.Scrutin
+	}
+	return nil
+}
+
+type PutCandidateListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	List          *CandidateList         `protobuf:"bytes,1,opt,name=list,proto3" json:"list,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutCandidateListRequest) Reset() {
+	*x = PutCandidateListRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutCandidateListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutCandidateListRequest) ProtoMessage() {}
+
+func (x *PutCandidateListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutCandidateListRequest.ProtoReflect.Descriptor instead.
+func (*PutCandidateListRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PutCandidateListRequest) GetList() *CandidateList {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+type SetElectionKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	Policy        []byte                 `protobuf:"bytes,2,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetElectionKeyRequest) Reset() {
+	*x = SetElectionKeyRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetElectionKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetElectionKeyRequest) ProtoMessage() {}
+
+func (x *SetElectionKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetElectionKeyRequest.ProtoReflect.Descriptor instead.
+func (*SetElectionKeyRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SetElectionKeyRequest) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *SetElectionKeyRequest) GetPolicy() []byte {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+type RecordTallyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ResultsDigest []byte                 `protobuf:"bytes,1,opt,name=results_digest,json=resultsDigest,proto3" json:"results_digest,omitempty"`
+	MinutesDigest []byte                 `protobuf:"bytes,2,opt,name=minutes_digest,json=minutesDigest,proto3" json:"minutes_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordTallyRequest) Reset() {
+	*x = RecordTallyRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordTallyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordTallyRequest) ProtoMessage() {}
+
+func (x *RecordTallyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordTallyRequest.ProtoReflect.Descriptor instead.
+func (*RecordTallyRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RecordTallyRequest) GetResultsDigest() []byte {
+	if x != nil {
+		return x.ResultsDigest
+	}
+	return nil
+}
+
+func (x *RecordTallyRequest) GetMinutesDigest() []byte {
+	if x != nil {
+		return x.MinutesDigest
+	}
+	return nil
+}
+
+type ScrutinsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scrutins      []*Scrutin             `protobuf:"bytes,1,rep,name=scrutins,proto3" json:"scrutins,omitempty"`
+	Lists         []*CandidateList       `protobuf:"bytes,2,rep,name=lists,proto3" json:"lists,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScrutinsResponse) Reset() {
+	*x = ScrutinsResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScrutinsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScrutinsResponse) ProtoMessage() {}
+
+func (x *ScrutinsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScrutinsResponse.ProtoReflect.Descriptor instead.
+func (*ScrutinsResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ScrutinsResponse) GetScrutins() []*Scrutin {
+	if x != nil {
+		return x.Scrutins
+	}
+	return nil
+}
+
+func (x *ScrutinsResponse) GetLists() []*CandidateList {
+	if x != nil {
+		return x.Lists
+	}
+	return nil
+}
+
+type Voter struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	VoterId string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Email   string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	// YYYY-MM-DD, for the homonym check.
+	DateOfBirth string `protobuf:"bytes,4,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
+	// The non-trivial identifier (staff or student number, last digits of the social security
+	// number). The node that receives the import stores only a peppered slow hash of it.
+	Secret        string `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	Composante    string `protobuf:"bytes,6,opt,name=composante,proto3" json:"composante,omitempty"`
+	College       string `protobuf:"bytes,7,opt,name=college,proto3" json:"college,omitempty"`
+	Secteur       string `protobuf:"bytes,8,opt,name=secteur,proto3" json:"secteur,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Voter) Reset() {
 	*x = Voter{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[2]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +1194,7 @@ func (x *Voter) String() string {
 func (*Voter) ProtoMessage() {}
 
 func (x *Voter) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[2]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +1207,7 @@ func (x *Voter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Voter.ProtoReflect.Descriptor instead.
 func (*Voter) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{2}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Voter) GetVoterId() string {
@@ -330,6 +1231,41 @@ func (x *Voter) GetEmail() string {
 	return ""
 }
 
+func (x *Voter) GetDateOfBirth() string {
+	if x != nil {
+		return x.DateOfBirth
+	}
+	return ""
+}
+
+func (x *Voter) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+func (x *Voter) GetComposante() string {
+	if x != nil {
+		return x.Composante
+	}
+	return ""
+}
+
+func (x *Voter) GetCollege() string {
+	if x != nil {
+		return x.College
+	}
+	return ""
+}
+
+func (x *Voter) GetSecteur() string {
+	if x != nil {
+		return x.Secteur
+	}
+	return ""
+}
+
 type ImportVotersRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Voters        []*Voter               `protobuf:"bytes,1,rep,name=voters,proto3" json:"voters,omitempty"`
@@ -339,7 +1275,7 @@ type ImportVotersRequest struct {
 
 func (x *ImportVotersRequest) Reset() {
 	*x = ImportVotersRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[3]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -351,7 +1287,7 @@ func (x *ImportVotersRequest) String() string {
 func (*ImportVotersRequest) ProtoMessage() {}
 
 func (x *ImportVotersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[3]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -364,7 +1300,7 @@ func (x *ImportVotersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportVotersRequest.ProtoReflect.Descriptor instead.
 func (*ImportVotersRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{3}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ImportVotersRequest) GetVoters() []*Voter {
@@ -379,13 +1315,14 @@ type ImportVotersResponse struct {
 	Imported      uint64                 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
 	Unchanged     uint64                 `protobuf:"varint,2,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
 	TotalVoters   uint64                 `protobuf:"varint,3,opt,name=total_voters,json=totalVoters,proto3" json:"total_voters,omitempty"`
+	Rectified     uint64                 `protobuf:"varint,4,opt,name=rectified,proto3" json:"rectified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportVotersResponse) Reset() {
 	*x = ImportVotersResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[4]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -397,7 +1334,7 @@ func (x *ImportVotersResponse) String() string {
 func (*ImportVotersResponse) ProtoMessage() {}
 
 func (x *ImportVotersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[4]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -410,7 +1347,7 @@ func (x *ImportVotersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportVotersResponse.ProtoReflect.Descriptor instead.
 func (*ImportVotersResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{4}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ImportVotersResponse) GetImported() uint64 {
@@ -434,6 +1371,13 @@ func (x *ImportVotersResponse) GetTotalVoters() uint64 {
 	return 0
 }
 
+func (x *ImportVotersResponse) GetRectified() uint64 {
+	if x != nil {
+		return x.Rectified
+	}
+	return 0
+}
+
 type TransitionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
@@ -443,7 +1387,7 @@ type TransitionRequest struct {
 
 func (x *TransitionRequest) Reset() {
 	*x = TransitionRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[5]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +1399,7 @@ func (x *TransitionRequest) String() string {
 func (*TransitionRequest) ProtoMessage() {}
 
 func (x *TransitionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[5]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +1412,7 @@ func (x *TransitionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransitionRequest.ProtoReflect.Descriptor instead.
 func (*TransitionRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{5}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TransitionRequest) GetRequestId() string {
@@ -489,7 +1433,7 @@ type CastRequest struct {
 
 func (x *CastRequest) Reset() {
 	*x = CastRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[6]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +1445,7 @@ func (x *CastRequest) String() string {
 func (*CastRequest) ProtoMessage() {}
 
 func (x *CastRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[6]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +1458,7 @@ func (x *CastRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastRequest.ProtoReflect.Descriptor instead.
 func (*CastRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{6}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CastRequest) GetRequestId() string {
@@ -545,14 +1489,17 @@ type Receipt struct {
 	// SHA-256 of the ballot bytes: the ballot's place in the box.
 	Fingerprint []byte `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	// Leader-stamped time of the émargement.
-	EmargedAtUnixNano int64 `protobuf:"varint,3,opt,name=emarged_at_unix_nano,json=emargedAtUnixNano,proto3" json:"emarged_at_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	EmargedAtUnixNano int64  `protobuf:"varint,3,opt,name=emarged_at_unix_nano,json=emargedAtUnixNano,proto3" json:"emarged_at_unix_nano,omitempty"`
+	ScrutinId         string `protobuf:"bytes,4,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	// The cluster's signature over election id, fingerprint and time (legal path).
+	Signature     []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Receipt) Reset() {
 	*x = Receipt{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[7]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -564,7 +1511,7 @@ func (x *Receipt) String() string {
 func (*Receipt) ProtoMessage() {}
 
 func (x *Receipt) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[7]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -577,7 +1524,7 @@ func (x *Receipt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Receipt.ProtoReflect.Descriptor instead.
 func (*Receipt) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{7}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Receipt) GetElectionId() string {
@@ -601,6 +1548,20 @@ func (x *Receipt) GetEmargedAtUnixNano() int64 {
 	return 0
 }
 
+func (x *Receipt) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *Receipt) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 type CastResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Receipt *Receipt               `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`
@@ -613,7 +1574,7 @@ type CastResponse struct {
 
 func (x *CastResponse) Reset() {
 	*x = CastResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[8]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +1586,7 @@ func (x *CastResponse) String() string {
 func (*CastResponse) ProtoMessage() {}
 
 func (x *CastResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[8]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +1599,7 @@ func (x *CastResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastResponse.ProtoReflect.Descriptor instead.
 func (*CastResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{8}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CastResponse) GetReceipt() *Receipt {
@@ -662,6 +1623,931 @@ func (x *CastResponse) GetIndex() uint64 {
 	return 0
 }
 
+type CastSealedRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key, as for Cast.
+	RequestId    string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	SessionToken string `protobuf:"bytes,2,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	ScrutinId    string `protobuf:"bytes,3,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	// The inner ballot sealed on the voter's device, inside the envelope to the cluster's key.
+	Envelope      []byte `protobuf:"bytes,4,opt,name=envelope,proto3" json:"envelope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CastSealedRequest) Reset() {
+	*x = CastSealedRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CastSealedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CastSealedRequest) ProtoMessage() {}
+
+func (x *CastSealedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CastSealedRequest.ProtoReflect.Descriptor instead.
+func (*CastSealedRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CastSealedRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *CastSealedRequest) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *CastSealedRequest) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *CastSealedRequest) GetEnvelope() []byte {
+	if x != nil {
+		return x.Envelope
+	}
+	return nil
+}
+
+type IssueIdentifiersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: every voter without an identifier; set: replace this voter's identifier.
+	VoterId       string `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueIdentifiersRequest) Reset() {
+	*x = IssueIdentifiersRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueIdentifiersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueIdentifiersRequest) ProtoMessage() {}
+
+func (x *IssueIdentifiersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueIdentifiersRequest.ProtoReflect.Descriptor instead.
+func (*IssueIdentifiersRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *IssueIdentifiersRequest) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
+type IssueIdentifiersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Issued        uint64                 `protobuf:"varint,1,opt,name=issued,proto3" json:"issued,omitempty"`
+	Remaining     uint64                 `protobuf:"varint,2,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueIdentifiersResponse) Reset() {
+	*x = IssueIdentifiersResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueIdentifiersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueIdentifiersResponse) ProtoMessage() {}
+
+func (x *IssueIdentifiersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueIdentifiersResponse.ProtoReflect.Descriptor instead.
+func (*IssueIdentifiersResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *IssueIdentifiersResponse) GetIssued() uint64 {
+	if x != nil {
+		return x.Issued
+	}
+	return 0
+}
+
+func (x *IssueIdentifiersResponse) GetRemaining() uint64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+type LoginRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Identifier    string                 `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoginRequest) Reset() {
+	*x = LoginRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginRequest) ProtoMessage() {}
+
+func (x *LoginRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginRequest.ProtoReflect.Descriptor instead.
+func (*LoginRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *LoginRequest) GetIdentifier() string {
+	if x != nil {
+		return x.Identifier
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type LoginResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Hands the login to RequestCode and VerifyCode.
+	ChallengeToken    string `protobuf:"bytes,1,opt,name=challenge_token,json=challengeToken,proto3" json:"challenge_token,omitempty"`
+	ExpiresAtUnixNano int64  `protobuf:"varint,2,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *LoginResponse) Reset() {
+	*x = LoginResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoginResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoginResponse) ProtoMessage() {}
+
+func (x *LoginResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoginResponse.ProtoReflect.Descriptor instead.
+func (*LoginResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LoginResponse) GetChallengeToken() string {
+	if x != nil {
+		return x.ChallengeToken
+	}
+	return ""
+}
+
+func (x *LoginResponse) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
+type RequestCodeRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeToken string                 `protobuf:"bytes,1,opt,name=challenge_token,json=challengeToken,proto3" json:"challenge_token,omitempty"`
+	Phone          string                 `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RequestCodeRequest) Reset() {
+	*x = RequestCodeRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestCodeRequest) ProtoMessage() {}
+
+func (x *RequestCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestCodeRequest.ProtoReflect.Descriptor instead.
+func (*RequestCodeRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RequestCodeRequest) GetChallengeToken() string {
+	if x != nil {
+		return x.ChallengeToken
+	}
+	return ""
+}
+
+func (x *RequestCodeRequest) GetPhone() string {
+	if x != nil {
+		return x.Phone
+	}
+	return ""
+}
+
+type RequestCodeResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ExpiresAtUnixNano int64                  `protobuf:"varint,1,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RequestCodeResponse) Reset() {
+	*x = RequestCodeResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestCodeResponse) ProtoMessage() {}
+
+func (x *RequestCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestCodeResponse.ProtoReflect.Descriptor instead.
+func (*RequestCodeResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RequestCodeResponse) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
+type VerifyCodeRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ChallengeToken string                 `protobuf:"bytes,1,opt,name=challenge_token,json=challengeToken,proto3" json:"challenge_token,omitempty"`
+	Code           string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *VerifyCodeRequest) Reset() {
+	*x = VerifyCodeRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyCodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyCodeRequest) ProtoMessage() {}
+
+func (x *VerifyCodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyCodeRequest.ProtoReflect.Descriptor instead.
+func (*VerifyCodeRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *VerifyCodeRequest) GetChallengeToken() string {
+	if x != nil {
+		return x.ChallengeToken
+	}
+	return ""
+}
+
+func (x *VerifyCodeRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+type VerifyCodeResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SessionToken string                 `protobuf:"bytes,1,opt,name=session_token,json=sessionToken,proto3" json:"session_token,omitempty"`
+	// What envelopes of this session are bound to: the session id and the nonce.
+	SessionId         string `protobuf:"bytes,2,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	EnvelopeNonce     []byte `protobuf:"bytes,3,opt,name=envelope_nonce,json=envelopeNonce,proto3" json:"envelope_nonce,omitempty"`
+	ExpiresAtUnixNano int64  `protobuf:"varint,4,opt,name=expires_at_unix_nano,json=expiresAtUnixNano,proto3" json:"expires_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *VerifyCodeResponse) Reset() {
+	*x = VerifyCodeResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyCodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyCodeResponse) ProtoMessage() {}
+
+func (x *VerifyCodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyCodeResponse.ProtoReflect.Descriptor instead.
+func (*VerifyCodeResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *VerifyCodeResponse) GetSessionToken() string {
+	if x != nil {
+		return x.SessionToken
+	}
+	return ""
+}
+
+func (x *VerifyCodeResponse) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *VerifyCodeResponse) GetEnvelopeNonce() []byte {
+	if x != nil {
+		return x.EnvelopeNonce
+	}
+	return nil
+}
+
+func (x *VerifyCodeResponse) GetExpiresAtUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresAtUnixNano
+	}
+	return 0
+}
+
+type UnlockAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VoterId       string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockAccountRequest) Reset() {
+	*x = UnlockAccountRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockAccountRequest) ProtoMessage() {}
+
+func (x *UnlockAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockAccountRequest.ProtoReflect.Descriptor instead.
+func (*UnlockAccountRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *UnlockAccountRequest) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
+func (x *UnlockAccountRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type GetAccountRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VoterId       string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	Consistency   Consistency            `protobuf:"varint,2,opt,name=consistency,proto3,enum=urne.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAccountRequest) Reset() {
+	*x = GetAccountRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAccountRequest) ProtoMessage() {}
+
+func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
+func (*GetAccountRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *GetAccountRequest) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
+func (x *GetAccountRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_LINEARIZABLE
+}
+
+type AccountStatus struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	VoterId          string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	HasIdentifier    bool                   `protobuf:"varint,2,opt,name=has_identifier,json=hasIdentifier,proto3" json:"has_identifier,omitempty"`
+	Failures         uint32                 `protobuf:"varint,3,opt,name=failures,proto3" json:"failures,omitempty"`
+	Locked           bool                   `protobuf:"varint,4,opt,name=locked,proto3" json:"locked,omitempty"`
+	LockedAtUnixNano int64                  `protobuf:"varint,5,opt,name=locked_at_unix_nano,json=lockedAtUnixNano,proto3" json:"locked_at_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *AccountStatus) Reset() {
+	*x = AccountStatus{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountStatus) ProtoMessage() {}
+
+func (x *AccountStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountStatus.ProtoReflect.Descriptor instead.
+func (*AccountStatus) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *AccountStatus) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
+func (x *AccountStatus) GetHasIdentifier() bool {
+	if x != nil {
+		return x.HasIdentifier
+	}
+	return false
+}
+
+func (x *AccountStatus) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *AccountStatus) GetLocked() bool {
+	if x != nil {
+		return x.Locked
+	}
+	return false
+}
+
+func (x *AccountStatus) GetLockedAtUnixNano() int64 {
+	if x != nil {
+		return x.LockedAtUnixNano
+	}
+	return 0
+}
+
+type EmargementEntry struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	VoterId           string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	Name              string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	DateOfBirth       string                 `protobuf:"bytes,3,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
+	ScrutinId         string                 `protobuf:"bytes,4,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	EmargedAtUnixNano int64                  `protobuf:"varint,5,opt,name=emarged_at_unix_nano,json=emargedAtUnixNano,proto3" json:"emarged_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *EmargementEntry) Reset() {
+	*x = EmargementEntry{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmargementEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmargementEntry) ProtoMessage() {}
+
+func (x *EmargementEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmargementEntry.ProtoReflect.Descriptor instead.
+func (*EmargementEntry) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *EmargementEntry) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
+func (x *EmargementEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EmargementEntry) GetDateOfBirth() string {
+	if x != nil {
+		return x.DateOfBirth
+	}
+	return ""
+}
+
+func (x *EmargementEntry) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *EmargementEntry) GetEmargedAtUnixNano() int64 {
+	if x != nil {
+		return x.EmargedAtUnixNano
+	}
+	return 0
+}
+
+type EmargementPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*EmargementEntry     `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EmargementPage) Reset() {
+	*x = EmargementPage{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EmargementPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EmargementPage) ProtoMessage() {}
+
+func (x *EmargementPage) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EmargementPage.ProtoReflect.Descriptor instead.
+func (*EmargementPage) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *EmargementPage) GetEntries() []*EmargementEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+type JournalEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	AtUnixNano    int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
+	Subject       []byte                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
+	Detail        string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	Prev          []byte                 `protobuf:"bytes,7,opt,name=prev,proto3" json:"prev,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JournalEntry) Reset() {
+	*x = JournalEntry{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalEntry) ProtoMessage() {}
+
+func (x *JournalEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalEntry.ProtoReflect.Descriptor instead.
+func (*JournalEntry) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *JournalEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *JournalEntry) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *JournalEntry) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *JournalEntry) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
+}
+
+func (x *JournalEntry) GetSubject() []byte {
+	if x != nil {
+		return x.Subject
+	}
+	return nil
+}
+
+func (x *JournalEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *JournalEntry) GetPrev() []byte {
+	if x != nil {
+		return x.Prev
+	}
+	return nil
+}
+
+type JournalPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*JournalEntry        `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JournalPage) Reset() {
+	*x = JournalPage{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalPage) ProtoMessage() {}
+
+func (x *JournalPage) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalPage.ProtoReflect.Descriptor instead.
+func (*JournalPage) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *JournalPage) GetEntries() []*JournalEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
 type ReadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Consistency   Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=urne.v1.Consistency" json:"consistency,omitempty"`
@@ -671,7 +2557,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[9]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +2569,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[9]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +2582,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{9}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ReadRequest) GetConsistency() Consistency {
@@ -707,19 +2593,21 @@ func (x *ReadRequest) GetConsistency() Consistency {
 }
 
 type CountsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Voters        uint64                 `protobuf:"varint,1,opt,name=voters,proto3" json:"voters,omitempty"`
-	Emargements   uint64                 `protobuf:"varint,2,opt,name=emargements,proto3" json:"emargements,omitempty"`
-	Ballots       uint64                 `protobuf:"varint,3,opt,name=ballots,proto3" json:"ballots,omitempty"`
-	Phase         ElectionPhase          `protobuf:"varint,4,opt,name=phase,proto3,enum=urne.v1.ElectionPhase" json:"phase,omitempty"`
-	Index         uint64                 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Voters      uint64                 `protobuf:"varint,1,opt,name=voters,proto3" json:"voters,omitempty"`
+	Emargements uint64                 `protobuf:"varint,2,opt,name=emargements,proto3" json:"emargements,omitempty"`
+	Ballots     uint64                 `protobuf:"varint,3,opt,name=ballots,proto3" json:"ballots,omitempty"`
+	Phase       ElectionPhase          `protobuf:"varint,4,opt,name=phase,proto3,enum=urne.v1.ElectionPhase" json:"phase,omitempty"`
+	Index       uint64                 `protobuf:"varint,5,opt,name=index,proto3" json:"index,omitempty"`
+	// Emails and SMS waiting in the replicated outbox.
+	OutboxPending uint64 `protobuf:"varint,6,opt,name=outbox_pending,json=outboxPending,proto3" json:"outbox_pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CountsResponse) Reset() {
 	*x = CountsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[10]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +2619,7 @@ func (x *CountsResponse) String() string {
 func (*CountsResponse) ProtoMessage() {}
 
 func (x *CountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[10]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +2632,7 @@ func (x *CountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountsResponse.ProtoReflect.Descriptor instead.
 func (*CountsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{10}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CountsResponse) GetVoters() uint64 {
@@ -782,6 +2670,13 @@ func (x *CountsResponse) GetIndex() uint64 {
 	return 0
 }
 
+func (x *CountsResponse) GetOutboxPending() uint64 {
+	if x != nil {
+		return x.OutboxPending
+	}
+	return 0
+}
+
 type HasVotedRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	VoterId       string                 `protobuf:"bytes,1,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
@@ -792,7 +2687,7 @@ type HasVotedRequest struct {
 
 func (x *HasVotedRequest) Reset() {
 	*x = HasVotedRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[11]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +2699,7 @@ func (x *HasVotedRequest) String() string {
 func (*HasVotedRequest) ProtoMessage() {}
 
 func (x *HasVotedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[11]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +2712,7 @@ func (x *HasVotedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasVotedRequest.ProtoReflect.Descriptor instead.
 func (*HasVotedRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{11}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *HasVotedRequest) GetVoterId() string {
@@ -844,7 +2739,7 @@ type HasVotedResponse struct {
 
 func (x *HasVotedResponse) Reset() {
 	*x = HasVotedResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[12]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +2751,7 @@ func (x *HasVotedResponse) String() string {
 func (*HasVotedResponse) ProtoMessage() {}
 
 func (x *HasVotedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[12]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +2764,7 @@ func (x *HasVotedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasVotedResponse.ProtoReflect.Descriptor instead.
 func (*HasVotedResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{12}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HasVotedResponse) GetVoted() bool {
@@ -895,7 +2790,7 @@ type FingerprintPage struct {
 
 func (x *FingerprintPage) Reset() {
 	*x = FingerprintPage{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[13]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +2802,7 @@ func (x *FingerprintPage) String() string {
 func (*FingerprintPage) ProtoMessage() {}
 
 func (x *FingerprintPage) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[13]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +2815,7 @@ func (x *FingerprintPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerprintPage.ProtoReflect.Descriptor instead.
 func (*FingerprintPage) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{13}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FingerprintPage) GetFingerprints() [][]byte {
@@ -938,7 +2833,7 @@ type NodeRequest struct {
 
 func (x *NodeRequest) Reset() {
 	*x = NodeRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[14]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +2845,7 @@ func (x *NodeRequest) String() string {
 func (*NodeRequest) ProtoMessage() {}
 
 func (x *NodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[14]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +2858,7 @@ func (x *NodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRequest.ProtoReflect.Descriptor instead.
 func (*NodeRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{14}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
 }
 
 type NodeInfo struct {
@@ -989,7 +2884,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[15]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +2896,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[15]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +2909,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{15}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -1130,7 +3025,7 @@ type PeersRequest struct {
 
 func (x *PeersRequest) Reset() {
 	*x = PeersRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[16]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +3037,7 @@ func (x *PeersRequest) String() string {
 func (*PeersRequest) ProtoMessage() {}
 
 func (x *PeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[16]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +3050,7 @@ func (x *PeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersRequest.ProtoReflect.Descriptor instead.
 func (*PeersRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{16}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
 }
 
 type Peer struct {
@@ -1176,7 +3071,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[17]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +3083,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[17]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +3096,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{17}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Peer) GetId() string {
@@ -1271,7 +3166,7 @@ type PeersResponse struct {
 
 func (x *PeersResponse) Reset() {
 	*x = PeersResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[18]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1283,7 +3178,7 @@ func (x *PeersResponse) String() string {
 func (*PeersResponse) ProtoMessage() {}
 
 func (x *PeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[18]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1296,7 +3191,7 @@ func (x *PeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersResponse.ProtoReflect.Descriptor instead.
 func (*PeersResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{18}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *PeersResponse) GetPeers() []*Peer {
@@ -1330,7 +3225,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[19]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +3237,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[19]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +3250,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{19}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -1374,7 +3269,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[20]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +3281,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[20]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +3294,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{20}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -1418,7 +3313,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[21]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +3325,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[21]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +3338,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{21}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -1461,7 +3356,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[22]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +3368,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[22]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +3381,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{22}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
 }
 
 type RotateKeyRequest struct {
@@ -1497,7 +3392,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[23]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1509,7 +3404,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[23]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1522,7 +3417,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{23}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
 }
 
 type RotateKeyResponse struct {
@@ -1536,7 +3431,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[24]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +3443,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[24]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +3456,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{24}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *RotateKeyResponse) GetNodeId() string {
@@ -1593,7 +3488,7 @@ type StateDigestRequest struct {
 
 func (x *StateDigestRequest) Reset() {
 	*x = StateDigestRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[25]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +3500,7 @@ func (x *StateDigestRequest) String() string {
 func (*StateDigestRequest) ProtoMessage() {}
 
 func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[25]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +3513,7 @@ func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestRequest.ProtoReflect.Descriptor instead.
 func (*StateDigestRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{25}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
 }
 
 type StateDigestResponse struct {
@@ -1632,7 +3527,7 @@ type StateDigestResponse struct {
 
 func (x *StateDigestResponse) Reset() {
 	*x = StateDigestResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[26]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1644,7 +3539,7 @@ func (x *StateDigestResponse) String() string {
 func (*StateDigestResponse) ProtoMessage() {}
 
 func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[26]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1657,7 +3552,7 @@ func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestResponse.ProtoReflect.Descriptor instead.
 func (*StateDigestResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{26}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *StateDigestResponse) GetNodeId() string {
@@ -1690,7 +3585,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[27]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +3597,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[27]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +3610,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{27}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -1735,7 +3630,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[28]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1747,7 +3642,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[28]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1760,7 +3655,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{28}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ApplyResponse) GetResponse() []byte {
@@ -1785,7 +3680,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[29]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1797,7 +3692,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[29]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1810,7 +3705,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{29}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
 }
 
 type ReadIndexResponse struct {
@@ -1822,7 +3717,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[30]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +3729,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[30]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +3742,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{30}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -1865,7 +3760,7 @@ type ServerStatsRequest struct {
 
 func (x *ServerStatsRequest) Reset() {
 	*x = ServerStatsRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[31]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +3772,7 @@ func (x *ServerStatsRequest) String() string {
 func (*ServerStatsRequest) ProtoMessage() {}
 
 func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[31]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +3785,7 @@ func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ServerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{31}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
 }
 
 type ServerStatsResponse struct {
@@ -1904,7 +3799,7 @@ type ServerStatsResponse struct {
 
 func (x *ServerStatsResponse) Reset() {
 	*x = ServerStatsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[32]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +3811,7 @@ func (x *ServerStatsResponse) String() string {
 func (*ServerStatsResponse) ProtoMessage() {}
 
 func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[32]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +3824,7 @@ func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ServerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{32}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ServerStatsResponse) GetLastIndex() uint64 {
@@ -1957,11 +3852,12 @@ var File_transport_urnepb_urne_proto protoreflect.FileDescriptor
 
 const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\n" +
-	"\x1btransport/urnepb/urne.proto\x12\aurne.v1\"L\n" +
+	"\x1btransport/urnepb/urne.proto\x12\aurne.v1\"f\n" +
 	"\x15CreateElectionRequest\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"\x97\x02\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
+	"\aprofile\x18\x03 \x01(\tR\aprofile\"\xa1\x04\n" +
 	"\rElectionState\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -1970,17 +3866,96 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x14created_at_unix_nano\x18\x04 \x01(\x03R\x11createdAtUnixNano\x12-\n" +
 	"\x13opened_at_unix_nano\x18\x05 \x01(\x03R\x10openedAtUnixNano\x12-\n" +
 	"\x13closed_at_unix_nano\x18\x06 \x01(\x03R\x10closedAtUnixNano\x12\x14\n" +
-	"\x05index\x18\a \x01(\x04R\x05index\"L\n" +
+	"\x05index\x18\a \x01(\x04R\x05index\x12\x18\n" +
+	"\aprofile\x18\b \x01(\tR\aprofile\x12/\n" +
+	"\x06config\x18\t \x01(\v2\x17.urne.v1.ElectionConfigR\x06config\x12!\n" +
+	"\x04seal\x18\n" +
+	" \x01(\v2\r.urne.v1.SealR\x04seal\x12\x19\n" +
+	"\bbox_root\x18\v \x01(\fR\aboxRoot\x12/\n" +
+	"\x14tallied_at_unix_nano\x18\f \x01(\x03R\x11talliedAtUnixNano\x121\n" +
+	"\x15archived_at_unix_nano\x18\r \x01(\x03R\x12archivedAtUnixNano\x12\x1b\n" +
+	"\tclosed_by\x18\x0e \x01(\tR\bclosedBy\"\x8d\x01\n" +
+	"\x04Seal\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\fR\x06digest\x12!\n" +
+	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\x12-\n" +
+	"\x13sealed_at_unix_nano\x18\x03 \x01(\x03R\x10sealedAtUnixNano\x12\x1b\n" +
+	"\tsealed_by\x18\x04 \x01(\tR\bsealedBy\"\xd9\x02\n" +
+	"\x0eElectionConfig\x12\x1c\n" +
+	"\torganizer\x18\x01 \x01(\tR\torganizer\x12\x1e\n" +
+	"\n" +
+	"controller\x18\x02 \x01(\tR\n" +
+	"controller\x12\x1c\n" +
+	"\tprocessor\x18\x03 \x01(\tR\tprocessor\x12+\n" +
+	"\x12opens_at_unix_nano\x18\x04 \x01(\x03R\x0fopensAtUnixNano\x12-\n" +
+	"\x13closes_at_unix_nano\x18\x05 \x01(\x03R\x10closesAtUnixNano\x12-\n" +
+	"\x06bureau\x18\x06 \x03(\v2\x15.urne.v1.BureauMemberR\x06bureau\x122\n" +
+	"\x15session_timeout_nanos\x18\a \x01(\x03R\x13sessionTimeoutNanos\x12,\n" +
+	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\"j\n" +
+	"\fBureauMember\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
+	"\bfunction\x18\x03 \x01(\tR\bfunction\x12\x14\n" +
+	"\x05phone\x18\x04 \x01(\tR\x05phone\"\xa8\x01\n" +
+	"\bListRule\x12%\n" +
+	"\x0egender_balance\x18\x01 \x01(\bR\rgenderBalance\x120\n" +
+	"\x14women_share_permille\x18\x02 \x01(\rR\x12womenSharePermille\x12\x1c\n" +
+	"\talternate\x18\x03 \x01(\bR\talternate\x12%\n" +
+	"\x0emax_candidates\x18\x04 \x01(\rR\rmaxCandidates\"\xdc\x01\n" +
+	"\aScrutin\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
+	"\vcomposantes\x18\x03 \x03(\tR\vcomposantes\x12\x1a\n" +
+	"\bcolleges\x18\x04 \x03(\tR\bcolleges\x12\x1a\n" +
+	"\bsecteurs\x18\x05 \x03(\tR\bsecteurs\x12\x14\n" +
+	"\x05seats\x18\x06 \x01(\rR\x05seats\x12.\n" +
+	"\tlist_rule\x18\a \x01(\v2\x11.urne.v1.ListRuleR\blistRule\"U\n" +
+	"\tCandidate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03sex\x18\x02 \x01(\tR\x03sex\x12\"\n" +
+	"\rdate_of_birth\x18\x03 \x01(\tR\vdateOfBirth\"\x8f\x01\n" +
+	"\rCandidateList\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x17\n" +
+	"\alist_id\x18\x02 \x01(\tR\x06listId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x122\n" +
+	"\n" +
+	"candidates\x18\x04 \x03(\v2\x12.urne.v1.CandidateR\n" +
+	"candidates\"K\n" +
+	"\x18ConfigureElectionRequest\x12/\n" +
+	"\x06config\x18\x01 \x01(\v2\x17.urne.v1.ElectionConfigR\x06config\"?\n" +
+	"\x11PutScrutinRequest\x12*\n" +
+	"\ascrutin\x18\x01 \x01(\v2\x10.urne.v1.ScrutinR\ascrutin\"E\n" +
+	"\x17PutCandidateListRequest\x12*\n" +
+	"\x04list\x18\x01 \x01(\v2\x16.urne.v1.CandidateListR\x04list\"N\n" +
+	"\x15SetElectionKeyRequest\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x16\n" +
+	"\x06policy\x18\x02 \x01(\fR\x06policy\"b\n" +
+	"\x12RecordTallyRequest\x12%\n" +
+	"\x0eresults_digest\x18\x01 \x01(\fR\rresultsDigest\x12%\n" +
+	"\x0eminutes_digest\x18\x02 \x01(\fR\rminutesDigest\"n\n" +
+	"\x10ScrutinsResponse\x12,\n" +
+	"\bscrutins\x18\x01 \x03(\v2\x10.urne.v1.ScrutinR\bscrutins\x12,\n" +
+	"\x05lists\x18\x02 \x03(\v2\x16.urne.v1.CandidateListR\x05lists\"\xdc\x01\n" +
 	"\x05Voter\x12\x19\n" +
 	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05email\x18\x03 \x01(\tR\x05email\"=\n" +
+	"\x05email\x18\x03 \x01(\tR\x05email\x12\"\n" +
+	"\rdate_of_birth\x18\x04 \x01(\tR\vdateOfBirth\x12\x16\n" +
+	"\x06secret\x18\x05 \x01(\tR\x06secret\x12\x1e\n" +
+	"\n" +
+	"composante\x18\x06 \x01(\tR\n" +
+	"composante\x12\x18\n" +
+	"\acollege\x18\a \x01(\tR\acollege\x12\x18\n" +
+	"\asecteur\x18\b \x01(\tR\asecteur\"=\n" +
 	"\x13ImportVotersRequest\x12&\n" +
-	"\x06voters\x18\x01 \x03(\v2\x0e.urne.v1.VoterR\x06voters\"s\n" +
+	"\x06voters\x18\x01 \x03(\v2\x0e.urne.v1.VoterR\x06voters\"\x91\x01\n" +
 	"\x14ImportVotersResponse\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x04R\bimported\x12\x1c\n" +
 	"\tunchanged\x18\x02 \x01(\x04R\tunchanged\x12!\n" +
-	"\ftotal_voters\x18\x03 \x01(\x04R\vtotalVoters\"2\n" +
+	"\ftotal_voters\x18\x03 \x01(\x04R\vtotalVoters\x12\x1c\n" +
+	"\trectified\x18\x04 \x01(\x04R\trectified\"2\n" +
 	"\x11TransitionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\"_\n" +
@@ -1988,24 +3963,94 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
 	"\bvoter_id\x18\x02 \x01(\tR\avoterId\x12\x16\n" +
-	"\x06ballot\x18\x03 \x01(\fR\x06ballot\"}\n" +
+	"\x06ballot\x18\x03 \x01(\fR\x06ballot\"\xba\x01\n" +
 	"\aReceipt\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12 \n" +
 	"\vfingerprint\x18\x02 \x01(\fR\vfingerprint\x12/\n" +
-	"\x14emarged_at_unix_nano\x18\x03 \x01(\x03R\x11emargedAtUnixNano\"l\n" +
+	"\x14emarged_at_unix_nano\x18\x03 \x01(\x03R\x11emargedAtUnixNano\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x04 \x01(\tR\tscrutinId\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"l\n" +
 	"\fCastResponse\x12*\n" +
 	"\areceipt\x18\x01 \x01(\v2\x10.urne.v1.ReceiptR\areceipt\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x04R\x05index\"E\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"\x92\x01\n" +
+	"\x11CastSealedRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12#\n" +
+	"\rsession_token\x18\x02 \x01(\tR\fsessionToken\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x03 \x01(\tR\tscrutinId\x12\x1a\n" +
+	"\benvelope\x18\x04 \x01(\fR\benvelope\"4\n" +
+	"\x17IssueIdentifiersRequest\x12\x19\n" +
+	"\bvoter_id\x18\x01 \x01(\tR\avoterId\"P\n" +
+	"\x18IssueIdentifiersResponse\x12\x16\n" +
+	"\x06issued\x18\x01 \x01(\x04R\x06issued\x12\x1c\n" +
+	"\tremaining\x18\x02 \x01(\x04R\tremaining\"F\n" +
+	"\fLoginRequest\x12\x1e\n" +
+	"\n" +
+	"identifier\x18\x01 \x01(\tR\n" +
+	"identifier\x12\x16\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\"i\n" +
+	"\rLoginResponse\x12'\n" +
+	"\x0fchallenge_token\x18\x01 \x01(\tR\x0echallengeToken\x12/\n" +
+	"\x14expires_at_unix_nano\x18\x02 \x01(\x03R\x11expiresAtUnixNano\"S\n" +
+	"\x12RequestCodeRequest\x12'\n" +
+	"\x0fchallenge_token\x18\x01 \x01(\tR\x0echallengeToken\x12\x14\n" +
+	"\x05phone\x18\x02 \x01(\tR\x05phone\"F\n" +
+	"\x13RequestCodeResponse\x12/\n" +
+	"\x14expires_at_unix_nano\x18\x01 \x01(\x03R\x11expiresAtUnixNano\"P\n" +
+	"\x11VerifyCodeRequest\x12'\n" +
+	"\x0fchallenge_token\x18\x01 \x01(\tR\x0echallengeToken\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\"\xb0\x01\n" +
+	"\x12VerifyCodeResponse\x12#\n" +
+	"\rsession_token\x18\x01 \x01(\tR\fsessionToken\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x02 \x01(\tR\tsessionId\x12%\n" +
+	"\x0eenvelope_nonce\x18\x03 \x01(\fR\renvelopeNonce\x12/\n" +
+	"\x14expires_at_unix_nano\x18\x04 \x01(\x03R\x11expiresAtUnixNano\"I\n" +
+	"\x14UnlockAccountRequest\x12\x19\n" +
+	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"f\n" +
+	"\x11GetAccountRequest\x12\x19\n" +
+	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x126\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"\xb4\x01\n" +
+	"\rAccountStatus\x12\x19\n" +
+	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x12%\n" +
+	"\x0ehas_identifier\x18\x02 \x01(\bR\rhasIdentifier\x12\x1a\n" +
+	"\bfailures\x18\x03 \x01(\rR\bfailures\x12\x16\n" +
+	"\x06locked\x18\x04 \x01(\bR\x06locked\x12-\n" +
+	"\x13locked_at_unix_nano\x18\x05 \x01(\x03R\x10lockedAtUnixNano\"\xb4\x01\n" +
+	"\x0fEmargementEntry\x12\x19\n" +
+	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
+	"\rdate_of_birth\x18\x03 \x01(\tR\vdateOfBirth\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x04 \x01(\tR\tscrutinId\x12/\n" +
+	"\x14emarged_at_unix_nano\x18\x05 \x01(\x03R\x11emargedAtUnixNano\"D\n" +
+	"\x0eEmargementPage\x122\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.urne.v1.EmargementEntryR\aentries\"\xb2\x01\n" +
+	"\fJournalEntry\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
+	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
+	"atUnixNano\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x14\n" +
+	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
+	"\asubject\x18\x05 \x01(\fR\asubject\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
+	"\x04prev\x18\a \x01(\fR\x04prev\">\n" +
+	"\vJournalPage\x12/\n" +
+	"\aentries\x18\x01 \x03(\v2\x15.urne.v1.JournalEntryR\aentries\"E\n" +
 	"\vReadRequest\x126\n" +
-	"\vconsistency\x18\x01 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"\xa8\x01\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"\xcf\x01\n" +
 	"\x0eCountsResponse\x12\x16\n" +
 	"\x06voters\x18\x01 \x01(\x04R\x06voters\x12 \n" +
 	"\vemargements\x18\x02 \x01(\x04R\vemargements\x12\x18\n" +
 	"\aballots\x18\x03 \x01(\x04R\aballots\x12,\n" +
 	"\x05phase\x18\x04 \x01(\x0e2\x16.urne.v1.ElectionPhaseR\x05phase\x12\x14\n" +
-	"\x05index\x18\x05 \x01(\x04R\x05index\"d\n" +
+	"\x05index\x18\x05 \x01(\x04R\x05index\x12%\n" +
+	"\x0eoutbox_pending\x18\x06 \x01(\x04R\routboxPending\"d\n" +
 	"\x0fHasVotedRequest\x12\x19\n" +
 	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x126\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"Y\n" +
@@ -2086,14 +4131,17 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x12last_contact_nanos\x18\x03 \x01(\x03R\x10lastContactNanos*B\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x15\n" +
-	"\x11CONSISTENCY_STALE\x10\x01*R\n" +
+	"\x11CONSISTENCY_STALE\x10\x01*\x8b\x01\n" +
 	"\rElectionPhase\x12\x0e\n" +
 	"\n" +
 	"PHASE_NONE\x10\x00\x12\x0f\n" +
 	"\vPHASE_DRAFT\x10\x01\x12\x0e\n" +
 	"\n" +
 	"PHASE_OPEN\x10\x02\x12\x10\n" +
-	"\fPHASE_CLOSED\x10\x032\xde\x04\n" +
+	"\fPHASE_CLOSED\x10\x03\x12\x10\n" +
+	"\fPHASE_SEALED\x10\x04\x12\x11\n" +
+	"\rPHASE_TALLIED\x10\x05\x12\x12\n" +
+	"\x0ePHASE_ARCHIVED\x10\x062\x87\x0e\n" +
 	"\bElection\x12H\n" +
 	"\x0eCreateElection\x12\x1e.urne.v1.CreateElectionRequest\x1a\x16.urne.v1.ElectionState\x12M\n" +
 	"\fImportVoters\x12\x1c.urne.v1.ImportVotersRequest\x1a\x1d.urne.v1.ImportVotersResponse(\x01\x12B\n" +
@@ -2103,7 +4151,28 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\vGetElection\x12\x14.urne.v1.ReadRequest\x1a\x16.urne.v1.ElectionState\x127\n" +
 	"\x06Counts\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.CountsResponse\x12?\n" +
 	"\bHasVoted\x12\x18.urne.v1.HasVotedRequest\x1a\x19.urne.v1.HasVotedResponse\x12D\n" +
-	"\x10ListFingerprints\x12\x14.urne.v1.ReadRequest\x1a\x18.urne.v1.FingerprintPage0\x012\xad\x03\n" +
+	"\x10ListFingerprints\x12\x14.urne.v1.ReadRequest\x1a\x18.urne.v1.FingerprintPage0\x01\x12N\n" +
+	"\x11ConfigureElection\x12!.urne.v1.ConfigureElectionRequest\x1a\x16.urne.v1.ElectionState\x12@\n" +
+	"\n" +
+	"PutScrutin\x12\x1a.urne.v1.PutScrutinRequest\x1a\x16.urne.v1.ElectionState\x12L\n" +
+	"\x10PutCandidateList\x12 .urne.v1.PutCandidateListRequest\x1a\x16.urne.v1.ElectionState\x12H\n" +
+	"\x0eSetElectionKey\x12\x1e.urne.v1.SetElectionKeyRequest\x1a\x16.urne.v1.ElectionState\x12B\n" +
+	"\fSealElection\x12\x1a.urne.v1.TransitionRequest\x1a\x16.urne.v1.ElectionState\x12B\n" +
+	"\vRecordTally\x12\x1b.urne.v1.RecordTallyRequest\x1a\x16.urne.v1.ElectionState\x12E\n" +
+	"\x0fArchiveElection\x12\x1a.urne.v1.TransitionRequest\x1a\x16.urne.v1.ElectionState\x12?\n" +
+	"\fListScrutins\x12\x14.urne.v1.ReadRequest\x1a\x19.urne.v1.ScrutinsResponse\x12W\n" +
+	"\x10IssueIdentifiers\x12 .urne.v1.IssueIdentifiersRequest\x1a!.urne.v1.IssueIdentifiersResponse\x126\n" +
+	"\x05Login\x12\x15.urne.v1.LoginRequest\x1a\x16.urne.v1.LoginResponse\x12H\n" +
+	"\vRequestCode\x12\x1b.urne.v1.RequestCodeRequest\x1a\x1c.urne.v1.RequestCodeResponse\x12E\n" +
+	"\n" +
+	"VerifyCode\x12\x1a.urne.v1.VerifyCodeRequest\x1a\x1b.urne.v1.VerifyCodeResponse\x12?\n" +
+	"\n" +
+	"CastSealed\x12\x1a.urne.v1.CastSealedRequest\x1a\x15.urne.v1.CastResponse\x12F\n" +
+	"\rUnlockAccount\x12\x1d.urne.v1.UnlockAccountRequest\x1a\x16.urne.v1.AccountStatus\x12@\n" +
+	"\n" +
+	"GetAccount\x12\x1a.urne.v1.GetAccountRequest\x1a\x16.urne.v1.AccountStatus\x12C\n" +
+	"\x10ExportEmargement\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.EmargementPage0\x01\x12;\n" +
+	"\vListJournal\x12\x14.urne.v1.ReadRequest\x1a\x14.urne.v1.JournalPage0\x012\xad\x03\n" +
 	"\bOperator\x12/\n" +
 	"\x04Node\x12\x14.urne.v1.NodeRequest\x1a\x11.urne.v1.NodeInfo\x126\n" +
 	"\x05Peers\x12\x15.urne.v1.PeersRequest\x1a\x16.urne.v1.PeersResponse\x12]\n" +
@@ -2129,93 +4198,169 @@ func file_transport_urnepb_urne_proto_rawDescGZIP() []byte {
 }
 
 var file_transport_urnepb_urne_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_transport_urnepb_urne_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: urne.v1.Consistency
 	(ElectionPhase)(0),                 // 1: urne.v1.ElectionPhase
 	(*CreateElectionRequest)(nil),      // 2: urne.v1.CreateElectionRequest
 	(*ElectionState)(nil),              // 3: urne.v1.ElectionState
-	(*Voter)(nil),                      // 4: urne.v1.Voter
-	(*ImportVotersRequest)(nil),        // 5: urne.v1.ImportVotersRequest
-	(*ImportVotersResponse)(nil),       // 6: urne.v1.ImportVotersResponse
-	(*TransitionRequest)(nil),          // 7: urne.v1.TransitionRequest
-	(*CastRequest)(nil),                // 8: urne.v1.CastRequest
-	(*Receipt)(nil),                    // 9: urne.v1.Receipt
-	(*CastResponse)(nil),               // 10: urne.v1.CastResponse
-	(*ReadRequest)(nil),                // 11: urne.v1.ReadRequest
-	(*CountsResponse)(nil),             // 12: urne.v1.CountsResponse
-	(*HasVotedRequest)(nil),            // 13: urne.v1.HasVotedRequest
-	(*HasVotedResponse)(nil),           // 14: urne.v1.HasVotedResponse
-	(*FingerprintPage)(nil),            // 15: urne.v1.FingerprintPage
-	(*NodeRequest)(nil),                // 16: urne.v1.NodeRequest
-	(*NodeInfo)(nil),                   // 17: urne.v1.NodeInfo
-	(*PeersRequest)(nil),               // 18: urne.v1.PeersRequest
-	(*Peer)(nil),                       // 19: urne.v1.Peer
-	(*PeersResponse)(nil),              // 20: urne.v1.PeersResponse
-	(*TransferLeadershipRequest)(nil),  // 21: urne.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 22: urne.v1.TransferLeadershipResponse
-	(*RemoveServerRequest)(nil),        // 23: urne.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 24: urne.v1.RemoveServerResponse
-	(*RotateKeyRequest)(nil),           // 25: urne.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 26: urne.v1.RotateKeyResponse
-	(*StateDigestRequest)(nil),         // 27: urne.v1.StateDigestRequest
-	(*StateDigestResponse)(nil),        // 28: urne.v1.StateDigestResponse
-	(*ApplyRequest)(nil),               // 29: urne.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 30: urne.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 31: urne.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 32: urne.v1.ReadIndexResponse
-	(*ServerStatsRequest)(nil),         // 33: urne.v1.ServerStatsRequest
-	(*ServerStatsResponse)(nil),        // 34: urne.v1.ServerStatsResponse
+	(*Seal)(nil),                       // 4: urne.v1.Seal
+	(*ElectionConfig)(nil),             // 5: urne.v1.ElectionConfig
+	(*BureauMember)(nil),               // 6: urne.v1.BureauMember
+	(*ListRule)(nil),                   // 7: urne.v1.ListRule
+	(*Scrutin)(nil),                    // 8: urne.v1.Scrutin
+	(*Candidate)(nil),                  // 9: urne.v1.Candidate
+	(*CandidateList)(nil),              // 10: urne.v1.CandidateList
+	(*ConfigureElectionRequest)(nil),   // 11: urne.v1.ConfigureElectionRequest
+	(*PutScrutinRequest)(nil),          // 12: urne.v1.PutScrutinRequest
+	(*PutCandidateListRequest)(nil),    // 13: urne.v1.PutCandidateListRequest
+	(*SetElectionKeyRequest)(nil),      // 14: urne.v1.SetElectionKeyRequest
+	(*RecordTallyRequest)(nil),         // 15: urne.v1.RecordTallyRequest
+	(*ScrutinsResponse)(nil),           // 16: urne.v1.ScrutinsResponse
+	(*Voter)(nil),                      // 17: urne.v1.Voter
+	(*ImportVotersRequest)(nil),        // 18: urne.v1.ImportVotersRequest
+	(*ImportVotersResponse)(nil),       // 19: urne.v1.ImportVotersResponse
+	(*TransitionRequest)(nil),          // 20: urne.v1.TransitionRequest
+	(*CastRequest)(nil),                // 21: urne.v1.CastRequest
+	(*Receipt)(nil),                    // 22: urne.v1.Receipt
+	(*CastResponse)(nil),               // 23: urne.v1.CastResponse
+	(*CastSealedRequest)(nil),          // 24: urne.v1.CastSealedRequest
+	(*IssueIdentifiersRequest)(nil),    // 25: urne.v1.IssueIdentifiersRequest
+	(*IssueIdentifiersResponse)(nil),   // 26: urne.v1.IssueIdentifiersResponse
+	(*LoginRequest)(nil),               // 27: urne.v1.LoginRequest
+	(*LoginResponse)(nil),              // 28: urne.v1.LoginResponse
+	(*RequestCodeRequest)(nil),         // 29: urne.v1.RequestCodeRequest
+	(*RequestCodeResponse)(nil),        // 30: urne.v1.RequestCodeResponse
+	(*VerifyCodeRequest)(nil),          // 31: urne.v1.VerifyCodeRequest
+	(*VerifyCodeResponse)(nil),         // 32: urne.v1.VerifyCodeResponse
+	(*UnlockAccountRequest)(nil),       // 33: urne.v1.UnlockAccountRequest
+	(*GetAccountRequest)(nil),          // 34: urne.v1.GetAccountRequest
+	(*AccountStatus)(nil),              // 35: urne.v1.AccountStatus
+	(*EmargementEntry)(nil),            // 36: urne.v1.EmargementEntry
+	(*EmargementPage)(nil),             // 37: urne.v1.EmargementPage
+	(*JournalEntry)(nil),               // 38: urne.v1.JournalEntry
+	(*JournalPage)(nil),                // 39: urne.v1.JournalPage
+	(*ReadRequest)(nil),                // 40: urne.v1.ReadRequest
+	(*CountsResponse)(nil),             // 41: urne.v1.CountsResponse
+	(*HasVotedRequest)(nil),            // 42: urne.v1.HasVotedRequest
+	(*HasVotedResponse)(nil),           // 43: urne.v1.HasVotedResponse
+	(*FingerprintPage)(nil),            // 44: urne.v1.FingerprintPage
+	(*NodeRequest)(nil),                // 45: urne.v1.NodeRequest
+	(*NodeInfo)(nil),                   // 46: urne.v1.NodeInfo
+	(*PeersRequest)(nil),               // 47: urne.v1.PeersRequest
+	(*Peer)(nil),                       // 48: urne.v1.Peer
+	(*PeersResponse)(nil),              // 49: urne.v1.PeersResponse
+	(*TransferLeadershipRequest)(nil),  // 50: urne.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 51: urne.v1.TransferLeadershipResponse
+	(*RemoveServerRequest)(nil),        // 52: urne.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 53: urne.v1.RemoveServerResponse
+	(*RotateKeyRequest)(nil),           // 54: urne.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 55: urne.v1.RotateKeyResponse
+	(*StateDigestRequest)(nil),         // 56: urne.v1.StateDigestRequest
+	(*StateDigestResponse)(nil),        // 57: urne.v1.StateDigestResponse
+	(*ApplyRequest)(nil),               // 58: urne.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 59: urne.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 60: urne.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 61: urne.v1.ReadIndexResponse
+	(*ServerStatsRequest)(nil),         // 62: urne.v1.ServerStatsRequest
+	(*ServerStatsResponse)(nil),        // 63: urne.v1.ServerStatsResponse
 }
 var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 0: urne.v1.ElectionState.phase:type_name -> urne.v1.ElectionPhase
-	4,  // 1: urne.v1.ImportVotersRequest.voters:type_name -> urne.v1.Voter
-	9,  // 2: urne.v1.CastResponse.receipt:type_name -> urne.v1.Receipt
-	0,  // 3: urne.v1.ReadRequest.consistency:type_name -> urne.v1.Consistency
-	1,  // 4: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
-	0,  // 5: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
-	19, // 6: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
-	2,  // 7: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
-	5,  // 8: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
-	7,  // 9: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
-	7,  // 10: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
-	8,  // 11: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
-	11, // 12: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
-	11, // 13: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
-	13, // 14: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
-	11, // 15: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
-	16, // 16: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
-	18, // 17: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
-	21, // 18: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
-	23, // 19: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
-	25, // 20: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
-	27, // 21: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
-	29, // 22: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
-	31, // 23: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
-	33, // 24: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
-	3,  // 25: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
-	6,  // 26: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
-	3,  // 27: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
-	3,  // 28: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
-	10, // 29: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
-	3,  // 30: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
-	12, // 31: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
-	14, // 32: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
-	15, // 33: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
-	17, // 34: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
-	20, // 35: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
-	22, // 36: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
-	24, // 37: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
-	26, // 38: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
-	28, // 39: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
-	30, // 40: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
-	32, // 41: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
-	34, // 42: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
-	25, // [25:43] is the sub-list for method output_type
-	7,  // [7:25] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	5,  // 1: urne.v1.ElectionState.config:type_name -> urne.v1.ElectionConfig
+	4,  // 2: urne.v1.ElectionState.seal:type_name -> urne.v1.Seal
+	6,  // 3: urne.v1.ElectionConfig.bureau:type_name -> urne.v1.BureauMember
+	7,  // 4: urne.v1.Scrutin.list_rule:type_name -> urne.v1.ListRule
+	9,  // 5: urne.v1.CandidateList.candidates:type_name -> urne.v1.Candidate
+	5,  // 6: urne.v1.ConfigureElectionRequest.config:type_name -> urne.v1.ElectionConfig
+	8,  // 7: urne.v1.PutScrutinRequest.scrutin:type_name -> urne.v1.Scrutin
+	10, // 8: urne.v1.PutCandidateListRequest.list:type_name -> urne.v1.CandidateList
+	8,  // 9: urne.v1.ScrutinsResponse.scrutins:type_name -> urne.v1.Scrutin
+	10, // 10: urne.v1.ScrutinsResponse.lists:type_name -> urne.v1.CandidateList
+	17, // 11: urne.v1.ImportVotersRequest.voters:type_name -> urne.v1.Voter
+	22, // 12: urne.v1.CastResponse.receipt:type_name -> urne.v1.Receipt
+	0,  // 13: urne.v1.GetAccountRequest.consistency:type_name -> urne.v1.Consistency
+	36, // 14: urne.v1.EmargementPage.entries:type_name -> urne.v1.EmargementEntry
+	38, // 15: urne.v1.JournalPage.entries:type_name -> urne.v1.JournalEntry
+	0,  // 16: urne.v1.ReadRequest.consistency:type_name -> urne.v1.Consistency
+	1,  // 17: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
+	0,  // 18: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
+	48, // 19: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
+	2,  // 20: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
+	18, // 21: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
+	20, // 22: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
+	20, // 23: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
+	21, // 24: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
+	40, // 25: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
+	40, // 26: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
+	42, // 27: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
+	40, // 28: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
+	11, // 29: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
+	12, // 30: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
+	13, // 31: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
+	14, // 32: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
+	20, // 33: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
+	15, // 34: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
+	20, // 35: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
+	40, // 36: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
+	25, // 37: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
+	27, // 38: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
+	29, // 39: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
+	31, // 40: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
+	24, // 41: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
+	33, // 42: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
+	34, // 43: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
+	40, // 44: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
+	40, // 45: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
+	45, // 46: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
+	47, // 47: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
+	50, // 48: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
+	52, // 49: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
+	54, // 50: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
+	56, // 51: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
+	58, // 52: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
+	60, // 53: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
+	62, // 54: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
+	3,  // 55: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
+	19, // 56: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
+	3,  // 57: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
+	3,  // 58: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
+	23, // 59: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
+	3,  // 60: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
+	41, // 61: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
+	43, // 62: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
+	44, // 63: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
+	3,  // 64: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
+	3,  // 65: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
+	3,  // 66: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
+	3,  // 67: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
+	3,  // 68: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
+	3,  // 69: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
+	3,  // 70: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
+	16, // 71: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
+	26, // 72: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
+	28, // 73: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
+	30, // 74: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
+	32, // 75: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
+	23, // 76: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
+	35, // 77: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
+	35, // 78: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
+	37, // 79: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
+	39, // 80: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
+	46, // 81: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
+	49, // 82: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
+	51, // 83: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
+	53, // 84: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
+	55, // 85: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
+	57, // 86: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
+	59, // 87: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
+	61, // 88: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
+	63, // 89: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
+	55, // [55:90] is the sub-list for method output_type
+	20, // [20:55] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_transport_urnepb_urne_proto_init() }
@@ -2229,7 +4374,7 @@ func file_transport_urnepb_urne_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_urnepb_urne_proto_rawDesc), len(file_transport_urnepb_urne_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   33,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -23,15 +23,32 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Election_CreateElection_FullMethodName   = "/urne.v1.Election/CreateElection"
-	Election_ImportVoters_FullMethodName     = "/urne.v1.Election/ImportVoters"
-	Election_OpenElection_FullMethodName     = "/urne.v1.Election/OpenElection"
-	Election_CloseElection_FullMethodName    = "/urne.v1.Election/CloseElection"
-	Election_Cast_FullMethodName             = "/urne.v1.Election/Cast"
-	Election_GetElection_FullMethodName      = "/urne.v1.Election/GetElection"
-	Election_Counts_FullMethodName           = "/urne.v1.Election/Counts"
-	Election_HasVoted_FullMethodName         = "/urne.v1.Election/HasVoted"
-	Election_ListFingerprints_FullMethodName = "/urne.v1.Election/ListFingerprints"
+	Election_CreateElection_FullMethodName    = "/urne.v1.Election/CreateElection"
+	Election_ImportVoters_FullMethodName      = "/urne.v1.Election/ImportVoters"
+	Election_OpenElection_FullMethodName      = "/urne.v1.Election/OpenElection"
+	Election_CloseElection_FullMethodName     = "/urne.v1.Election/CloseElection"
+	Election_Cast_FullMethodName              = "/urne.v1.Election/Cast"
+	Election_GetElection_FullMethodName       = "/urne.v1.Election/GetElection"
+	Election_Counts_FullMethodName            = "/urne.v1.Election/Counts"
+	Election_HasVoted_FullMethodName          = "/urne.v1.Election/HasVoted"
+	Election_ListFingerprints_FullMethodName  = "/urne.v1.Election/ListFingerprints"
+	Election_ConfigureElection_FullMethodName = "/urne.v1.Election/ConfigureElection"
+	Election_PutScrutin_FullMethodName        = "/urne.v1.Election/PutScrutin"
+	Election_PutCandidateList_FullMethodName  = "/urne.v1.Election/PutCandidateList"
+	Election_SetElectionKey_FullMethodName    = "/urne.v1.Election/SetElectionKey"
+	Election_SealElection_FullMethodName      = "/urne.v1.Election/SealElection"
+	Election_RecordTally_FullMethodName       = "/urne.v1.Election/RecordTally"
+	Election_ArchiveElection_FullMethodName   = "/urne.v1.Election/ArchiveElection"
+	Election_ListScrutins_FullMethodName      = "/urne.v1.Election/ListScrutins"
+	Election_IssueIdentifiers_FullMethodName  = "/urne.v1.Election/IssueIdentifiers"
+	Election_Login_FullMethodName             = "/urne.v1.Election/Login"
+	Election_RequestCode_FullMethodName       = "/urne.v1.Election/RequestCode"
+	Election_VerifyCode_FullMethodName        = "/urne.v1.Election/VerifyCode"
+	Election_CastSealed_FullMethodName        = "/urne.v1.Election/CastSealed"
+	Election_UnlockAccount_FullMethodName     = "/urne.v1.Election/UnlockAccount"
+	Election_GetAccount_FullMethodName        = "/urne.v1.Election/GetAccount"
+	Election_ExportEmargement_FullMethodName  = "/urne.v1.Election/ExportEmargement"
+	Election_ListJournal_FullMethodName       = "/urne.v1.Election/ListJournal"
 )
 
 // ElectionClient is the client API for Election service.
@@ -53,6 +70,35 @@ type ElectionClient interface {
 	HasVoted(ctx context.Context, in *HasVotedRequest, opts ...grpc.CallOption) (*HasVotedResponse, error)
 	// ListFingerprints streams the fingerprints of the ballot box in box order (not cast order).
 	ListFingerprints(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FingerprintPage], error)
+	// The lifecycle of a legal election: configure, scrutins, candidate lists, key, seal,
+	// (open, close as above), tally, archive. Sealing freezes everything before it.
+	ConfigureElection(ctx context.Context, in *ConfigureElectionRequest, opts ...grpc.CallOption) (*ElectionState, error)
+	PutScrutin(ctx context.Context, in *PutScrutinRequest, opts ...grpc.CallOption) (*ElectionState, error)
+	PutCandidateList(ctx context.Context, in *PutCandidateListRequest, opts ...grpc.CallOption) (*ElectionState, error)
+	SetElectionKey(ctx context.Context, in *SetElectionKeyRequest, opts ...grpc.CallOption) (*ElectionState, error)
+	SealElection(ctx context.Context, in *TransitionRequest, opts ...grpc.CallOption) (*ElectionState, error)
+	RecordTally(ctx context.Context, in *RecordTallyRequest, opts ...grpc.CallOption) (*ElectionState, error)
+	ArchiveElection(ctx context.Context, in *TransitionRequest, opts ...grpc.CallOption) (*ElectionState, error)
+	// ListScrutins returns the scrutins and their candidate lists (the voter's space).
+	ListScrutins(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ScrutinsResponse, error)
+	// IssueIdentifiers sends every voter without one (or the voter named) a random identifier
+	// by email.
+	IssueIdentifiers(ctx context.Context, in *IssueIdentifiersRequest, opts ...grpc.CallOption) (*IssueIdentifiersResponse, error)
+	// Login checks identifier and secret; then RequestCode sends a one-time code by SMS and
+	// VerifyCode turns it into a voting session.
+	Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error)
+	RequestCode(ctx context.Context, in *RequestCodeRequest, opts ...grpc.CallOption) (*RequestCodeResponse, error)
+	VerifyCode(ctx context.Context, in *VerifyCodeRequest, opts ...grpc.CallOption) (*VerifyCodeResponse, error)
+	// CastSealed casts an envelope in a voting session: the node opens the envelope, the
+	// cluster records the émargement and the inner ballot in one command, and signs the receipt.
+	CastSealed(ctx context.Context, in *CastSealedRequest, opts ...grpc.CallOption) (*CastResponse, error)
+	// UnlockAccount is the operator's, and only the operator's, way out of a lock.
+	UnlockAccount(ctx context.Context, in *UnlockAccountRequest, opts ...grpc.CallOption) (*AccountStatus, error)
+	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*AccountStatus, error)
+	// ExportEmargement streams the émargement list (who voted in which scrutin, and when) for the bureau.
+	ExportEmargement(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EmargementPage], error)
+	// ListJournal streams the hash-chained activity register.
+	ListJournal(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JournalPage], error)
 }
 
 type electionClient struct {
@@ -165,6 +211,194 @@ func (c *electionClient) ListFingerprints(ctx context.Context, in *ReadRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Election_ListFingerprintsClient = grpc.ServerStreamingClient[FingerprintPage]
 
+func (c *electionClient) ConfigureElection(ctx context.Context, in *ConfigureElectionRequest, opts ...grpc.CallOption) (*ElectionState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectionState)
+	err := c.cc.Invoke(ctx, Election_ConfigureElection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) PutScrutin(ctx context.Context, in *PutScrutinRequest, opts ...grpc.CallOption) (*ElectionState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectionState)
+	err := c.cc.Invoke(ctx, Election_PutScrutin_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) PutCandidateList(ctx context.Context, in *PutCandidateListRequest, opts ...grpc.CallOption) (*ElectionState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectionState)
+	err := c.cc.Invoke(ctx, Election_PutCandidateList_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) SetElectionKey(ctx context.Context, in *SetElectionKeyRequest, opts ...grpc.CallOption) (*ElectionState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectionState)
+	err := c.cc.Invoke(ctx, Election_SetElectionKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) SealElection(ctx context.Context, in *TransitionRequest, opts ...grpc.CallOption) (*ElectionState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectionState)
+	err := c.cc.Invoke(ctx, Election_SealElection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) RecordTally(ctx context.Context, in *RecordTallyRequest, opts ...grpc.CallOption) (*ElectionState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectionState)
+	err := c.cc.Invoke(ctx, Election_RecordTally_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) ArchiveElection(ctx context.Context, in *TransitionRequest, opts ...grpc.CallOption) (*ElectionState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ElectionState)
+	err := c.cc.Invoke(ctx, Election_ArchiveElection_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) ListScrutins(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ScrutinsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ScrutinsResponse)
+	err := c.cc.Invoke(ctx, Election_ListScrutins_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) IssueIdentifiers(ctx context.Context, in *IssueIdentifiersRequest, opts ...grpc.CallOption) (*IssueIdentifiersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueIdentifiersResponse)
+	err := c.cc.Invoke(ctx, Election_IssueIdentifiers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) Login(ctx context.Context, in *LoginRequest, opts ...grpc.CallOption) (*LoginResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LoginResponse)
+	err := c.cc.Invoke(ctx, Election_Login_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) RequestCode(ctx context.Context, in *RequestCodeRequest, opts ...grpc.CallOption) (*RequestCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestCodeResponse)
+	err := c.cc.Invoke(ctx, Election_RequestCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) VerifyCode(ctx context.Context, in *VerifyCodeRequest, opts ...grpc.CallOption) (*VerifyCodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyCodeResponse)
+	err := c.cc.Invoke(ctx, Election_VerifyCode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) CastSealed(ctx context.Context, in *CastSealedRequest, opts ...grpc.CallOption) (*CastResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CastResponse)
+	err := c.cc.Invoke(ctx, Election_CastSealed_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) UnlockAccount(ctx context.Context, in *UnlockAccountRequest, opts ...grpc.CallOption) (*AccountStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AccountStatus)
+	err := c.cc.Invoke(ctx, Election_UnlockAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*AccountStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AccountStatus)
+	err := c.cc.Invoke(ctx, Election_GetAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *electionClient) ExportEmargement(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EmargementPage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Election_ServiceDesc.Streams[2], Election_ExportEmargement_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadRequest, EmargementPage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Election_ExportEmargementClient = grpc.ServerStreamingClient[EmargementPage]
+
+func (c *electionClient) ListJournal(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JournalPage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Election_ServiceDesc.Streams[3], Election_ListJournal_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadRequest, JournalPage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Election_ListJournalClient = grpc.ServerStreamingClient[JournalPage]
+
 // ElectionServer is the server API for Election service.
 // All implementations must embed UnimplementedElectionServer
 // for forward compatibility.
@@ -184,6 +418,35 @@ type ElectionServer interface {
 	HasVoted(context.Context, *HasVotedRequest) (*HasVotedResponse, error)
 	// ListFingerprints streams the fingerprints of the ballot box in box order (not cast order).
 	ListFingerprints(*ReadRequest, grpc.ServerStreamingServer[FingerprintPage]) error
+	// The lifecycle of a legal election: configure, scrutins, candidate lists, key, seal,
+	// (open, close as above), tally, archive. Sealing freezes everything before it.
+	ConfigureElection(context.Context, *ConfigureElectionRequest) (*ElectionState, error)
+	PutScrutin(context.Context, *PutScrutinRequest) (*ElectionState, error)
+	PutCandidateList(context.Context, *PutCandidateListRequest) (*ElectionState, error)
+	SetElectionKey(context.Context, *SetElectionKeyRequest) (*ElectionState, error)
+	SealElection(context.Context, *TransitionRequest) (*ElectionState, error)
+	RecordTally(context.Context, *RecordTallyRequest) (*ElectionState, error)
+	ArchiveElection(context.Context, *TransitionRequest) (*ElectionState, error)
+	// ListScrutins returns the scrutins and their candidate lists (the voter's space).
+	ListScrutins(context.Context, *ReadRequest) (*ScrutinsResponse, error)
+	// IssueIdentifiers sends every voter without one (or the voter named) a random identifier
+	// by email.
+	IssueIdentifiers(context.Context, *IssueIdentifiersRequest) (*IssueIdentifiersResponse, error)
+	// Login checks identifier and secret; then RequestCode sends a one-time code by SMS and
+	// VerifyCode turns it into a voting session.
+	Login(context.Context, *LoginRequest) (*LoginResponse, error)
+	RequestCode(context.Context, *RequestCodeRequest) (*RequestCodeResponse, error)
+	VerifyCode(context.Context, *VerifyCodeRequest) (*VerifyCodeResponse, error)
+	// CastSealed casts an envelope in a voting session: the node opens the envelope, the
+	// cluster records the émargement and the inner ballot in one command, and signs the receipt.
+	CastSealed(context.Context, *CastSealedRequest) (*CastResponse, error)
+	// UnlockAccount is the operator's, and only the operator's, way out of a lock.
+	UnlockAccount(context.Context, *UnlockAccountRequest) (*AccountStatus, error)
+	GetAccount(context.Context, *GetAccountRequest) (*AccountStatus, error)
+	// ExportEmargement streams the émargement list (who voted in which scrutin, and when) for the bureau.
+	ExportEmargement(*ReadRequest, grpc.ServerStreamingServer[EmargementPage]) error
+	// ListJournal streams the hash-chained activity register.
+	ListJournal(*ReadRequest, grpc.ServerStreamingServer[JournalPage]) error
 	mustEmbedUnimplementedElectionServer()
 }
 
@@ -220,6 +483,57 @@ func (UnimplementedElectionServer) HasVoted(context.Context, *HasVotedRequest) (
 }
 func (UnimplementedElectionServer) ListFingerprints(*ReadRequest, grpc.ServerStreamingServer[FingerprintPage]) error {
 	return status.Error(codes.Unimplemented, "method ListFingerprints not implemented")
+}
+func (UnimplementedElectionServer) ConfigureElection(context.Context, *ConfigureElectionRequest) (*ElectionState, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfigureElection not implemented")
+}
+func (UnimplementedElectionServer) PutScrutin(context.Context, *PutScrutinRequest) (*ElectionState, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutScrutin not implemented")
+}
+func (UnimplementedElectionServer) PutCandidateList(context.Context, *PutCandidateListRequest) (*ElectionState, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutCandidateList not implemented")
+}
+func (UnimplementedElectionServer) SetElectionKey(context.Context, *SetElectionKeyRequest) (*ElectionState, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetElectionKey not implemented")
+}
+func (UnimplementedElectionServer) SealElection(context.Context, *TransitionRequest) (*ElectionState, error) {
+	return nil, status.Error(codes.Unimplemented, "method SealElection not implemented")
+}
+func (UnimplementedElectionServer) RecordTally(context.Context, *RecordTallyRequest) (*ElectionState, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordTally not implemented")
+}
+func (UnimplementedElectionServer) ArchiveElection(context.Context, *TransitionRequest) (*ElectionState, error) {
+	return nil, status.Error(codes.Unimplemented, "method ArchiveElection not implemented")
+}
+func (UnimplementedElectionServer) ListScrutins(context.Context, *ReadRequest) (*ScrutinsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListScrutins not implemented")
+}
+func (UnimplementedElectionServer) IssueIdentifiers(context.Context, *IssueIdentifiersRequest) (*IssueIdentifiersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueIdentifiers not implemented")
+}
+func (UnimplementedElectionServer) Login(context.Context, *LoginRequest) (*LoginResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Login not implemented")
+}
+func (UnimplementedElectionServer) RequestCode(context.Context, *RequestCodeRequest) (*RequestCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestCode not implemented")
+}
+func (UnimplementedElectionServer) VerifyCode(context.Context, *VerifyCodeRequest) (*VerifyCodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyCode not implemented")
+}
+func (UnimplementedElectionServer) CastSealed(context.Context, *CastSealedRequest) (*CastResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CastSealed not implemented")
+}
+func (UnimplementedElectionServer) UnlockAccount(context.Context, *UnlockAccountRequest) (*AccountStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnlockAccount not implemented")
+}
+func (UnimplementedElectionServer) GetAccount(context.Context, *GetAccountRequest) (*AccountStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAccount not implemented")
+}
+func (UnimplementedElectionServer) ExportEmargement(*ReadRequest, grpc.ServerStreamingServer[EmargementPage]) error {
+	return status.Error(codes.Unimplemented, "method ExportEmargement not implemented")
+}
+func (UnimplementedElectionServer) ListJournal(*ReadRequest, grpc.ServerStreamingServer[JournalPage]) error {
+	return status.Error(codes.Unimplemented, "method ListJournal not implemented")
 }
 func (UnimplementedElectionServer) mustEmbedUnimplementedElectionServer() {}
 func (UnimplementedElectionServer) testEmbeddedByValue()                  {}
@@ -386,6 +700,298 @@ func _Election_ListFingerprints_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Election_ListFingerprintsServer = grpc.ServerStreamingServer[FingerprintPage]
 
+func _Election_ConfigureElection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfigureElectionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).ConfigureElection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_ConfigureElection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).ConfigureElection(ctx, req.(*ConfigureElectionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_PutScrutin_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutScrutinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).PutScrutin(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_PutScrutin_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).PutScrutin(ctx, req.(*PutScrutinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_PutCandidateList_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutCandidateListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).PutCandidateList(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_PutCandidateList_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).PutCandidateList(ctx, req.(*PutCandidateListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_SetElectionKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetElectionKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).SetElectionKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_SetElectionKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).SetElectionKey(ctx, req.(*SetElectionKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_SealElection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).SealElection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_SealElection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).SealElection(ctx, req.(*TransitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_RecordTally_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordTallyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).RecordTally(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_RecordTally_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).RecordTally(ctx, req.(*RecordTallyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_ArchiveElection_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransitionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).ArchiveElection(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_ArchiveElection_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).ArchiveElection(ctx, req.(*TransitionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_ListScrutins_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).ListScrutins(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_ListScrutins_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).ListScrutins(ctx, req.(*ReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_IssueIdentifiers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueIdentifiersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).IssueIdentifiers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_IssueIdentifiers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).IssueIdentifiers(ctx, req.(*IssueIdentifiersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_Login_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoginRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).Login(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_Login_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).Login(ctx, req.(*LoginRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_RequestCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).RequestCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_RequestCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).RequestCode(ctx, req.(*RequestCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_VerifyCode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyCodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).VerifyCode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_VerifyCode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).VerifyCode(ctx, req.(*VerifyCodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_CastSealed_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CastSealedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).CastSealed(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_CastSealed_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).CastSealed(ctx, req.(*CastSealedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_UnlockAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).UnlockAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_UnlockAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).UnlockAccount(ctx, req.(*UnlockAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_GetAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ElectionServer).GetAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Election_GetAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ElectionServer).GetAccount(ctx, req.(*GetAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Election_ExportEmargement_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ElectionServer).ExportEmargement(m, &grpc.GenericServerStream[ReadRequest, EmargementPage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Election_ExportEmargementServer = grpc.ServerStreamingServer[EmargementPage]
+
+func _Election_ListJournal_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ElectionServer).ListJournal(m, &grpc.GenericServerStream[ReadRequest, JournalPage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Election_ListJournalServer = grpc.ServerStreamingServer[JournalPage]
+
 // Election_ServiceDesc is the grpc.ServiceDesc for Election service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -421,6 +1027,66 @@ var Election_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "HasVoted",
 			Handler:    _Election_HasVoted_Handler,
 		},
+		{
+			MethodName: "ConfigureElection",
+			Handler:    _Election_ConfigureElection_Handler,
+		},
+		{
+			MethodName: "PutScrutin",
+			Handler:    _Election_PutScrutin_Handler,
+		},
+		{
+			MethodName: "PutCandidateList",
+			Handler:    _Election_PutCandidateList_Handler,
+		},
+		{
+			MethodName: "SetElectionKey",
+			Handler:    _Election_SetElectionKey_Handler,
+		},
+		{
+			MethodName: "SealElection",
+			Handler:    _Election_SealElection_Handler,
+		},
+		{
+			MethodName: "RecordTally",
+			Handler:    _Election_RecordTally_Handler,
+		},
+		{
+			MethodName: "ArchiveElection",
+			Handler:    _Election_ArchiveElection_Handler,
+		},
+		{
+			MethodName: "ListScrutins",
+			Handler:    _Election_ListScrutins_Handler,
+		},
+		{
+			MethodName: "IssueIdentifiers",
+			Handler:    _Election_IssueIdentifiers_Handler,
+		},
+		{
+			MethodName: "Login",
+			Handler:    _Election_Login_Handler,
+		},
+		{
+			MethodName: "RequestCode",
+			Handler:    _Election_RequestCode_Handler,
+		},
+		{
+			MethodName: "VerifyCode",
+			Handler:    _Election_VerifyCode_Handler,
+		},
+		{
+			MethodName: "CastSealed",
+			Handler:    _Election_CastSealed_Handler,
+		},
+		{
+			MethodName: "UnlockAccount",
+			Handler:    _Election_UnlockAccount_Handler,
+		},
+		{
+			MethodName: "GetAccount",
+			Handler:    _Election_GetAccount_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -431,6 +1097,16 @@ var Election_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ListFingerprints",
 			Handler:       _Election_ListFingerprints_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportEmargement",
+			Handler:       _Election_ExportEmargement_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ListJournal",
+			Handler:       _Election_ListJournal_Handler,
 			ServerStreams: true,
 		},
 	},

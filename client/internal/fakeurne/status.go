@@ -25,6 +25,17 @@ var Codes = map[string]codes.Code{
 	urnepb.ReasonPermissionDenied: codes.PermissionDenied,
 	urnepb.ReasonUnknownCommand:   codes.Internal,
 	urnepb.ReasonInternal:         codes.Internal,
+	urnepb.ReasonSealed:           codes.FailedPrecondition,
+	urnepb.ReasonRuleViolated:     codes.FailedPrecondition,
+	urnepb.ReasonNotAllowed:       codes.PermissionDenied,
+	urnepb.ReasonLocked:           codes.PermissionDenied,
+	urnepb.ReasonAuthFailed:       codes.Unauthenticated,
+	urnepb.ReasonCodeExpired:      codes.FailedPrecondition,
+	urnepb.ReasonCodeInvalid:      codes.FailedPrecondition,
+	urnepb.ReasonSessionInvalid:   codes.Unauthenticated,
+	urnepb.ReasonOutsideWindow:    codes.FailedPrecondition,
+	urnepb.ReasonEnvelopeInvalid:  codes.InvalidArgument,
+	urnepb.ReasonNotConfigured:    codes.FailedPrecondition,
 }
 
 // Status returns the error a node sends for reason: a status with one ErrorInfo detail.
