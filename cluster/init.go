@@ -3,6 +3,8 @@
 package cluster
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/urne-vote/urne/ballot"
 	"github.com/urne-vote/urne/client"
 	"github.com/urne-vote/urne/keyring"
 	"github.com/urne-vote/urne/node"
@@ -28,8 +31,14 @@ const (
 	nodeCertFile   = "node.crt"
 	nodeKeyFile    = "node.key"
 	gossipKeyFile  = "gossip.key"
+	envelopeKey    = "envelope.key"
+	receiptKey     = "receipt.key"
 	kekFile        = "kek"
-	nodeDataDir    = "data"
+	// EnvelopePublicKeyFile and ReceiptPublicKeyFile, inside the cluster folder, are what
+	// voters' devices seal envelopes to and check receipts with.
+	EnvelopePublicKeyFile = "keys/envelope.pub.pem"
+	ReceiptPublicKeyFile  = "keys/receipt.pub.pem"
+	nodeDataDir           = "data"
 )
 
 // clientRoles are the client certificates every cluster folder holds.
@@ -209,13 +218,13 @@ func writeCluster(dir string, o Options, nodes []plannedNode) (*client.ClusterFi
 	if err := writeClients(dir, ca); err != nil {
 		return nil, err
 	}
-	gossipKey, err := pki.GenerateGossipKey()
+	keys, err := newClusterSecrets(dir)
 	if err != nil {
 		return nil, err
 	}
 	file := &client.ClusterFile{ElectionID: o.ElectionID, Topology: o.Topology}
 	for _, n := range nodes {
-		if err := writeNode(dir, o, ca, gossipKey, n, nodes); err != nil {
+		if err := writeNode(dir, o, ca, keys, n, nodes); err != nil {
 			return nil, fmt.Errorf("node %s: %w", n.ID, err)
 		}
 		r := n.reach()
@@ -268,7 +277,55 @@ func writeClients(dir string, ca *pki.CA) error {
 // writeNode writes a node's folder: its certificate and key, the CA certificate, the gossip
 // key, its own key-encryption key and node.json. The folder is self-contained so it can be
 // copied to the machine that runs the node.
-func writeNode(dir string, o Options, ca *pki.CA, gossipKey []byte, n plannedNode, all []plannedNode) error {
+// clusterSecrets are the keys every node of the cluster shares.
+type clusterSecrets struct {
+	gossip, envelopePEM, receiptPEM []byte
+}
+
+// newClusterSecrets draws the gossip key, the envelope key and the receipt signing key, and
+// publishes the two public keys in the cluster folder.
+func newClusterSecrets(dir string) (*clusterSecrets, error) {
+	gossip, err := pki.GenerateGossipKey()
+	if err != nil {
+		return nil, err
+	}
+	env, err := ballot.GenerateEnvelopeKey()
+	if err != nil {
+		return nil, err
+	}
+	envPEM, err := ballot.MarshalEnvelopePrivateKeyPEM(env)
+	if err != nil {
+		return nil, err
+	}
+	envPub, err := ballot.MarshalEnvelopePublicKeyPEM(&env.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	recPEM, err := node.MarshalReceiptKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	recPub, err := ballot.MarshalSigningPublicKeyPEM(pub)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFile(filepath.Join(dir, EnvelopePublicKeyFile), envPub, 0o644); err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFile(filepath.Join(dir, ReceiptPublicKeyFile), recPub, 0o644); err != nil {
+		return nil, err
+	}
+	return &clusterSecrets{gossip: gossip, envelopePEM: envPEM, receiptPEM: recPEM}, nil
+}
+
+func writeNode(dir string, o Options, ca *pki.CA, keys *clusterSecrets, n plannedNode, all []plannedNode) error {
 	nd := filepath.Join(dir, nodesDir, n.ID)
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		return err
@@ -285,7 +342,9 @@ func writeNode(dir string, o Options, ca *pki.CA, gossipKey []byte, n plannedNod
 		{nodeCAFile, ca.CertPEM(), 0o644},
 		{nodeCertFile, certPEM, 0o644},
 		{nodeKeyFile, keyPEM, 0o600},
-		{gossipKeyFile, pki.EncodeGossipKey(gossipKey), 0o600},
+		{gossipKeyFile, pki.EncodeGossipKey(keys.gossip), 0o600},
+		{envelopeKey, keys.envelopePEM, 0o600},
+		{receiptKey, keys.receiptPEM, 0o600},
 	}
 	for _, f := range files {
 		if err := pki.WriteFile(filepath.Join(nd, f.name), f.data, f.mode); err != nil {
@@ -314,6 +373,7 @@ func nodeConfig(o Options, n plannedNode, all []plannedNode) node.Config {
 	cfg.Advertise = n.adv
 	cfg.TLS = node.TLSFiles{CA: nodeCAFile, Cert: nodeCertFile, Key: nodeKeyFile}
 	cfg.GossipKeyFile = gossipKeyFile
+	cfg.EnvelopeKeyFile, cfg.ReceiptKeyFile = envelopeKey, receiptKey
 	cfg.KEK = node.KEKSource{File: kekFile}
 	cfg.Profile = o.Profile
 	for _, p := range all {

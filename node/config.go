@@ -103,6 +103,11 @@ type Config struct {
 	// the metrics address has no authentication.
 	Pprof bool `json:"pprof,omitempty"`
 
+	// EnvelopeKeyFile (RSA, PKCS#1 or PKCS#8 PEM) opens the envelopes of sealed casts and
+	// ReceiptKeyFile (Ed25519, PKCS#8 PEM) signs receipts; both are the same on every node.
+	EnvelopeKeyFile string `json:"envelope_key_file,omitempty"`
+	ReceiptKeyFile  string `json:"receipt_key_file,omitempty"`
+
 	// Delivery lists the email and SMS providers of the outbox, primary first.
 	Delivery DeliveryConfig `json:"delivery,omitempty"`
 	// SecretHashCost is the bcrypt cost of the voters' non-trivial secrets (4 to 31).
@@ -134,7 +139,7 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	for _, p := range append([]*string{&cfg.DataDir, &cfg.TLS.CA, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.GossipKeyFile, &cfg.KEK.File},
+	for _, p := range append([]*string{&cfg.DataDir, &cfg.TLS.CA, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.GossipKeyFile, &cfg.KEK.File, &cfg.EnvelopeKeyFile, &cfg.ReceiptKeyFile},
 		cfg.Delivery.secretPaths()...) {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)

@@ -117,6 +117,9 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if err := n.loadIdentity(); err != nil {
 		return nil, err
 	}
+	if err := n.loadEdgeKeys(); err != nil {
+		return nil, err
+	}
 	if err := n.prepareElectionServices(); err != nil {
 		return nil, err
 	}

@@ -88,7 +88,7 @@ func hashTree(t *testing.T, dir string) string {
 func stoppedCluster(t *testing.T) *harness.Cluster {
 	c := harness.New(t, "3")
 	openElection(t, c, 5)
-	if _, err := c.Client("app").Cast(harness.Context(t, 30*time.Second), "v000001", ballot("v000001")); err != nil {
+	if _, err := c.Client("app").Cast(harness.Context(t, 30*time.Second), "v000001", ballotOf("v000001")); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitConverged()

@@ -33,7 +33,7 @@ func openElection(t *testing.T, c *harness.Cluster, n int) {
 	}
 }
 
-func ballot(voter string) []byte { return []byte("ballot of " + voter) }
+func ballotOf(voter string) []byte { return []byte("ballot of " + voter) }
 
 func TestReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	c := harness.New(t, "2+2+1")
@@ -44,7 +44,7 @@ func TestReplicatesAndSurvivesLeaderLoss(t *testing.T) {
 	cast := func(from, to int) {
 		for i := from; i <= to; i++ {
 			v := fmt.Sprintf("v%06d", i)
-			r, err := app.Cast(ctx, v, ballot(v))
+			r, err := app.Cast(ctx, v, ballotOf(v))
 			if err != nil {
 				t.Fatalf("cast %s: %v", v, err)
 			}
@@ -178,7 +178,7 @@ func TestFollowerReadsAreLinearizable(t *testing.T) {
 	ctx := harness.Context(t, 30*time.Second)
 	for i := 1; i <= 20; i++ {
 		v := fmt.Sprintf("v%06d", i)
-		if _, err := app.Cast(ctx, v, ballot(v)); err != nil {
+		if _, err := app.Cast(ctx, v, ballotOf(v)); err != nil {
 			t.Fatal(err)
 		}
 		got, err := reader.HasVoted(ctx, v, client.OnEndpoint(c.GRPC(follower)))
@@ -210,7 +210,7 @@ func TestWritesToFollowerAreForwarded(t *testing.T) {
 	}
 	defer conn.Close()
 	ctx := harness.Context(t, 30*time.Second)
-	resp, err := urnepb.NewElectionClient(conn).Cast(ctx, &urnepb.CastRequest{RequestId: "r1", VoterId: "v000001", Ballot: ballot("v000001")})
+	resp, err := urnepb.NewElectionClient(conn).Cast(ctx, &urnepb.CastRequest{RequestId: "r1", VoterId: "v000001", Ballot: ballotOf("v000001")})
 	if err != nil {
 		t.Fatalf("cast through follower %s: %v", follower, err)
 	}
@@ -230,7 +230,7 @@ func TestFullClusterRestartKeepsEverything(t *testing.T) {
 	ctx := harness.Context(t, time.Minute)
 	for i := 1; i <= 10; i++ {
 		v := fmt.Sprintf("v%06d", i)
-		if _, err := app.Cast(ctx, v, ballot(v)); err != nil {
+		if _, err := app.Cast(ctx, v, ballotOf(v)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -256,7 +256,7 @@ func TestFullClusterRestartKeepsEverything(t *testing.T) {
 	if counts.Ballots != 10 || counts.Voters != 20 || counts.Phase != urnepb.ElectionPhase_PHASE_OPEN {
 		t.Fatalf("after restart: %v", counts)
 	}
-	if _, err := app.Cast(ctx, "v000001", ballot("again")); !errors.Is(err, client.ErrAlreadyVoted) {
+	if _, err := app.Cast(ctx, "v000001", ballotOf("again")); !errors.Is(err, client.ErrAlreadyVoted) {
 		t.Fatalf("émargement lost across restart: %v", err)
 	}
 }
@@ -270,7 +270,7 @@ func TestPartitionedLeaderCannotAcknowledge(t *testing.T) {
 	lone := c.Client("app", old)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if _, err := lone.Cast(ctx, "v000001", ballot("v000001")); err == nil {
+	if _, err := lone.Cast(ctx, "v000001", ballotOf("v000001")); err == nil {
 		t.Fatalf("an isolated leader acknowledged a cast")
 	}
 	// The majority elects a new leader and takes writes.
@@ -282,7 +282,7 @@ func TestPartitionedLeaderCannotAcknowledge(t *testing.T) {
 	}
 	maj := c.Client("app", others...)
 	harness.Poll(t, 20*time.Second, func() error {
-		_, err := maj.Cast(harness.Context(t, 5*time.Second), "v000002", ballot("v000002"))
+		_, err := maj.Cast(harness.Context(t, 5*time.Second), "v000002", ballotOf("v000002"))
 		if errors.Is(err, client.ErrAlreadyVoted) {
 			return nil
 		}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urne-vote/urne/ballot"
 	"github.com/urne-vote/urne/client"
 	"github.com/urne-vote/urne/node"
 	"github.com/urne-vote/urne/test/harness"
@@ -25,7 +26,8 @@ type legalCluster struct {
 	clock             *testClock
 	mailPrimary, mail *mailbox
 	smsPrimary, sms   *smsGateway
-	envelopes         testEnvelopes
+	device            voterDevice
+	electionKey       *ballot.ElectionPrivateKey
 	receiptKey        ed25519.PublicKey
 	opensAt, closesAt time.Time
 	organizer, bureau *client.Client
@@ -36,17 +38,19 @@ const smsToken = "gateway-token"
 
 func startLegalCluster(t *testing.T) *legalCluster {
 	t.Helper()
-	lc := &legalCluster{clock: &testClock{}, envelopes: testEnvelopes{key: []byte("envelope key of the test cluster")}}
+	lc := &legalCluster{clock: &testClock{}}
 	lc.mailPrimary, lc.mail = startMailbox(t), startMailbox(t)
 	lc.smsPrimary, lc.sms = startSMSGateway(t, smsToken), startSMSGateway(t, smsToken)
 	lc.mailPrimary.failing.Store(true)
 	lc.smsPrimary.failing.Store(true)
-	pub, priv, err := ed25519.GenerateKey(nil)
+	key, err := ballot.GenerateElectionKey(ballot.SuiteHPKE)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lc.receiptKey = pub
+	lc.electionKey = key
 	c := harness.Prepare(t, "3")
+	lc.device = newVoterDevice(t, c.Dir, key.Public())
+	lc.receiptKey = receiptPublicKey(t, c.Dir)
 	tokenFile := t.TempDir() + "/sms.token"
 	writeFile(t, tokenFile, smsToken)
 	c.Configure = func(_ string, cfg *node.Config) {
@@ -57,10 +61,7 @@ func startLegalCluster(t *testing.T) *legalCluster {
 			SMS: []node.SMSConfig{{URL: lc.smsPrimary.srv.URL, TokenFile: tokenFile}, {URL: lc.sms.srv.URL, TokenFile: tokenFile}},
 		}
 	}
-	c.Options = func(id string, o *node.Options) {
-		lc.clock.Options(id, o)
-		o.Envelopes, o.Receipts = lc.envelopes, testReceipts{key: priv}
-	}
+	c.Options = lc.clock.Options
 	for _, n := range c.File.Nodes {
 		c.Start(n.ID)
 	}
@@ -96,7 +97,7 @@ func (lc *legalCluster) draft(t *testing.T) {
 		ListRule: &urnepb.ListRule{GenderBalance: true, WomenSharePermille: 500}})))
 	must(t, "list", errOf(lc.organizer.PutCandidateList(ctx, &urnepb.CandidateList{ScrutinId: "ct", ListId: "L1", Name: "Liste 1",
 		Candidates: []*urnepb.Candidate{{Name: "Alice", Sex: "F", DateOfBirth: "1970-01-01"}, {Name: "Bruno", Sex: "M", DateOfBirth: "1971-01-01"}}})))
-	must(t, "key", errOf(lc.bureau.SetElectionKey(ctx, []byte("election public key"), []byte("president and 2 of 3 delegates"))))
+	must(t, "key", errOf(lc.bureau.SetElectionKey(ctx, lc.electionKey.Public().MarshalPEM(), []byte("president and 2 of 3 delegates"))))
 	var roll []*urnepb.Voter
 	for _, v := range legalVoters {
 		roll = append(roll, &urnepb.Voter{VoterId: v.id, Name: "Voter " + v.id, Email: v.id + "@example.org",
@@ -290,28 +291,28 @@ func (lc *legalCluster) expiredAndReusedCodes(t *testing.T, identifier string, v
 // castPath casts through envelopes, with the refusals of the legal path.
 func (lc *legalCluster) castPath(t *testing.T, s1, s2 *urnepb.VerifyCodeResponse) *urnepb.Receipt {
 	ctx := harness.Context(t, time.Minute)
-	envelope := lc.envelopes.seal(s1.SessionId, s1.EnvelopeNonce, []byte("inner ballot of v1"))
+	envelope, inner := lc.device.seal(t, s1.SessionId, s1.EnvelopeNonce, "L1")
 	first, err := lc.app.CastSealed(ctx, "req-v1", s1.SessionToken, "ct", envelope)
 	if err != nil {
 		t.Fatalf("cast: %v", err)
 	}
 	r := first.Receipt
-	fp := sha256.Sum256([]byte("inner ballot of v1"))
-	if !bytes.Equal(r.Fingerprint, fp[:]) || !ed25519.Verify(lc.receiptKey, receiptMessage("test-election", r.Fingerprint, time.Unix(0, r.EmargedAtUnixNano)), r.Signature) {
+	receipt := ballot.Receipt{ElectionID: "test-election", Fingerprint: r.Fingerprint, EmargedAt: time.Unix(0, r.EmargedAtUnixNano)}
+	if !bytes.Equal(r.Fingerprint, ballot.Fingerprint(inner)) || ballot.VerifyReceipt(lc.receiptKey, receipt, r.Signature) != nil {
 		t.Fatalf("receipt %v is not the signed receipt of the inner ballot", r)
 	}
 	again, err := lc.app.CastSealed(ctx, "req-v1", s1.SessionToken, "ct", envelope)
 	if err != nil || !again.Replayed || again.Receipt.EmargedAtUnixNano != r.EmargedAtUnixNano {
 		t.Fatalf("retry: %v, %v", again, err)
 	}
-	second := lc.envelopes.seal(s1.SessionId, s1.EnvelopeNonce, []byte("second ballot of v1"))
+	second, _ := lc.device.seal(t, s1.SessionId, s1.EnvelopeNonce, "L1")
 	_, err = lc.app.CastSealed(ctx, "req-v1-bis", s1.SessionToken, "ct", second)
 	wantErr(t, "second cast", err, client.ErrAlreadyVoted)
 	tampered := bytes.Clone(envelope)
 	tampered[len(tampered)-1] ^= 1
 	_, err = lc.app.CastSealed(ctx, "req-v2-t", s2.SessionToken, "ct", tampered)
 	wantErr(t, "tampered envelope", err, client.ErrEnvelopeInvalid)
-	stolen := lc.envelopes.seal(s1.SessionId, s1.EnvelopeNonce, []byte("ballot for another session"))
+	stolen, _ := lc.device.seal(t, s1.SessionId, s1.EnvelopeNonce, "L1")
 	_, err = lc.app.CastSealed(ctx, "req-v2-s", s2.SessionToken, "ct", stolen)
 	wantErr(t, "envelope of another session", err, client.ErrEnvelopeInvalid)
 	_, err = lc.app.Cast(ctx, "v2", []byte("opaque"))
@@ -349,7 +350,7 @@ func (lc *legalCluster) closesOnTime(t *testing.T, s2 *urnepb.VerifyCodeResponse
 	if len(fps) != 1 || !bytes.Equal(fps[0], receipt.Fingerprint) || !bytes.Equal(closed.BoxRoot, merkleLeaf(fps[0])) {
 		t.Fatalf("box %x with root %x does not match the receipt", fps, closed.BoxRoot)
 	}
-	late := lc.envelopes.seal(s2.SessionId, s2.EnvelopeNonce, []byte("late ballot"))
+	late, _ := lc.device.seal(t, s2.SessionId, s2.EnvelopeNonce, "L1")
 	_, err := lc.app.CastSealed(ctx, "req-late", s2.SessionToken, "ct", late)
 	wantErr(t, "cast after close", err, client.ErrWrongPhase)
 	lc.AssertSameState()

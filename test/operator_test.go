@@ -23,7 +23,7 @@ func TestRotateKeyOnline(t *testing.T) {
 	openElection(t, c, 10)
 	ctx := harness.Context(t, time.Minute)
 	app := c.Client("app")
-	if _, err := app.Cast(ctx, "v000001", ballot("v000001")); err != nil {
+	if _, err := app.Cast(ctx, "v000001", ballotOf("v000001")); err != nil {
 		t.Fatal(err)
 	}
 	op := c.Client("operator")
@@ -35,7 +35,7 @@ func TestRotateKeyOnline(t *testing.T) {
 		t.Fatalf("after rotation: %v, want primary 2 of keys [1 2]", rot)
 	}
 	// Writes continue; the node uses the new key and still reads what the old one sealed.
-	if _, err := app.Cast(ctx, "v000002", ballot("v000002")); err != nil {
+	if _, err := app.Cast(ctx, "v000002", ballotOf("v000002")); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitConverged()
@@ -59,7 +59,7 @@ func TestMetricsEndpoint(t *testing.T) {
 	c := harness.New(t, "3")
 	openElection(t, c, 3)
 	ctx := harness.Context(t, 30*time.Second)
-	if _, err := c.Client("app").Cast(ctx, "v000001", ballot("v000001")); err != nil {
+	if _, err := c.Client("app").Cast(ctx, "v000001", ballotOf("v000001")); err != nil {
 		t.Fatal(err)
 	}
 	leader := c.WaitLeader()

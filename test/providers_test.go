@@ -3,16 +3,14 @@ package test
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/sha256"
+	"crypto/rsa"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/urne-vote/urne/ballot"
+	"github.com/urne-vote/urne/cluster"
 	"github.com/urne-vote/urne/node"
 )
 
@@ -152,43 +152,52 @@ func (g *smsGateway) count(phone string) int {
 	return len(g.texts[phone])
 }
 
-// testEnvelopes stands in for the cluster's envelope key: an envelope is nonce (16) |
-// HMAC-SHA256(key, session id | nonce | inner) | inner. It checks the binding to the session
-// and the nonce the way the real envelope's AEAD does, without the public-key encryption.
-type testEnvelopes struct{ key []byte }
-
-func (e testEnvelopes) seal(sessionID string, nonce, inner []byte) []byte {
-	return append(append(append([]byte(nil), nonce...), e.mac(sessionID, nonce, inner)...), inner...)
+// voterDevice seals ballots the way a voter's device does: the inner ballot to the election
+// key, the envelope to the cluster's envelope key published in the cluster folder.
+type voterDevice struct {
+	election *ballot.ElectionPublicKey
+	envelope *rsa.PublicKey
 }
 
-func (e testEnvelopes) mac(sessionID string, nonce, inner []byte) []byte {
-	h := hmac.New(sha256.New, e.key)
-	fmt.Fprintf(h, "%d|%s|", len(sessionID), sessionID)
-	h.Write(nonce)
-	h.Write(inner)
-	return h.Sum(nil)
-}
-
-func (e testEnvelopes) OpenEnvelope(sessionID string, envelope []byte) ([]byte, []byte, error) {
-	if len(envelope) <= 16+32 {
-		return nil, nil, errors.New("envelope too short")
+func newVoterDevice(t *testing.T, clusterDir string, election *ballot.ElectionPublicKey) voterDevice {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(clusterDir, cluster.EnvelopePublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
 	}
-	nonce, tag, inner := envelope[:16], envelope[16:48], envelope[48:]
-	if !hmac.Equal(tag, e.mac(sessionID, nonce, inner)) {
-		return nil, nil, errors.New("envelope does not open for this session")
+	pub, err := ballot.ParseEnvelopePublicKeyPEM(data)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return inner, nonce, nil
+	return voterDevice{election: election, envelope: pub}
 }
 
-// testReceipts signs receipts with Ed25519 over "election|fingerprint|time".
-type testReceipts struct{ key ed25519.PrivateKey }
-
-func receiptMessage(electionID string, fingerprint []byte, at time.Time) []byte {
-	return fmt.Appendf(nil, "%s|%x|%d", electionID, fingerprint, at.UnixNano())
+// seal returns the envelope for a vote for list in the session, and the inner ballot.
+func (d voterDevice) seal(t *testing.T, sessionID string, nonce []byte, list string) (envelope, inner []byte) {
+	t.Helper()
+	inner, err := ballot.SealBallot(d.election, ballot.Vote{Scrutin: "ct", List: list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	envelope, err = ballot.SealEnvelope(d.envelope, sessionID, nonce, inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envelope, inner
 }
 
-func (r testReceipts) SignReceipt(electionID string, fingerprint []byte, at time.Time) ([]byte, error) {
-	return ed25519.Sign(r.key, receiptMessage(electionID, fingerprint, at)), nil
+// receiptPublicKey reads the cluster's receipt verification key from the cluster folder.
+func receiptPublicKey(t *testing.T, clusterDir string) ed25519.PublicKey {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(clusterDir, cluster.ReceiptPublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ballot.ParseSigningPublicKeyPEM(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }
 
 // testClock is the leader clock of every node: the wall clock moved forward by an offset.

@@ -60,6 +60,7 @@ func TestClusterInitFileModes(t *testing.T) {
 	dir, _ := initFolder(t)
 	want := map[string]fs.FileMode{
 		"cluster.json": 0o644, "ca/ca.crt": 0o644, "ca/ca.key": 0o600,
+		"keys/envelope.pub.pem": 0o644, "keys/receipt.pub.pem": 0o644,
 	}
 	for _, role := range folderRoles {
 		want["clients/"+role+".crt"] = 0o644
@@ -68,7 +69,7 @@ func TestClusterInitFileModes(t *testing.T) {
 	for _, id := range []string{"dc1-a", "dc1-b", "dc2-a", "dc2-b", "wit-a"} {
 		nd := "nodes/" + id + "/"
 		for name, mode := range map[string]fs.FileMode{"node.json": 0o644, "ca.crt": 0o644, "node.crt": 0o644,
-			"node.key": 0o600, "gossip.key": 0o600, "kek": 0o600} {
+			"node.key": 0o600, "gossip.key": 0o600, "kek": 0o600, "envelope.key": 0o600, "receipt.key": 0o600} {
 			want[nd+name] = mode
 		}
 	}
