@@ -68,7 +68,9 @@ func TestDevStartWritesPIDAndLog(t *testing.T) {
 	if d.pid("dc1-b") != 0 {
 		t.Fatal("dc1-b was never started but has a pid")
 	}
-	// A second handle on the folder, like another `urne dev` invocation, finds it through the pid file.
+	// A second handle on the folder, like another `urne dev` invocation, finds it through the
+	// pid file once the child has exec'd (before that its command line is still the parent's).
+	waitStarted(t, d, "dc1-a")
 	other, err := openDevCluster(d.dir, d.exe)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +78,6 @@ func TestDevStartWritesPIDAndLog(t *testing.T) {
 	if other.pid("dc1-a") != pid {
 		t.Fatalf("another invocation sees pid %d, want %d", other.pid("dc1-a"), pid)
 	}
-	waitStarted(t, d, "dc1-a")
 }
 
 // waitStarted waits until the fake node has logged its command line.
