@@ -80,6 +80,7 @@ type applyState struct {
 	electionDirty bool
 	countersDirty bool
 	mac           hash.Hash // HMAC keyed with the index key, made once per batch
+	register      registerState
 }
 
 // indexMAC returns the HMAC keyed with the election's index key. The key never changes

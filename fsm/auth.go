@@ -422,8 +422,8 @@ func applyUnlock(s *applyState, c *fsmpb.Command, p *fsmpb.UnlockAccount) (*fsmp
 	if err != nil {
 		return nil, err
 	}
-	if c.Actor != ActorOperator {
-		return nil, fmt.Errorf("%w: only an operator may unlock an account; this request came from %q", ErrNotAllowed, c.Actor)
+	if c.GetActor().GetPrincipal() != ActorOperator {
+		return nil, fmt.Errorf("%w: only an operator may unlock an account; this request came from %q", ErrNotAllowed, c.GetActor().GetPrincipal())
 	}
 	key := voterKeyWith(s.indexMAC(), p.VoterId)
 	if s.tx.Bucket(bucketVoters).Get(key) == nil {

@@ -163,7 +163,7 @@ func applyCloseElection(s *applyState, c *fsmpb.Command, p *fsmpb.Transition) (*
 	if rulesOf(e).legal && c.StampedAtUnixNano < closes {
 		return nil, fmt.Errorf("%w: the vote closes at %s by itself; it may not close earlier", ErrRuleViolated, stamp(closes))
 	}
-	if err := s.closeElection(c, c.Actor); err != nil {
+	if err := s.closeElection(c, c.GetActor().GetPrincipal()); err != nil {
 		return nil, err
 	}
 	return electionResponse(e), nil

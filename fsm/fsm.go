@@ -216,9 +216,12 @@ func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) 
 		}
 		last = l.Index
 		if l.Type != raft.LogCommand {
+			if err := state.recordMembership(l); err != nil {
+				return 0, nil, fmt.Errorf("entry %d: %w", l.Index, err)
+			}
 			continue
 		}
-		resp, t, err := state.applyEntry(l.Data)
+		resp, t, err := state.applyEntry(l.Index, l.Data)
 		if err != nil {
 			return 0, nil, fmt.Errorf("entry %d: %w", l.Index, err)
 		}
@@ -233,13 +236,18 @@ func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) 
 	return last, observed, state.flush(last)
 }
 
-// applyEntry decodes and applies the data of one command entry. Garbage is refused, never fatal.
-func (s *applyState) applyEntry(data []byte) (*fsmpb.Response, fsmpb.CommandType, error) {
+// applyEntry decodes and applies the data of one command entry, then records it in the
+// activity register. Garbage is refused, never fatal.
+func (s *applyState) applyEntry(index uint64, data []byte) (*fsmpb.Response, fsmpb.CommandType, error) {
 	c, err := Decode(data)
 	if err != nil {
-		return errorResponse(err), fsmpb.CommandType_COMMAND_UNKNOWN, nil
+		resp := errorResponse(err)
+		return resp, fsmpb.CommandType_COMMAND_UNKNOWN, s.record(index, nil, resp)
 	}
 	resp, err := s.apply(c)
+	if err == nil {
+		err = s.record(index, c, resp)
+	}
 	return resp, c.Type, err
 }
 

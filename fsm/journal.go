@@ -43,7 +43,7 @@ func (s *applyState) journal(c *fsmpb.Command, kind string, subject []byte, form
 		Seq:        s.counters.JournalNext,
 		AtUnixNano: c.StampedAtUnixNano,
 		Kind:       kind,
-		Actor:      c.Actor,
+		Actor:      c.GetActor().GetPrincipal(),
 		Subject:    subject,
 		Detail:     fmt.Sprintf(format, args...),
 		Prev:       s.counters.JournalHead,

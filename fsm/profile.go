@@ -75,11 +75,11 @@ func profileName(e *fsmpb.ElectionState) string {
 
 // requireActor refuses, in a legal election, a command that its profile reserves to other roles.
 func requireActor(e *fsmpb.ElectionState, c *fsmpb.Command, what string, allowed ...string) error {
-	if !rulesOf(e).legal || slices.Contains(allowed, c.Actor) {
+	if !rulesOf(e).legal || slices.Contains(allowed, c.GetActor().GetPrincipal()) {
 		return nil
 	}
 	return fmt.Errorf("%w: in a %s election only %v may %s; this request came from %q",
-		ErrNotAllowed, profileName(e), allowed, what, c.Actor)
+		ErrNotAllowed, profileName(e), allowed, what, c.GetActor().GetPrincipal())
 }
 
 // checkWindow checks a voting window against the profile: both ends or neither, closing after

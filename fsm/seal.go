@@ -44,7 +44,7 @@ func applySeal(s *applyState, c *fsmpb.Command, p *fsmpb.SealElection) (*fsmpb.R
 	if err != nil {
 		return nil, err
 	}
-	e.Seal = &fsmpb.SealRecord{Digest: digest, BuildDigest: p.BuildDigest, SealedAtUnixNano: c.StampedAtUnixNano, SealedBy: c.Actor}
+	e.Seal = &fsmpb.SealRecord{Digest: digest, BuildDigest: p.BuildDigest, SealedAtUnixNano: c.StampedAtUnixNano, SealedBy: c.GetActor().GetPrincipal()}
 	e.Phase = PhaseSealed
 	s.electionDirty = true
 	if err := s.journal(c, JournalSealed, nil, "seal %x over build %x", digest, p.BuildDigest); err != nil {

@@ -37,7 +37,7 @@ var (
 	bucketSessions   = []byte("sessions")
 	bucketVoters     = []byte("voters")
 	allBuckets       = [][]byte{bucketAccounts, bucketBox, bucketEmargement, bucketHomonyms, bucketJournal,
-		bucketLists, bucketLogins, bucketMeta, bucketOutbox, bucketScrutins, bucketSessions, bucketVoters}
+		bucketLists, bucketLogins, bucketMeta, bucketOutbox, bucketRegister, bucketScrutins, bucketSessions, bucketVoters}
 	coreBuckets = [][]byte{bucketBox, bucketEmargement, bucketMeta, bucketVoters}
 
 	keyAppliedIndex = []byte("applied_index")

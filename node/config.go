@@ -112,6 +112,9 @@ type Config struct {
 	Delivery DeliveryConfig `json:"delivery,omitempty"`
 	// SecretHashCost is the bcrypt cost of the voters' non-trivial secrets (4 to 31).
 	SecretHashCost int `json:"secret_hash_cost,omitempty"`
+
+	// Activity register, trusted timestamps, integrity check and alerts.
+	AuditConfig
 }
 
 // DefaultConfig returns a configuration with every optional field set to its default.
@@ -122,6 +125,7 @@ func DefaultConfig() Config {
 		LogLevel:          "info",
 		SnapshotThreshold: 8192,
 		SecretHashCost:    defaultSecretHashCost,
+		AuditConfig:       defaultAuditConfig(),
 	}
 }
 
@@ -139,6 +143,7 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	base := filepath.Dir(path)
+	cfg.AuditConfig.resolvePaths(base)
 	for _, p := range append([]*string{&cfg.DataDir, &cfg.TLS.CA, &cfg.TLS.Cert, &cfg.TLS.Key, &cfg.GossipKeyFile, &cfg.KEK.File, &cfg.EnvelopeKeyFile, &cfg.ReceiptKeyFile},
 		cfg.Delivery.secretPaths()...) {
 		if *p != "" && !filepath.IsAbs(*p) {
@@ -208,6 +213,7 @@ func (c *Config) Validate() error {
 	if err := c.Delivery.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.AuditConfig.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -1,10 +1,12 @@
 package node
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func validConfig(dir string) Config {
@@ -78,5 +80,26 @@ func TestProfilesScaleTimeouts(t *testing.T) {
 	}
 	if ll >= lh {
 		t.Fatalf("leader lease %v must be shorter than the heartbeat timeout %v", ll, lh)
+	}
+}
+
+func TestAuditConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.TimestampInterval != Duration(10*time.Minute) || cfg.IntegrityInterval != Duration(time.Minute) {
+		t.Fatalf("defaults %+v", cfg.AuditConfig)
+	}
+	var a AuditConfig
+	if err := json.Unmarshal([]byte(`{"timestamp_interval":"90s","smtp":{"server":"mail:25","from":"urne@example.org","to":["b@example.org"]}}`), &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.TimestampInterval != Duration(90*time.Second) || a.SMTP.Server != "mail:25" {
+		t.Fatalf("parsed %+v", a)
+	}
+	bad := defaultAuditConfig()
+	bad.SMTP = AlertMailConfig{Server: "mail:25", From: "not an address"}
+	bad.TimestampAuthorities = []TimestampAuthority{{Name: "a"}}
+	bad.TimestampRetry = 0
+	if errs := bad.validate(); len(errs) != 4 {
+		t.Fatalf("want 4 problems (from, to, authority, retry), got %v", errs)
 	}
 }

@@ -72,6 +72,9 @@ var policy = auth.Policy{
 	urnepb.Operator_RotateKey_FullMethodName:          {pOperator},
 	urnepb.Operator_StateDigest_FullMethodName:        {pOperator, pNode},
 
+	urnepb.Audit_RegisterEntries_FullMethodName: {pBureau, pOrganizer, pOperator, pNode},
+	urnepb.Audit_CheckIntegrity_FullMethodName:  {pBureau, pOrganizer, pOperator, pNode},
+
 	urnepb.Internal_Apply_FullMethodName:       {pNode},
 	urnepb.Internal_ReadIndex_FullMethodName:   {pNode},
 	urnepb.Internal_ServerStats_FullMethodName: {pNode},
@@ -93,6 +96,7 @@ func (n *Node) startGRPC() error {
 	urnepb.RegisterElectionServer(n.grpc, &electionService{n: n})
 	urnepb.RegisterOperatorServer(n.grpc, &operatorService{n: n})
 	urnepb.RegisterInternalServer(n.grpc, &internalService{n: n})
+	urnepb.RegisterAuditServer(n.grpc, &auditService{n: n})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(n.grpc, hs)

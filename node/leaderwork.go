@@ -78,7 +78,7 @@ func (n *Node) proposeInternal(t fsmpb.CommandType, payload proto.Message) {
 		n.log.Error("build internal command", "type", t, "err", err)
 		return
 	}
-	cmd.Actor = fsm.ActorNode
+	cmd.Actor = &fsmpb.Actor{Principal: fsm.ActorNode}
 	ctx, cancel := context.WithTimeout(n.ctx, applyTimeout)
 	defer cancel()
 	resp, _, err := n.Propose(ctx, cmd)

@@ -89,6 +89,7 @@ type Node struct {
 	leader    *leaderState
 	secrets   *secrets
 	delivery  *Delivery
+	auditor   *auditor
 	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
 	leaderNotify chan bool
 
@@ -220,7 +221,12 @@ func openKeyring(dir string, kek *keyring.KEK) (*keyring.Keyring, error) {
 func (n *Node) Start() error {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.metrics = newMetrics(n.reg, n)
-	n.fsm.SetObserver(n.metrics.Applied)
+	var err error
+	if n.auditor, err = newAuditor(n); err != nil {
+		n.Shutdown()
+		return err
+	}
+	n.fsm.SetObserver(n.observeApplied)
 	n.peers = newPeerConns(n.clientTLS, n.opts.Dialer)
 	n.leader = &leaderState{}
 	steps := []func() error{n.startRaft, n.startGRPC, n.startGossip, n.startMetrics}
@@ -235,6 +241,7 @@ func (n *Node) Start() error {
 	go n.leaderLoop()
 	go n.deadlineLoop()
 	go n.outboxLoop()
+	n.auditor.start(n)
 	n.log.Info("node started", "version", Version, "role", n.cfg.Role, "datacenter", n.cfg.Datacenter,
 		"raft", n.cfg.Bind.Raft, "grpc", n.cfg.Bind.GRPC, "gossip", n.cfg.Bind.Gossip)
 	return nil

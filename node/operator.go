@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/urne-vote/urne/fsm/fsmpb"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
 
@@ -110,6 +111,7 @@ func (s *operatorService) RemoveServer(ctx context.Context, req *urnepb.RemoveSe
 		return nil, toStatus(fmt.Errorf("remove server %s: %w", req.Id, classifyApplyError(err)))
 	}
 	s.n.log.Info("server removed by operator", "id", req.Id)
+	s.n.recordAction(ctx, &fsmpb.RecordEvent{Action: "remove server", Object: "node " + req.Id, Outcome: "ok"})
 	return &urnepb.RemoveServerResponse{}, nil
 }
 
@@ -119,6 +121,8 @@ func (s *operatorService) RotateKey(ctx context.Context, _ *urnepb.RotateKeyRequ
 		return nil, toStatus(fmt.Errorf("rotate key: %w", err))
 	}
 	s.n.log.Info("data key rotated", "primary_key_id", id)
+	s.n.recordAction(ctx, &fsmpb.RecordEvent{Action: "key rotation", Object: "keyring of node " + s.n.cfg.NodeID,
+		Outcome: "ok", Detail: fmt.Sprintf("new primary data key %d", id)})
 	return &urnepb.RotateKeyResponse{NodeId: s.n.cfg.NodeID, PrimaryKeyId: id, KeyIds: s.n.keys.KeyIDs()}, nil
 }
 

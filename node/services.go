@@ -10,7 +10,6 @@ import (
 
 	"github.com/urne-vote/urne/fsm"
 	"github.com/urne-vote/urne/fsm/fsmpb"
-	"github.com/urne-vote/urne/transport/auth"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
 
@@ -31,9 +30,7 @@ func (s *electionService) apply(ctx context.Context, t fsmpb.CommandType, payloa
 	if err != nil {
 		return nil, 0, toStatus(err)
 	}
-	if id, ok := auth.IdentityFrom(ctx); ok {
-		cmd.Actor = auth.Principal(id)
-	}
+	cmd.Actor = actorFrom(ctx)
 	resp, index, err := s.n.Propose(ctx, cmd)
 	if err == nil {
 		err = responseError(resp)

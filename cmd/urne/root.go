@@ -56,6 +56,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.statusCommand(),
 		a.electionCommand(),
 		a.operatorCommand(),
+		a.auditCommand(),
+		a.integrityCommand(),
 		a.benchCommand(),
 		a.demoCommand(),
 		a.keysCommand(),

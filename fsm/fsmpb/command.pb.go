@@ -49,6 +49,13 @@ const (
 	CommandType_COMMAND_REQUEST_OTP        CommandType = 18
 	CommandType_COMMAND_VERIFY_OTP         CommandType = 19
 	CommandType_COMMAND_UNLOCK_ACCOUNT     CommandType = 20
+	// Activity register commands are numbered from 60, leaving room for the election lifecycle.
+	// REGISTER_STAMP stores a trusted timestamp over an entry of the register.
+	CommandType_COMMAND_REGISTER_STAMP CommandType = 60
+	// RECORD_EVENT records what a node observed (integrity check, failed timestamp, alert).
+	CommandType_COMMAND_RECORD_EVENT CommandType = 61
+	// RECORD_BUILD records the SHA-256 of the node binary the election runs with.
+	CommandType_COMMAND_RECORD_BUILD CommandType = 62
 )
 
 // Enum value maps for CommandType.
@@ -75,6 +82,9 @@ var (
 		18: "COMMAND_REQUEST_OTP",
 		19: "COMMAND_VERIFY_OTP",
 		20: "COMMAND_UNLOCK_ACCOUNT",
+		60: "COMMAND_REGISTER_STAMP",
+		61: "COMMAND_RECORD_EVENT",
+		62: "COMMAND_RECORD_BUILD",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_UNKNOWN":            0,
@@ -98,6 +108,9 @@ var (
 		"COMMAND_REQUEST_OTP":        18,
 		"COMMAND_VERIFY_OTP":         19,
 		"COMMAND_UNLOCK_ACCOUNT":     20,
+		"COMMAND_REGISTER_STAMP":     60,
+		"COMMAND_RECORD_EVENT":       61,
+		"COMMAND_RECORD_BUILD":       62,
 	}
 )
 
@@ -285,9 +298,10 @@ type Command struct {
 	Payload []byte      `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
 	// Leader-stamped wall-clock time, the only time the state machine ever sees.
 	StampedAtUnixNano int64 `protobuf:"varint,5,opt,name=stamped_at_unix_nano,json=stampedAtUnixNano,proto3" json:"stamped_at_unix_nano,omitempty"`
-	// Who asked, as the receiving node authenticated it: "node" or "client:<role>". Recorded in
-	// the journal; the legal profile reserves some commands to some roles.
-	Actor         string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Who asked, as the node that received it authenticated them: the journal and the activity
+	// register record it, and the legal profile reserves some commands to some roles. Absent
+	// for commands a node proposes on its own behalf with no caller.
+	Actor         *Actor `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,9 +371,258 @@ func (x *Command) GetStampedAtUnixNano() int64 {
 	return 0
 }
 
-func (x *Command) GetActor() string {
+func (x *Command) GetActor() *Actor {
 	if x != nil {
 		return x.Actor
+	}
+	return nil
+}
+
+// Actor is the caller of a command.
+type Actor struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Principal of the caller's certificate: "client:organizer", "node:dc1-a", ...
+	Principal string `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	// Network address the call came from; the register keeps it for its retention period only.
+	Ip            string `protobuf:"bytes,2,opt,name=ip,proto3" json:"ip,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Actor) Reset() {
+	*x = Actor{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Actor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Actor) ProtoMessage() {}
+
+func (x *Actor) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Actor.ProtoReflect.Descriptor instead.
+func (*Actor) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Actor) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *Actor) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+// Payload of REGISTER_STAMP: an RFC 3161 token over the hash of register entry seq, which the
+// leader checked against the authority's certificate before proposing it.
+type RegisterStamp struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Head          []byte                 `protobuf:"bytes,2,opt,name=head,proto3" json:"head,omitempty"`
+	Authority     string                 `protobuf:"bytes,3,opt,name=authority,proto3" json:"authority,omitempty"`
+	Token         []byte                 `protobuf:"bytes,4,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterStamp) Reset() {
+	*x = RegisterStamp{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterStamp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterStamp) ProtoMessage() {}
+
+func (x *RegisterStamp) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterStamp.ProtoReflect.Descriptor instead.
+func (*RegisterStamp) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RegisterStamp) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *RegisterStamp) GetHead() []byte {
+	if x != nil {
+		return x.Head
+	}
+	return nil
+}
+
+func (x *RegisterStamp) GetAuthority() string {
+	if x != nil {
+		return x.Authority
+	}
+	return ""
+}
+
+func (x *RegisterStamp) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// Payload of RECORD_BUILD. The first build recorded stays: the integrity check compares the
+// running binary with it.
+type RecordBuild struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha256        []byte                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordBuild) Reset() {
+	*x = RecordBuild{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordBuild) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordBuild) ProtoMessage() {}
+
+func (x *RecordBuild) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordBuild.ProtoReflect.Descriptor instead.
+func (*RecordBuild) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RecordBuild) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *RecordBuild) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// Payload of RECORD_EVENT.
+type RecordEvent struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Object string                 `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
+	// "ok", "failed", ...
+	Outcome       string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordEvent) Reset() {
+	*x = RecordEvent{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordEvent) ProtoMessage() {}
+
+func (x *RecordEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordEvent.ProtoReflect.Descriptor instead.
+func (*RecordEvent) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RecordEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *RecordEvent) GetObject() string {
+	if x != nil {
+		return x.Object
+	}
+	return ""
+}
+
+func (x *RecordEvent) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *RecordEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
 	}
 	return ""
 }
@@ -379,7 +642,7 @@ type CreateElection struct {
 
 func (x *CreateElection) Reset() {
 	*x = CreateElection{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -391,7 +654,7 @@ func (x *CreateElection) String() string {
 func (*CreateElection) ProtoMessage() {}
 
 func (x *CreateElection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[1]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -404,7 +667,7 @@ func (x *CreateElection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateElection.ProtoReflect.Descriptor instead.
 func (*CreateElection) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{1}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CreateElection) GetElectionId() string {
@@ -455,7 +718,7 @@ type VoterRecord struct {
 
 func (x *VoterRecord) Reset() {
 	*x = VoterRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +730,7 @@ func (x *VoterRecord) String() string {
 func (*VoterRecord) ProtoMessage() {}
 
 func (x *VoterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[2]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +743,7 @@ func (x *VoterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoterRecord.ProtoReflect.Descriptor instead.
 func (*VoterRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *VoterRecord) GetVoterId() string {
@@ -550,7 +813,7 @@ type ImportVoters struct {
 
 func (x *ImportVoters) Reset() {
 	*x = ImportVoters{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +825,7 @@ func (x *ImportVoters) String() string {
 func (*ImportVoters) ProtoMessage() {}
 
 func (x *ImportVoters) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[3]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +838,7 @@ func (x *ImportVoters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportVoters.ProtoReflect.Descriptor instead.
 func (*ImportVoters) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ImportVoters) GetVoters() []*VoterRecord {
@@ -606,7 +869,7 @@ type Transition struct {
 
 func (x *Transition) Reset() {
 	*x = Transition{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +881,7 @@ func (x *Transition) String() string {
 func (*Transition) ProtoMessage() {}
 
 func (x *Transition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[4]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +894,7 @@ func (x *Transition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transition.ProtoReflect.Descriptor instead.
 func (*Transition) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{4}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Transition) GetElectionId() string {
@@ -669,7 +932,7 @@ type ElectionConfig struct {
 
 func (x *ElectionConfig) Reset() {
 	*x = ElectionConfig{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +944,7 @@ func (x *ElectionConfig) String() string {
 func (*ElectionConfig) ProtoMessage() {}
 
 func (x *ElectionConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[5]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +957,7 @@ func (x *ElectionConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionConfig.ProtoReflect.Descriptor instead.
 func (*ElectionConfig) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{5}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ElectionConfig) GetOrganizer() string {
@@ -766,7 +1029,7 @@ type BureauMember struct {
 
 func (x *BureauMember) Reset() {
 	*x = BureauMember{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +1041,7 @@ func (x *BureauMember) String() string {
 func (*BureauMember) ProtoMessage() {}
 
 func (x *BureauMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[6]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +1054,7 @@ func (x *BureauMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BureauMember.ProtoReflect.Descriptor instead.
 func (*BureauMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{6}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BureauMember) GetName() string {
@@ -832,7 +1095,7 @@ type ConfigureElection struct {
 
 func (x *ConfigureElection) Reset() {
 	*x = ConfigureElection{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +1107,7 @@ func (x *ConfigureElection) String() string {
 func (*ConfigureElection) ProtoMessage() {}
 
 func (x *ConfigureElection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[7]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +1120,7 @@ func (x *ConfigureElection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureElection.ProtoReflect.Descriptor instead.
 func (*ConfigureElection) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{7}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ConfigureElection) GetConfig() *ElectionConfig {
@@ -891,7 +1154,7 @@ type ListRule struct {
 
 func (x *ListRule) Reset() {
 	*x = ListRule{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1166,7 @@ func (x *ListRule) String() string {
 func (*ListRule) ProtoMessage() {}
 
 func (x *ListRule) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1179,7 @@ func (x *ListRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRule.ProtoReflect.Descriptor instead.
 func (*ListRule) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListRule) GetGenderBalance() bool {
@@ -963,7 +1226,7 @@ type Scrutin struct {
 
 func (x *Scrutin) Reset() {
 	*x = Scrutin{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1238,7 @@ func (x *Scrutin) String() string {
 func (*Scrutin) ProtoMessage() {}
 
 func (x *Scrutin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1251,7 @@ func (x *Scrutin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scrutin.ProtoReflect.Descriptor instead.
 func (*Scrutin) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Scrutin) GetScrutinId() string {
@@ -1050,7 +1313,7 @@ type PutScrutin struct {
 
 func (x *PutScrutin) Reset() {
 	*x = PutScrutin{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1325,7 @@ func (x *PutScrutin) String() string {
 func (*PutScrutin) ProtoMessage() {}
 
 func (x *PutScrutin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1338,7 @@ func (x *PutScrutin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutScrutin.ProtoReflect.Descriptor instead.
 func (*PutScrutin) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutScrutin) GetScrutin() *Scrutin {
@@ -1105,7 +1368,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1380,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1393,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Candidate) GetName() string {
@@ -1166,7 +1429,7 @@ type CandidateList struct {
 
 func (x *CandidateList) Reset() {
 	*x = CandidateList{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1441,7 @@ func (x *CandidateList) String() string {
 func (*CandidateList) ProtoMessage() {}
 
 func (x *CandidateList) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1454,7 @@ func (x *CandidateList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateList.ProtoReflect.Descriptor instead.
 func (*CandidateList) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CandidateList) GetScrutinId() string {
@@ -1232,7 +1495,7 @@ type PutCandidateList struct {
 
 func (x *PutCandidateList) Reset() {
 	*x = PutCandidateList{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1507,7 @@ func (x *PutCandidateList) String() string {
 func (*PutCandidateList) ProtoMessage() {}
 
 func (x *PutCandidateList) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1520,7 @@ func (x *PutCandidateList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCandidateList.ProtoReflect.Descriptor instead.
 func (*PutCandidateList) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PutCandidateList) GetList() *CandidateList {
@@ -1287,7 +1550,7 @@ type SetElectionKey struct {
 
 func (x *SetElectionKey) Reset() {
 	*x = SetElectionKey{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1562,7 @@ func (x *SetElectionKey) String() string {
 func (*SetElectionKey) ProtoMessage() {}
 
 func (x *SetElectionKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1575,7 @@ func (x *SetElectionKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetElectionKey.ProtoReflect.Descriptor instead.
 func (*SetElectionKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetElectionKey) GetPublicKey() []byte {
@@ -1347,7 +1610,7 @@ type SealElection struct {
 
 func (x *SealElection) Reset() {
 	*x = SealElection{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1622,7 @@ func (x *SealElection) String() string {
 func (*SealElection) ProtoMessage() {}
 
 func (x *SealElection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1635,7 @@ func (x *SealElection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealElection.ProtoReflect.Descriptor instead.
 func (*SealElection) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SealElection) GetElectionId() string {
@@ -1398,7 +1661,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1673,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1686,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{20}
 }
 
 type RecordTally struct {
@@ -1438,7 +1701,7 @@ type RecordTally struct {
 
 func (x *RecordTally) Reset() {
 	*x = RecordTally{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1450,7 +1713,7 @@ func (x *RecordTally) String() string {
 func (*RecordTally) ProtoMessage() {}
 
 func (x *RecordTally) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1463,7 +1726,7 @@ func (x *RecordTally) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordTally.ProtoReflect.Descriptor instead.
 func (*RecordTally) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RecordTally) GetElectionId() string {
@@ -1504,7 +1767,7 @@ type IssueIdentifiers struct {
 
 func (x *IssueIdentifiers) Reset() {
 	*x = IssueIdentifiers{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1779,7 @@ func (x *IssueIdentifiers) String() string {
 func (*IssueIdentifiers) ProtoMessage() {}
 
 func (x *IssueIdentifiers) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1792,7 @@ func (x *IssueIdentifiers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueIdentifiers.ProtoReflect.Descriptor instead.
 func (*IssueIdentifiers) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *IssueIdentifiers) GetElectionId() string {
@@ -1579,7 +1842,7 @@ type OutboxDone struct {
 
 func (x *OutboxDone) Reset() {
 	*x = OutboxDone{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1854,7 @@ func (x *OutboxDone) String() string {
 func (*OutboxDone) ProtoMessage() {}
 
 func (x *OutboxDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1867,7 @@ func (x *OutboxDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxDone.ProtoReflect.Descriptor instead.
 func (*OutboxDone) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *OutboxDone) GetSeq() uint64 {
@@ -1641,7 +1904,7 @@ type RecordLogin struct {
 
 func (x *RecordLogin) Reset() {
 	*x = RecordLogin{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1916,7 @@ func (x *RecordLogin) String() string {
 func (*RecordLogin) ProtoMessage() {}
 
 func (x *RecordLogin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1929,7 @@ func (x *RecordLogin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLogin.ProtoReflect.Descriptor instead.
 func (*RecordLogin) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RecordLogin) GetIdentifier() string {
@@ -1702,7 +1965,7 @@ type RequestOTP struct {
 
 func (x *RequestOTP) Reset() {
 	*x = RequestOTP{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1714,7 +1977,7 @@ func (x *RequestOTP) String() string {
 func (*RequestOTP) ProtoMessage() {}
 
 func (x *RequestOTP) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1727,7 +1990,7 @@ func (x *RequestOTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestOTP.ProtoReflect.Descriptor instead.
 func (*RequestOTP) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RequestOTP) GetChallengeHash() []byte {
@@ -1765,7 +2028,7 @@ type VerifyOTP struct {
 
 func (x *VerifyOTP) Reset() {
 	*x = VerifyOTP{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2040,7 @@ func (x *VerifyOTP) String() string {
 func (*VerifyOTP) ProtoMessage() {}
 
 func (x *VerifyOTP) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2053,7 @@ func (x *VerifyOTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOTP.ProtoReflect.Descriptor instead.
 func (*VerifyOTP) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VerifyOTP) GetChallengeHash() []byte {
@@ -1831,7 +2094,7 @@ type UnlockAccount struct {
 
 func (x *UnlockAccount) Reset() {
 	*x = UnlockAccount{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1843,7 +2106,7 @@ func (x *UnlockAccount) String() string {
 func (*UnlockAccount) ProtoMessage() {}
 
 func (x *UnlockAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1856,7 +2119,7 @@ func (x *UnlockAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockAccount.ProtoReflect.Descriptor instead.
 func (*UnlockAccount) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UnlockAccount) GetVoterId() string {
@@ -1895,7 +2158,7 @@ type Cast struct {
 
 func (x *Cast) Reset() {
 	*x = Cast{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +2170,7 @@ func (x *Cast) String() string {
 func (*Cast) ProtoMessage() {}
 
 func (x *Cast) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2183,7 @@ func (x *Cast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cast.ProtoReflect.Descriptor instead.
 func (*Cast) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Cast) GetRequestId() string {
@@ -1990,7 +2253,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2002,7 +2265,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2015,7 +2278,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Response) GetCode() ResponseCode {
@@ -2130,7 +2393,7 @@ type IssueResult struct {
 
 func (x *IssueResult) Reset() {
 	*x = IssueResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2142,7 +2405,7 @@ func (x *IssueResult) String() string {
 func (*IssueResult) ProtoMessage() {}
 
 func (x *IssueResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2155,7 +2418,7 @@ func (x *IssueResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueResult.ProtoReflect.Descriptor instead.
 func (*IssueResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *IssueResult) GetIssued() uint64 {
@@ -2194,7 +2457,7 @@ type AuthResult struct {
 
 func (x *AuthResult) Reset() {
 	*x = AuthResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2206,7 +2469,7 @@ func (x *AuthResult) String() string {
 func (*AuthResult) ProtoMessage() {}
 
 func (x *AuthResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2219,7 +2482,7 @@ func (x *AuthResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthResult.ProtoReflect.Descriptor instead.
 func (*AuthResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuthResult) GetAccepted() bool {
@@ -2279,7 +2542,7 @@ type ElectionResult struct {
 
 func (x *ElectionResult) Reset() {
 	*x = ElectionResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2554,7 @@ func (x *ElectionResult) String() string {
 func (*ElectionResult) ProtoMessage() {}
 
 func (x *ElectionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2567,7 @@ func (x *ElectionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionResult.ProtoReflect.Descriptor instead.
 func (*ElectionResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ElectionResult) GetElectionId() string {
@@ -2417,7 +2680,7 @@ type ImportResult struct {
 
 func (x *ImportResult) Reset() {
 	*x = ImportResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2429,7 +2692,7 @@ func (x *ImportResult) String() string {
 func (*ImportResult) ProtoMessage() {}
 
 func (x *ImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2442,7 +2705,7 @@ func (x *ImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
 func (*ImportResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ImportResult) GetImported() uint64 {
@@ -2485,7 +2748,7 @@ type CastResult struct {
 
 func (x *CastResult) Reset() {
 	*x = CastResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2497,7 +2760,7 @@ func (x *CastResult) String() string {
 func (*CastResult) ProtoMessage() {}
 
 func (x *CastResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2510,7 +2773,7 @@ func (x *CastResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastResult.ProtoReflect.Descriptor instead.
 func (*CastResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CastResult) GetFingerprint() []byte {
@@ -2569,7 +2832,7 @@ type ElectionState struct {
 
 func (x *ElectionState) Reset() {
 	*x = ElectionState{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2581,7 +2844,7 @@ func (x *ElectionState) String() string {
 func (*ElectionState) ProtoMessage() {}
 
 func (x *ElectionState) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2594,7 +2857,7 @@ func (x *ElectionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionState.ProtoReflect.Descriptor instead.
 func (*ElectionState) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ElectionState) GetElectionId() string {
@@ -2735,7 +2998,7 @@ type SealRecord struct {
 
 func (x *SealRecord) Reset() {
 	*x = SealRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +3010,7 @@ func (x *SealRecord) String() string {
 func (*SealRecord) ProtoMessage() {}
 
 func (x *SealRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +3023,7 @@ func (x *SealRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRecord.ProtoReflect.Descriptor instead.
 func (*SealRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SealRecord) GetDigest() []byte {
@@ -2803,7 +3066,7 @@ type EmargementRecord struct {
 
 func (x *EmargementRecord) Reset() {
 	*x = EmargementRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2815,7 +3078,7 @@ func (x *EmargementRecord) String() string {
 func (*EmargementRecord) ProtoMessage() {}
 
 func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2828,7 +3091,7 @@ func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmargementRecord.ProtoReflect.Descriptor instead.
 func (*EmargementRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *EmargementRecord) GetEmargedAtUnixNano() int64 {
@@ -2863,7 +3126,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2875,7 +3138,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2888,7 +3151,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Counters) GetVoters() uint64 {
@@ -2959,7 +3222,7 @@ type BoxEntry struct {
 
 func (x *BoxEntry) Reset() {
 	*x = BoxEntry{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3234,7 @@ func (x *BoxEntry) String() string {
 func (*BoxEntry) ProtoMessage() {}
 
 func (x *BoxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3247,7 @@ func (x *BoxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoxEntry.ProtoReflect.Descriptor instead.
 func (*BoxEntry) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *BoxEntry) GetScrutinId() string {
@@ -3017,7 +3280,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3292,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3305,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Account) GetLoginKey() []byte {
@@ -3106,7 +3369,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3118,7 +3381,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3131,7 +3394,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Session) GetVoterKey() []byte {
@@ -3207,7 +3470,7 @@ type OutboxMessage struct {
 
 func (x *OutboxMessage) Reset() {
 	*x = OutboxMessage{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3482,7 @@ func (x *OutboxMessage) String() string {
 func (*OutboxMessage) ProtoMessage() {}
 
 func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3495,7 @@ func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
 func (*OutboxMessage) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *OutboxMessage) GetSeq() uint64 {
@@ -3308,7 +3571,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3320,7 +3583,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3333,7 +3596,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -3389,14 +3652,30 @@ var File_fsm_fsmpb_command_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\n" +
-	"\x17fsm/fsmpb/command.proto\x12\vurne.fsm.v1\"\xc8\x01\n" +
+	"\x17fsm/fsmpb/command.proto\x12\vurne.fsm.v1\"\xdc\x01\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12,\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x18.urne.fsm.v1.CommandTypeR\x04type\x12\x14\n" +
 	"\x05flags\x18\x03 \x01(\rR\x05flags\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12/\n" +
-	"\x14stamped_at_unix_nano\x18\x05 \x01(\x03R\x11stampedAtUnixNano\x12\x14\n" +
-	"\x05actor\x18\x06 \x01(\tR\x05actor\"|\n" +
+	"\x14stamped_at_unix_nano\x18\x05 \x01(\x03R\x11stampedAtUnixNano\x12(\n" +
+	"\x05actor\x18\x06 \x01(\v2\x12.urne.fsm.v1.ActorR\x05actor\"5\n" +
+	"\x05Actor\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x0e\n" +
+	"\x02ip\x18\x02 \x01(\tR\x02ip\"i\n" +
+	"\rRegisterStamp\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04head\x18\x02 \x01(\fR\x04head\x12\x1c\n" +
+	"\tauthority\x18\x03 \x01(\tR\tauthority\x12\x14\n" +
+	"\x05token\x18\x04 \x01(\fR\x05token\"?\n" +
+	"\vRecordBuild\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"o\n" +
+	"\vRecordEvent\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
+	"\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n" +
+	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"|\n" +
 	"\x0eCreateElection\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -3665,7 +3944,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
 	"\asubject\x18\x05 \x01(\fR\asubject\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
-	"\x04prev\x18\a \x01(\fR\x04prev*\xb0\x04\n" +
+	"\x04prev\x18\a \x01(\fR\x04prev*\x80\x05\n" +
 	"\vCommandType\x12\x13\n" +
 	"\x0fCOMMAND_UNKNOWN\x10\x00\x12\x1b\n" +
 	"\x17COMMAND_CREATE_ELECTION\x10\x01\x12\x19\n" +
@@ -3688,7 +3967,10 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x14COMMAND_RECORD_LOGIN\x10\x11\x12\x17\n" +
 	"\x13COMMAND_REQUEST_OTP\x10\x12\x12\x16\n" +
 	"\x12COMMAND_VERIFY_OTP\x10\x13\x12\x1a\n" +
-	"\x16COMMAND_UNLOCK_ACCOUNT\x10\x14*5\n" +
+	"\x16COMMAND_UNLOCK_ACCOUNT\x10\x14\x12\x1a\n" +
+	"\x16COMMAND_REGISTER_STAMP\x10<\x12\x18\n" +
+	"\x14COMMAND_RECORD_EVENT\x10=\x12\x18\n" +
+	"\x14COMMAND_RECORD_BUILD\x10>*5\n" +
 	"\vCommandFlag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x17\n" +
 	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*\x9b\x04\n" +
@@ -3728,76 +4010,81 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(CommandType)(0),          // 0: urne.fsm.v1.CommandType
 	(CommandFlag)(0),          // 1: urne.fsm.v1.CommandFlag
 	(ResponseCode)(0),         // 2: urne.fsm.v1.ResponseCode
 	(*Command)(nil),           // 3: urne.fsm.v1.Command
-	(*CreateElection)(nil),    // 4: urne.fsm.v1.CreateElection
-	(*VoterRecord)(nil),       // 5: urne.fsm.v1.VoterRecord
-	(*ImportVoters)(nil),      // 6: urne.fsm.v1.ImportVoters
-	(*Transition)(nil),        // 7: urne.fsm.v1.Transition
-	(*ElectionConfig)(nil),    // 8: urne.fsm.v1.ElectionConfig
-	(*BureauMember)(nil),      // 9: urne.fsm.v1.BureauMember
-	(*ConfigureElection)(nil), // 10: urne.fsm.v1.ConfigureElection
-	(*ListRule)(nil),          // 11: urne.fsm.v1.ListRule
-	(*Scrutin)(nil),           // 12: urne.fsm.v1.Scrutin
-	(*PutScrutin)(nil),        // 13: urne.fsm.v1.PutScrutin
-	(*Candidate)(nil),         // 14: urne.fsm.v1.Candidate
-	(*CandidateList)(nil),     // 15: urne.fsm.v1.CandidateList
-	(*PutCandidateList)(nil),  // 16: urne.fsm.v1.PutCandidateList
-	(*SetElectionKey)(nil),    // 17: urne.fsm.v1.SetElectionKey
-	(*SealElection)(nil),      // 18: urne.fsm.v1.SealElection
-	(*Tick)(nil),              // 19: urne.fsm.v1.Tick
-	(*RecordTally)(nil),       // 20: urne.fsm.v1.RecordTally
-	(*IssueIdentifiers)(nil),  // 21: urne.fsm.v1.IssueIdentifiers
-	(*OutboxDone)(nil),        // 22: urne.fsm.v1.OutboxDone
-	(*RecordLogin)(nil),       // 23: urne.fsm.v1.RecordLogin
-	(*RequestOTP)(nil),        // 24: urne.fsm.v1.RequestOTP
-	(*VerifyOTP)(nil),         // 25: urne.fsm.v1.VerifyOTP
-	(*UnlockAccount)(nil),     // 26: urne.fsm.v1.UnlockAccount
-	(*Cast)(nil),              // 27: urne.fsm.v1.Cast
-	(*Response)(nil),          // 28: urne.fsm.v1.Response
-	(*IssueResult)(nil),       // 29: urne.fsm.v1.IssueResult
-	(*AuthResult)(nil),        // 30: urne.fsm.v1.AuthResult
-	(*ElectionResult)(nil),    // 31: urne.fsm.v1.ElectionResult
-	(*ImportResult)(nil),      // 32: urne.fsm.v1.ImportResult
-	(*CastResult)(nil),        // 33: urne.fsm.v1.CastResult
-	(*ElectionState)(nil),     // 34: urne.fsm.v1.ElectionState
-	(*SealRecord)(nil),        // 35: urne.fsm.v1.SealRecord
-	(*EmargementRecord)(nil),  // 36: urne.fsm.v1.EmargementRecord
-	(*Counters)(nil),          // 37: urne.fsm.v1.Counters
-	(*BoxEntry)(nil),          // 38: urne.fsm.v1.BoxEntry
-	(*Account)(nil),           // 39: urne.fsm.v1.Account
-	(*Session)(nil),           // 40: urne.fsm.v1.Session
-	(*OutboxMessage)(nil),     // 41: urne.fsm.v1.OutboxMessage
-	(*JournalRecord)(nil),     // 42: urne.fsm.v1.JournalRecord
+	(*Actor)(nil),             // 4: urne.fsm.v1.Actor
+	(*RegisterStamp)(nil),     // 5: urne.fsm.v1.RegisterStamp
+	(*RecordBuild)(nil),       // 6: urne.fsm.v1.RecordBuild
+	(*RecordEvent)(nil),       // 7: urne.fsm.v1.RecordEvent
+	(*CreateElection)(nil),    // 8: urne.fsm.v1.CreateElection
+	(*VoterRecord)(nil),       // 9: urne.fsm.v1.VoterRecord
+	(*ImportVoters)(nil),      // 10: urne.fsm.v1.ImportVoters
+	(*Transition)(nil),        // 11: urne.fsm.v1.Transition
+	(*ElectionConfig)(nil),    // 12: urne.fsm.v1.ElectionConfig
+	(*BureauMember)(nil),      // 13: urne.fsm.v1.BureauMember
+	(*ConfigureElection)(nil), // 14: urne.fsm.v1.ConfigureElection
+	(*ListRule)(nil),          // 15: urne.fsm.v1.ListRule
+	(*Scrutin)(nil),           // 16: urne.fsm.v1.Scrutin
+	(*PutScrutin)(nil),        // 17: urne.fsm.v1.PutScrutin
+	(*Candidate)(nil),         // 18: urne.fsm.v1.Candidate
+	(*CandidateList)(nil),     // 19: urne.fsm.v1.CandidateList
+	(*PutCandidateList)(nil),  // 20: urne.fsm.v1.PutCandidateList
+	(*SetElectionKey)(nil),    // 21: urne.fsm.v1.SetElectionKey
+	(*SealElection)(nil),      // 22: urne.fsm.v1.SealElection
+	(*Tick)(nil),              // 23: urne.fsm.v1.Tick
+	(*RecordTally)(nil),       // 24: urne.fsm.v1.RecordTally
+	(*IssueIdentifiers)(nil),  // 25: urne.fsm.v1.IssueIdentifiers
+	(*OutboxDone)(nil),        // 26: urne.fsm.v1.OutboxDone
+	(*RecordLogin)(nil),       // 27: urne.fsm.v1.RecordLogin
+	(*RequestOTP)(nil),        // 28: urne.fsm.v1.RequestOTP
+	(*VerifyOTP)(nil),         // 29: urne.fsm.v1.VerifyOTP
+	(*UnlockAccount)(nil),     // 30: urne.fsm.v1.UnlockAccount
+	(*Cast)(nil),              // 31: urne.fsm.v1.Cast
+	(*Response)(nil),          // 32: urne.fsm.v1.Response
+	(*IssueResult)(nil),       // 33: urne.fsm.v1.IssueResult
+	(*AuthResult)(nil),        // 34: urne.fsm.v1.AuthResult
+	(*ElectionResult)(nil),    // 35: urne.fsm.v1.ElectionResult
+	(*ImportResult)(nil),      // 36: urne.fsm.v1.ImportResult
+	(*CastResult)(nil),        // 37: urne.fsm.v1.CastResult
+	(*ElectionState)(nil),     // 38: urne.fsm.v1.ElectionState
+	(*SealRecord)(nil),        // 39: urne.fsm.v1.SealRecord
+	(*EmargementRecord)(nil),  // 40: urne.fsm.v1.EmargementRecord
+	(*Counters)(nil),          // 41: urne.fsm.v1.Counters
+	(*BoxEntry)(nil),          // 42: urne.fsm.v1.BoxEntry
+	(*Account)(nil),           // 43: urne.fsm.v1.Account
+	(*Session)(nil),           // 44: urne.fsm.v1.Session
+	(*OutboxMessage)(nil),     // 45: urne.fsm.v1.OutboxMessage
+	(*JournalRecord)(nil),     // 46: urne.fsm.v1.JournalRecord
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	0,  // 0: urne.fsm.v1.Command.type:type_name -> urne.fsm.v1.CommandType
-	5,  // 1: urne.fsm.v1.ImportVoters.voters:type_name -> urne.fsm.v1.VoterRecord
-	9,  // 2: urne.fsm.v1.ElectionConfig.bureau:type_name -> urne.fsm.v1.BureauMember
-	8,  // 3: urne.fsm.v1.ConfigureElection.config:type_name -> urne.fsm.v1.ElectionConfig
-	11, // 4: urne.fsm.v1.Scrutin.list_rule:type_name -> urne.fsm.v1.ListRule
-	12, // 5: urne.fsm.v1.PutScrutin.scrutin:type_name -> urne.fsm.v1.Scrutin
-	14, // 6: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
-	15, // 7: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
-	2,  // 8: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
-	31, // 9: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
-	32, // 10: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
-	33, // 11: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
-	29, // 12: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
-	30, // 13: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
-	8,  // 14: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
-	35, // 15: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
-	8,  // 16: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
-	35, // 17: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	4,  // 1: urne.fsm.v1.Command.actor:type_name -> urne.fsm.v1.Actor
+	9,  // 2: urne.fsm.v1.ImportVoters.voters:type_name -> urne.fsm.v1.VoterRecord
+	13, // 3: urne.fsm.v1.ElectionConfig.bureau:type_name -> urne.fsm.v1.BureauMember
+	12, // 4: urne.fsm.v1.ConfigureElection.config:type_name -> urne.fsm.v1.ElectionConfig
+	15, // 5: urne.fsm.v1.Scrutin.list_rule:type_name -> urne.fsm.v1.ListRule
+	16, // 6: urne.fsm.v1.PutScrutin.scrutin:type_name -> urne.fsm.v1.Scrutin
+	18, // 7: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
+	19, // 8: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
+	2,  // 9: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
+	35, // 10: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
+	36, // 11: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
+	37, // 12: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
+	33, // 13: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
+	34, // 14: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
+	12, // 15: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
+	39, // 16: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
+	12, // 17: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
+	39, // 18: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -3805,7 +4092,7 @@ func file_fsm_fsmpb_command_proto_init() {
 	if File_fsm_fsmpb_command_proto != nil {
 		return
 	}
-	file_fsm_fsmpb_command_proto_msgTypes[25].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[29].OneofWrappers = []any{
 		(*Response_Election)(nil),
 		(*Response_Import)(nil),
 		(*Response_Cast)(nil),
@@ -3818,7 +4105,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   40,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

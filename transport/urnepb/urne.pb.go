@@ -2825,6 +2825,304 @@ func (x *FingerprintPage) GetFingerprints() [][]byte {
 	return nil
 }
 
+type RegisterEntriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FromSeq       uint64                 `protobuf:"varint,1,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
+	Consistency   Consistency            `protobuf:"varint,2,opt,name=consistency,proto3,enum=urne.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterEntriesRequest) Reset() {
+	*x = RegisterEntriesRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterEntriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterEntriesRequest) ProtoMessage() {}
+
+func (x *RegisterEntriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterEntriesRequest.ProtoReflect.Descriptor instead.
+func (*RegisterEntriesRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *RegisterEntriesRequest) GetFromSeq() uint64 {
+	if x != nil {
+		return x.FromSeq
+	}
+	return 0
+}
+
+func (x *RegisterEntriesRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_LINEARIZABLE
+}
+
+type RegisterPage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entries in their stored form (see package audit: Entry.MarshalBinary), in order.
+	Entries [][]byte `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Node that answered and the election it runs, for the export header.
+	NodeId        string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	ElectionId    string `protobuf:"bytes,3,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterPage) Reset() {
+	*x = RegisterPage{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterPage) ProtoMessage() {}
+
+func (x *RegisterPage) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterPage.ProtoReflect.Descriptor instead.
+func (*RegisterPage) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *RegisterPage) GetEntries() [][]byte {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *RegisterPage) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RegisterPage) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+type CheckIntegrityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckIntegrityRequest) Reset() {
+	*x = CheckIntegrityRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckIntegrityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckIntegrityRequest) ProtoMessage() {}
+
+func (x *CheckIntegrityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckIntegrityRequest.ProtoReflect.Descriptor instead.
+func (*CheckIntegrityRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
+}
+
+// IntegrityFinding is one check of one node.
+type IntegrityFinding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// register, ballot_box, binary, replicas, ...
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Ok   bool   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// What was found, naming the entry, ballot, file or node at fault.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Nodes this finding blames (replica agreement).
+	Nodes         []string `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntegrityFinding) Reset() {
+	*x = IntegrityFinding{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntegrityFinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntegrityFinding) ProtoMessage() {}
+
+func (x *IntegrityFinding) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntegrityFinding.ProtoReflect.Descriptor instead.
+func (*IntegrityFinding) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *IntegrityFinding) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *IntegrityFinding) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *IntegrityFinding) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *IntegrityFinding) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+type IntegrityReport struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	NodeId            string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Ok                bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	CheckedAtUnixNano int64                  `protobuf:"varint,3,opt,name=checked_at_unix_nano,json=checkedAtUnixNano,proto3" json:"checked_at_unix_nano,omitempty"`
+	AppliedIndex      uint64                 `protobuf:"varint,4,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Findings          []*IntegrityFinding    `protobuf:"bytes,5,rep,name=findings,proto3" json:"findings,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *IntegrityReport) Reset() {
+	*x = IntegrityReport{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntegrityReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntegrityReport) ProtoMessage() {}
+
+func (x *IntegrityReport) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntegrityReport.ProtoReflect.Descriptor instead.
+func (*IntegrityReport) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *IntegrityReport) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *IntegrityReport) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *IntegrityReport) GetCheckedAtUnixNano() int64 {
+	if x != nil {
+		return x.CheckedAtUnixNano
+	}
+	return 0
+}
+
+func (x *IntegrityReport) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *IntegrityReport) GetFindings() []*IntegrityFinding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
 type NodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2833,7 +3131,7 @@ type NodeRequest struct {
 
 func (x *NodeRequest) Reset() {
 	*x = NodeRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2845,7 +3143,7 @@ func (x *NodeRequest) String() string {
 func (*NodeRequest) ProtoMessage() {}
 
 func (x *NodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2858,7 +3156,7 @@ func (x *NodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRequest.ProtoReflect.Descriptor instead.
 func (*NodeRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
 }
 
 type NodeInfo struct {
@@ -2884,7 +3182,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3194,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3207,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -3025,7 +3323,7 @@ type PeersRequest struct {
 
 func (x *PeersRequest) Reset() {
 	*x = PeersRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3037,7 +3335,7 @@ func (x *PeersRequest) String() string {
 func (*PeersRequest) ProtoMessage() {}
 
 func (x *PeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3050,7 +3348,7 @@ func (x *PeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersRequest.ProtoReflect.Descriptor instead.
 func (*PeersRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
 }
 
 type Peer struct {
@@ -3071,7 +3369,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3083,7 +3381,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3096,7 +3394,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *Peer) GetId() string {
@@ -3166,7 +3464,7 @@ type PeersResponse struct {
 
 func (x *PeersResponse) Reset() {
 	*x = PeersResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3476,7 @@ func (x *PeersResponse) String() string {
 func (*PeersResponse) ProtoMessage() {}
 
 func (x *PeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3489,7 @@ func (x *PeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersResponse.ProtoReflect.Descriptor instead.
 func (*PeersResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *PeersResponse) GetPeers() []*Peer {
@@ -3225,7 +3523,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3535,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3548,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -3269,7 +3567,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3579,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3294,7 +3592,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3313,7 +3611,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3325,7 +3623,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3338,7 +3636,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -3356,7 +3654,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3368,7 +3666,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3381,7 +3679,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
 }
 
 type RotateKeyRequest struct {
@@ -3392,7 +3690,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +3702,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +3715,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
 }
 
 type RotateKeyResponse struct {
@@ -3431,7 +3729,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3443,7 +3741,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3456,7 +3754,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *RotateKeyResponse) GetNodeId() string {
@@ -3488,7 +3786,7 @@ type StateDigestRequest struct {
 
 func (x *StateDigestRequest) Reset() {
 	*x = StateDigestRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +3798,7 @@ func (x *StateDigestRequest) String() string {
 func (*StateDigestRequest) ProtoMessage() {}
 
 func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +3811,7 @@ func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestRequest.ProtoReflect.Descriptor instead.
 func (*StateDigestRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
 }
 
 type StateDigestResponse struct {
@@ -3527,7 +3825,7 @@ type StateDigestResponse struct {
 
 func (x *StateDigestResponse) Reset() {
 	*x = StateDigestResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3539,7 +3837,7 @@ func (x *StateDigestResponse) String() string {
 func (*StateDigestResponse) ProtoMessage() {}
 
 func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3552,7 +3850,7 @@ func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestResponse.ProtoReflect.Descriptor instead.
 func (*StateDigestResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *StateDigestResponse) GetNodeId() string {
@@ -3585,7 +3883,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3597,7 +3895,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3610,7 +3908,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -3630,7 +3928,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3642,7 +3940,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3655,7 +3953,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ApplyResponse) GetResponse() []byte {
@@ -3680,7 +3978,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3692,7 +3990,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3705,7 +4003,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
 }
 
 type ReadIndexResponse struct {
@@ -3717,7 +4015,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3729,7 +4027,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3742,7 +4040,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -3760,7 +4058,7 @@ type ServerStatsRequest struct {
 
 func (x *ServerStatsRequest) Reset() {
 	*x = ServerStatsRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3772,7 +4070,7 @@ func (x *ServerStatsRequest) String() string {
 func (*ServerStatsRequest) ProtoMessage() {}
 
 func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3785,7 +4083,7 @@ func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ServerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
 }
 
 type ServerStatsResponse struct {
@@ -3799,7 +4097,7 @@ type ServerStatsResponse struct {
 
 func (x *ServerStatsResponse) Reset() {
 	*x = ServerStatsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3811,7 +4109,7 @@ func (x *ServerStatsResponse) String() string {
 func (*ServerStatsResponse) ProtoMessage() {}
 
 func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3824,7 +4122,7 @@ func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ServerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ServerStatsResponse) GetLastIndex() uint64 {
@@ -4058,7 +4356,27 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x05voted\x18\x01 \x01(\bR\x05voted\x12/\n" +
 	"\x14emarged_at_unix_nano\x18\x02 \x01(\x03R\x11emargedAtUnixNano\"5\n" +
 	"\x0fFingerprintPage\x12\"\n" +
-	"\ffingerprints\x18\x01 \x03(\fR\ffingerprints\"\r\n" +
+	"\ffingerprints\x18\x01 \x03(\fR\ffingerprints\"k\n" +
+	"\x16RegisterEntriesRequest\x12\x19\n" +
+	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x126\n" +
+	"\vconsistency\x18\x02 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"b\n" +
+	"\fRegisterPage\x12\x18\n" +
+	"\aentries\x18\x01 \x03(\fR\aentries\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1f\n" +
+	"\velection_id\x18\x03 \x01(\tR\n" +
+	"electionId\"\x17\n" +
+	"\x15CheckIntegrityRequest\"d\n" +
+	"\x10IntegrityFinding\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x14\n" +
+	"\x05nodes\x18\x04 \x03(\tR\x05nodes\"\xc7\x01\n" +
+	"\x0fIntegrityReport\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12/\n" +
+	"\x14checked_at_unix_nano\x18\x03 \x01(\x03R\x11checkedAtUnixNano\x12#\n" +
+	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x125\n" +
+	"\bfindings\x18\x05 \x03(\v2\x19.urne.v1.IntegrityFindingR\bfindings\"\r\n" +
 	"\vNodeRequest\"\xdc\x03\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
@@ -4179,7 +4497,10 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x12TransferLeadership\x12\".urne.v1.TransferLeadershipRequest\x1a#.urne.v1.TransferLeadershipResponse\x12K\n" +
 	"\fRemoveServer\x12\x1c.urne.v1.RemoveServerRequest\x1a\x1d.urne.v1.RemoveServerResponse\x12B\n" +
 	"\tRotateKey\x12\x19.urne.v1.RotateKeyRequest\x1a\x1a.urne.v1.RotateKeyResponse\x12H\n" +
-	"\vStateDigest\x12\x1b.urne.v1.StateDigestRequest\x1a\x1c.urne.v1.StateDigestResponse2\xd0\x01\n" +
+	"\vStateDigest\x12\x1b.urne.v1.StateDigestRequest\x1a\x1c.urne.v1.StateDigestResponse2\xa0\x01\n" +
+	"\x05Audit\x12K\n" +
+	"\x0fRegisterEntries\x12\x1f.urne.v1.RegisterEntriesRequest\x1a\x15.urne.v1.RegisterPage0\x01\x12J\n" +
+	"\x0eCheckIntegrity\x12\x1e.urne.v1.CheckIntegrityRequest\x1a\x18.urne.v1.IntegrityReport2\xd0\x01\n" +
 	"\bInternal\x126\n" +
 	"\x05Apply\x12\x15.urne.v1.ApplyRequest\x1a\x16.urne.v1.ApplyResponse\x12B\n" +
 	"\tReadIndex\x12\x19.urne.v1.ReadIndexRequest\x1a\x1a.urne.v1.ReadIndexResponse\x12H\n" +
@@ -4198,7 +4519,7 @@ func file_transport_urnepb_urne_proto_rawDescGZIP() []byte {
 }
 
 var file_transport_urnepb_urne_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_transport_urnepb_urne_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: urne.v1.Consistency
 	(ElectionPhase)(0),                 // 1: urne.v1.ElectionPhase
@@ -4245,25 +4566,30 @@ var file_transport_urnepb_urne_proto_goTypes = []any{
 	(*HasVotedRequest)(nil),            // 42: urne.v1.HasVotedRequest
 	(*HasVotedResponse)(nil),           // 43: urne.v1.HasVotedResponse
 	(*FingerprintPage)(nil),            // 44: urne.v1.FingerprintPage
-	(*NodeRequest)(nil),                // 45: urne.v1.NodeRequest
-	(*NodeInfo)(nil),                   // 46: urne.v1.NodeInfo
-	(*PeersRequest)(nil),               // 47: urne.v1.PeersRequest
-	(*Peer)(nil),                       // 48: urne.v1.Peer
-	(*PeersResponse)(nil),              // 49: urne.v1.PeersResponse
-	(*TransferLeadershipRequest)(nil),  // 50: urne.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 51: urne.v1.TransferLeadershipResponse
-	(*RemoveServerRequest)(nil),        // 52: urne.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 53: urne.v1.RemoveServerResponse
-	(*RotateKeyRequest)(nil),           // 54: urne.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 55: urne.v1.RotateKeyResponse
-	(*StateDigestRequest)(nil),         // 56: urne.v1.StateDigestRequest
-	(*StateDigestResponse)(nil),        // 57: urne.v1.StateDigestResponse
-	(*ApplyRequest)(nil),               // 58: urne.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 59: urne.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 60: urne.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 61: urne.v1.ReadIndexResponse
-	(*ServerStatsRequest)(nil),         // 62: urne.v1.ServerStatsRequest
-	(*ServerStatsResponse)(nil),        // 63: urne.v1.ServerStatsResponse
+	(*RegisterEntriesRequest)(nil),     // 45: urne.v1.RegisterEntriesRequest
+	(*RegisterPage)(nil),               // 46: urne.v1.RegisterPage
+	(*CheckIntegrityRequest)(nil),      // 47: urne.v1.CheckIntegrityRequest
+	(*IntegrityFinding)(nil),           // 48: urne.v1.IntegrityFinding
+	(*IntegrityReport)(nil),            // 49: urne.v1.IntegrityReport
+	(*NodeRequest)(nil),                // 50: urne.v1.NodeRequest
+	(*NodeInfo)(nil),                   // 51: urne.v1.NodeInfo
+	(*PeersRequest)(nil),               // 52: urne.v1.PeersRequest
+	(*Peer)(nil),                       // 53: urne.v1.Peer
+	(*PeersResponse)(nil),              // 54: urne.v1.PeersResponse
+	(*TransferLeadershipRequest)(nil),  // 55: urne.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 56: urne.v1.TransferLeadershipResponse
+	(*RemoveServerRequest)(nil),        // 57: urne.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 58: urne.v1.RemoveServerResponse
+	(*RotateKeyRequest)(nil),           // 59: urne.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 60: urne.v1.RotateKeyResponse
+	(*StateDigestRequest)(nil),         // 61: urne.v1.StateDigestRequest
+	(*StateDigestResponse)(nil),        // 62: urne.v1.StateDigestResponse
+	(*ApplyRequest)(nil),               // 63: urne.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 64: urne.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 65: urne.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 66: urne.v1.ReadIndexResponse
+	(*ServerStatsRequest)(nil),         // 67: urne.v1.ServerStatsRequest
+	(*ServerStatsResponse)(nil),        // 68: urne.v1.ServerStatsResponse
 }
 var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 0: urne.v1.ElectionState.phase:type_name -> urne.v1.ElectionPhase
@@ -4285,82 +4611,88 @@ var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	0,  // 16: urne.v1.ReadRequest.consistency:type_name -> urne.v1.Consistency
 	1,  // 17: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
 	0,  // 18: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
-	48, // 19: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
-	2,  // 20: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
-	18, // 21: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
-	20, // 22: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
-	20, // 23: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
-	21, // 24: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
-	40, // 25: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
-	40, // 26: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
-	42, // 27: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
-	40, // 28: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
-	11, // 29: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
-	12, // 30: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
-	13, // 31: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
-	14, // 32: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
-	20, // 33: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
-	15, // 34: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
-	20, // 35: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
-	40, // 36: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
-	25, // 37: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
-	27, // 38: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
-	29, // 39: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
-	31, // 40: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
-	24, // 41: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
-	33, // 42: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
-	34, // 43: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
-	40, // 44: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
-	40, // 45: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
-	45, // 46: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
-	47, // 47: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
-	50, // 48: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
-	52, // 49: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
-	54, // 50: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
-	56, // 51: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
-	58, // 52: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
-	60, // 53: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
-	62, // 54: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
-	3,  // 55: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
-	19, // 56: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
-	3,  // 57: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
-	3,  // 58: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
-	23, // 59: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
-	3,  // 60: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
-	41, // 61: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
-	43, // 62: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
-	44, // 63: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
-	3,  // 64: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
-	3,  // 65: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
-	3,  // 66: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
-	3,  // 67: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
-	3,  // 68: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
-	3,  // 69: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
-	3,  // 70: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
-	16, // 71: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
-	26, // 72: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
-	28, // 73: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
-	30, // 74: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
-	32, // 75: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
-	23, // 76: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
-	35, // 77: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
-	35, // 78: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
-	37, // 79: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
-	39, // 80: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
-	46, // 81: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
-	49, // 82: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
-	51, // 83: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
-	53, // 84: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
-	55, // 85: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
-	57, // 86: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
-	59, // 87: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
-	61, // 88: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
-	63, // 89: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
-	55, // [55:90] is the sub-list for method output_type
-	20, // [20:55] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	0,  // 19: urne.v1.RegisterEntriesRequest.consistency:type_name -> urne.v1.Consistency
+	48, // 20: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
+	53, // 21: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
+	2,  // 22: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
+	18, // 23: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
+	20, // 24: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
+	20, // 25: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
+	21, // 26: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
+	40, // 27: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
+	40, // 28: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
+	42, // 29: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
+	40, // 30: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
+	11, // 31: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
+	12, // 32: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
+	13, // 33: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
+	14, // 34: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
+	20, // 35: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
+	15, // 36: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
+	20, // 37: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
+	40, // 38: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
+	25, // 39: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
+	27, // 40: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
+	29, // 41: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
+	31, // 42: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
+	24, // 43: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
+	33, // 44: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
+	34, // 45: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
+	40, // 46: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
+	40, // 47: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
+	50, // 48: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
+	52, // 49: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
+	55, // 50: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
+	57, // 51: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
+	59, // 52: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
+	61, // 53: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
+	45, // 54: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
+	47, // 55: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
+	63, // 56: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
+	65, // 57: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
+	67, // 58: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
+	3,  // 59: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
+	19, // 60: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
+	3,  // 61: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
+	3,  // 62: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
+	23, // 63: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
+	3,  // 64: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
+	41, // 65: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
+	43, // 66: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
+	44, // 67: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
+	3,  // 68: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
+	3,  // 69: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
+	3,  // 70: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
+	3,  // 71: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
+	3,  // 72: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
+	3,  // 73: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
+	3,  // 74: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
+	16, // 75: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
+	26, // 76: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
+	28, // 77: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
+	30, // 78: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
+	32, // 79: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
+	23, // 80: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
+	35, // 81: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
+	35, // 82: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
+	37, // 83: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
+	39, // 84: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
+	51, // 85: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
+	54, // 86: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
+	56, // 87: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
+	58, // 88: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
+	60, // 89: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
+	62, // 90: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
+	46, // 91: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
+	49, // 92: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
+	64, // 93: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
+	66, // 94: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
+	68, // 95: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
+	59, // [59:96] is the sub-list for method output_type
+	22, // [22:59] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_transport_urnepb_urne_proto_init() }
@@ -4374,9 +4706,9 @@ func file_transport_urnepb_urne_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_urnepb_urne_proto_rawDesc), len(file_transport_urnepb_urne_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   62,
+			NumMessages:   67,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_transport_urnepb_urne_proto_goTypes,
 		DependencyIndexes: file_transport_urnepb_urne_proto_depIdxs,

@@ -1414,6 +1414,160 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	Audit_RegisterEntries_FullMethodName = "/urne.v1.Audit/RegisterEntries"
+	Audit_CheckIntegrity_FullMethodName  = "/urne.v1.Audit/CheckIntegrity"
+)
+
+// AuditClient is the client API for Audit service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Audit serves the activity register and the integrity check to bureau members, organizers
+// and operators.
+type AuditClient interface {
+	// RegisterEntries streams the answering node's register from entry from_seq on, in order.
+	RegisterEntries(ctx context.Context, in *RegisterEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RegisterPage], error)
+	// CheckIntegrity runs the answering node's integrity check now and returns its result.
+	CheckIntegrity(ctx context.Context, in *CheckIntegrityRequest, opts ...grpc.CallOption) (*IntegrityReport, error)
+}
+
+type auditClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewAuditClient(cc grpc.ClientConnInterface) AuditClient {
+	return &auditClient{cc}
+}
+
+func (c *auditClient) RegisterEntries(ctx context.Context, in *RegisterEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RegisterPage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Audit_ServiceDesc.Streams[0], Audit_RegisterEntries_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RegisterEntriesRequest, RegisterPage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Audit_RegisterEntriesClient = grpc.ServerStreamingClient[RegisterPage]
+
+func (c *auditClient) CheckIntegrity(ctx context.Context, in *CheckIntegrityRequest, opts ...grpc.CallOption) (*IntegrityReport, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IntegrityReport)
+	err := c.cc.Invoke(ctx, Audit_CheckIntegrity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// AuditServer is the server API for Audit service.
+// All implementations must embed UnimplementedAuditServer
+// for forward compatibility.
+//
+// Audit serves the activity register and the integrity check to bureau members, organizers
+// and operators.
+type AuditServer interface {
+	// RegisterEntries streams the answering node's register from entry from_seq on, in order.
+	RegisterEntries(*RegisterEntriesRequest, grpc.ServerStreamingServer[RegisterPage]) error
+	// CheckIntegrity runs the answering node's integrity check now and returns its result.
+	CheckIntegrity(context.Context, *CheckIntegrityRequest) (*IntegrityReport, error)
+	mustEmbedUnimplementedAuditServer()
+}
+
+// UnimplementedAuditServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedAuditServer struct{}
+
+func (UnimplementedAuditServer) RegisterEntries(*RegisterEntriesRequest, grpc.ServerStreamingServer[RegisterPage]) error {
+	return status.Error(codes.Unimplemented, "method RegisterEntries not implemented")
+}
+func (UnimplementedAuditServer) CheckIntegrity(context.Context, *CheckIntegrityRequest) (*IntegrityReport, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckIntegrity not implemented")
+}
+func (UnimplementedAuditServer) mustEmbedUnimplementedAuditServer() {}
+func (UnimplementedAuditServer) testEmbeddedByValue()               {}
+
+// UnsafeAuditServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to AuditServer will
+// result in compilation errors.
+type UnsafeAuditServer interface {
+	mustEmbedUnimplementedAuditServer()
+}
+
+func RegisterAuditServer(s grpc.ServiceRegistrar, srv AuditServer) {
+	// If the following call panics, it indicates UnimplementedAuditServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Audit_ServiceDesc, srv)
+}
+
+func _Audit_RegisterEntries_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RegisterEntriesRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AuditServer).RegisterEntries(m, &grpc.GenericServerStream[RegisterEntriesRequest, RegisterPage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Audit_RegisterEntriesServer = grpc.ServerStreamingServer[RegisterPage]
+
+func _Audit_CheckIntegrity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckIntegrityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AuditServer).CheckIntegrity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Audit_CheckIntegrity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AuditServer).CheckIntegrity(ctx, req.(*CheckIntegrityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Audit_ServiceDesc is the grpc.ServiceDesc for Audit service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Audit_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "urne.v1.Audit",
+	HandlerType: (*AuditServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CheckIntegrity",
+			Handler:    _Audit_CheckIntegrity_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "RegisterEntries",
+			Handler:       _Audit_RegisterEntries_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "transport/urnepb/urne.proto",
+}
+
+const (
 	Internal_Apply_FullMethodName       = "/urne.v1.Internal/Apply"
 	Internal_ReadIndex_FullMethodName   = "/urne.v1.Internal/ReadIndex"
 	Internal_ServerStats_FullMethodName = "/urne.v1.Internal/ServerStats"

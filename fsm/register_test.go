@@ -1,0 +1,277 @@
+package fsm
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/urne-vote/urne/audit"
+	"github.com/urne-vote/urne/fsm/fsmpb"
+	"github.com/urne-vote/urne/tsa/tsatest"
+)
+
+func (h *harness) entries() []*audit.Entry {
+	h.t.Helper()
+	var out []*audit.Entry
+	if err := h.f.RegisterEntries(1, func(e *audit.Entry) error { out = append(out, e); return nil }); err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+const (
+	typeStamp = fsmpb.CommandType_COMMAND_REGISTER_STAMP
+	typeBuild = fsmpb.CommandType_COMMAND_RECORD_BUILD
+)
+
+func TestEveryCommandIsRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.apply(typeOpen, &fsmpb.Transition{}) // refused: no election yet
+	h.openElection("alice", "bob")
+	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+	h.apply(typeCast, cast("r2", "bob", "ballot-A")) // refused: duplicate ballot
+	h.last++
+	h.applyLog(commandLog(h.last, []byte{0xff, 0x01})) // garbage
+	h.mustApply(typeNoop, nil)
+	entries := h.entries()
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action+"="+strings.SplitN(e.Outcome, ":", 2)[0])
+	}
+	want := "open election=refused create election=ok import voters=ok open election=ok cast=ok cast=refused invalid command=refused no-op=ok"
+	if got := strings.Join(actions, " "); got != want {
+		t.Fatalf("register holds\n%s\nwant\n%s", got, want)
+	}
+	rep, err := h.f.VerifyRegister(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Entries != uint64(len(entries)) || entries[3].RaftIndex != 4 || entries[3].Time != stampTime(4).UnixNano() {
+		t.Fatalf("report %+v, entry %+v", rep, entries[3])
+	}
+}
+
+// TestCastEntriesNameNoVoterNorBallot is invariant 5 for the register: nothing in a cast's
+// entry, accepted or refused, names the voter, the request or the ballot.
+func TestCastEntriesNameNoVoterNorBallot(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice-7731", "bob-8812")
+	c := command(t, typeCast, cast("request-5521", "alice-7731", "ballot-XYZ"), h.last+1)
+	c.Actor = &fsmpb.Actor{Principal: "client:app", Ip: "192.0.2.44"}
+	h.last++
+	wantCode(t, h.applyLog(commandLog(h.last, encode(t, c))), nil)
+	h.apply(typeCast, cast("request-6632", "bob-8812", "ballot-XYZ")) // duplicate: the refusal message names the fingerprint
+	fp := sha256.Sum256([]byte("ballot-XYZ"))
+	for _, e := range h.entries() {
+		b, err := e.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range [][]byte{[]byte("alice-7731"), []byte("bob-8812"), []byte("request-"), []byte("ballot-XYZ"),
+			fp[:], []byte(hex.EncodeToString(fp[:])), []byte("192.0.2.44")} {
+			if bytes.Contains(b, secret) {
+				t.Fatalf("entry %d (%s) holds %q", e.Seq, e.Action, secret)
+			}
+		}
+	}
+}
+
+func TestActorAndConnectionRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice")
+	c := command(t, typeClose, &fsmpb.Transition{}, h.last+1)
+	c.Actor = &fsmpb.Actor{Principal: "client:organizer", Ip: "192.0.2.9"}
+	h.last++
+	wantCode(t, h.applyLog(commandLog(h.last, encode(t, c))), nil)
+	entries := h.entries()
+	e := entries[len(entries)-1]
+	if e.Actor != "client:organizer" || e.Connection == nil || e.Connection.IP != "192.0.2.9" ||
+		e.Connection.Retention != audit.RetentionLogs || len(e.Connection.Salt) == 0 {
+		t.Fatalf("entry %+v connection %+v", e, e.Connection)
+	}
+	if entries[0].Actor != actorSystem {
+		t.Fatalf("a command without caller is recorded as %q", entries[0].Actor)
+	}
+}
+
+func TestRegisterStamp(t *testing.T) {
+	a := tsatest.NewAuthority(t, "Test TSA")
+	h := newHarness(t)
+	h.openElection("alice")
+	seq, head, _, err := h.f.RegisterHead()
+	if err != nil || seq != 3 {
+		t.Fatalf("head %d, %v", seq, err)
+	}
+	wantCode(t, h.apply(typeStamp, &fsmpb.RegisterStamp{Seq: seq, Head: head[:], Authority: "Test TSA", Token: a.Token(t, head[:])}), nil)
+	other := sha256.Sum256([]byte("x"))
+	wantCode(t, h.apply(typeStamp, &fsmpb.RegisterStamp{Seq: 2, Head: other[:], Authority: "Test TSA", Token: a.Token(t, other[:])}), ErrInvalid)
+	wantCode(t, h.apply(typeStamp, &fsmpb.RegisterStamp{Seq: 99, Head: head[:], Authority: "Test TSA", Token: []byte{1}}), ErrInvalid)
+	entries := h.entries()
+	if s := entries[3].Stamp; s == nil || s.Seq != 3 || s.Head != head {
+		t.Fatalf("stamp entry %+v", entries[3])
+	}
+	if entries[4].Stamp != nil || !strings.HasPrefix(entries[4].Outcome, "refused") {
+		t.Fatalf("a refused stamp was stored: %+v", entries[4])
+	}
+	rep, err := h.f.VerifyRegister([]*x509.Certificate{a.Cert})
+	if err != nil || len(rep.Stamps) != 1 {
+		t.Fatalf("verify: %+v, %v", rep, err)
+	}
+	if _, err := h.f.VerifyRegister([]*x509.Certificate{tsatest.NewAuthority(t, "Other").Cert}); !errors.Is(err, audit.ErrTampered) {
+		t.Fatalf("a token of an untrusted authority passed: %v", err)
+	}
+}
+
+func TestRecordBuildKeepsTheFirst(t *testing.T) {
+	h := newHarness(t)
+	first, second := sha256.Sum256([]byte("v1")), sha256.Sum256([]byte("v2"))
+	wantCode(t, h.apply(typeBuild, &fsmpb.RecordBuild{Sha256: first[:], Version: "v1"}), nil)
+	wantCode(t, h.apply(typeBuild, &fsmpb.RecordBuild{Sha256: first[:], Version: "v1"}), nil)
+	wantCode(t, h.apply(typeBuild, &fsmpb.RecordBuild{Sha256: second[:], Version: "v2"}), ErrInvalid)
+	d, v, ok, err := h.f.SealedBuild()
+	if err != nil || !ok || !bytes.Equal(d, first[:]) || v != "v1" {
+		t.Fatalf("sealed build %x %q %v %v", d, v, ok, err)
+	}
+}
+
+// tamper rewrites the database file of h while it is closed, with h's key, as an intruder
+// holding the key would; then reopens it.
+func (h *harness) tamper(s Sealer, fn func(tx *bolt.Tx) error) {
+	h.t.Helper()
+	if err := h.f.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	db, err := bolt.Open(h.path, 0o600, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := db.Update(fn); err != nil {
+		h.t.Fatal(err)
+	}
+	db.Close()
+	f, err := open(h.path, s, nil, true)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { f.Close() })
+	h.f = f
+}
+
+func TestVerifyRegisterFindsTampering(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func(tx *bolt.Tx, s Sealer) error
+		badSeq uint64
+	}{
+		{"dropped entry", func(tx *bolt.Tx, _ Sealer) error { return tx.Bucket(bucketRegister).Delete(registerKey(3)) }, 3},
+		{"dropped last entry", func(tx *bolt.Tx, _ Sealer) error { return tx.Bucket(bucketRegister).Delete(registerKey(5)) }, 5},
+		{"edited entry", func(tx *bolt.Tx, s Sealer) error {
+			e, err := readRegisterEntry(tx, s, 2)
+			if err != nil {
+				return err
+			}
+			e.Detail = "1 imported or rectified, 0 unchanged, 1 on the roll"
+			b, _ := e.MarshalBinary()
+			return putSealed(tx, s, bucketRegister, registerKey(2), b)
+		}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			s := h.f.sealer
+			h.openElection("alice", "bob")
+			h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+			h.mustApply(typeCast, cast("r2", "bob", "ballot-B"))
+			h.tamper(s, func(tx *bolt.Tx) error { return tt.tamper(tx, s) })
+			_, err := h.f.VerifyRegister(nil)
+			var bad *audit.BadEntryError
+			if !errors.As(err, &bad) || bad.Seq != tt.badSeq {
+				t.Fatalf("got %v, want entry %d named", err, tt.badSeq)
+			}
+		})
+	}
+}
+
+func TestCheckBoxFindsEditedBallot(t *testing.T) {
+	h := newHarness(t)
+	s := h.f.sealer
+	h.openElection("alice", "bob")
+	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+	h.mustApply(typeCast, cast("r2", "bob", "ballot-B"))
+	if c, err := h.f.CheckBox(); err != nil || c.Ballots != 2 {
+		t.Fatalf("honest box: %+v %v", c, err)
+	}
+	fp := sha256.Sum256([]byte("ballot-B"))
+	h.tamper(s, func(tx *bolt.Tx) error { return putSealed(tx, s, bucketBox, fp[:], []byte("ballot-C")) })
+	if _, err := h.f.CheckBox(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), hex.EncodeToString(fp[:])) {
+		t.Fatalf("edited ballot: %v", err)
+	}
+}
+
+// TestSnapshotWithoutRegisterRestores restores the snapshot stream of the version before the
+// register: the register starts empty and grows from there.
+func TestSnapshotWithoutRegisterRestores(t *testing.T) {
+	raw, err := os.ReadFile("testdata/snapshot_v1_no_register.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.TrimSpace(string(raw)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	if err := h.f.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
+		t.Fatal(err)
+	}
+	h.last = h.f.AppliedIndex()
+	h.mustApply(typeNoop, nil)
+	if e := h.entries(); len(e) != 1 || e[0].Seq != 1 {
+		t.Fatalf("register after restore: %+v", e)
+	}
+}
+
+func TestMembershipChangesRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice")
+	h.last++
+	conf := raft.Configuration{Servers: []raft.Server{{ID: "dc1-a", Suffrage: raft.Voter}, {ID: "dc2-a", Suffrage: raft.Nonvoter}}}
+	h.f.Apply(&raft.Log{Index: h.last, Term: 1, Type: raft.LogConfiguration, Data: raft.EncodeConfiguration(conf), AppendedAt: time.Now()})
+	h.last++
+	h.f.Apply(&raft.Log{Index: h.last, Term: 1, Type: raft.LogConfiguration, Data: []byte{0xc1}})
+	entries := h.entries()
+	e := entries[len(entries)-2]
+	if e.Action != "membership change" || e.Detail != "voters: dc1-a; nonvoters: dc2-a" || e.Time != entries[len(entries)-3].Time {
+		t.Fatalf("entry %+v", e)
+	}
+	if last := entries[len(entries)-1]; last.Detail != "undecodable configuration" {
+		t.Fatalf("garbage configuration recorded as %+v", last)
+	}
+}
+
+// TestOpensDatabaseWithoutRegister opens a database written before the register existed: it
+// is accepted and gets the bucket.
+func TestOpensDatabaseWithoutRegister(t *testing.T) {
+	h := newHarness(t)
+	s := h.f.sealer
+	h.openElection("alice")
+	h.tamper(s, func(tx *bolt.Tx) error {
+		if err := tx.DeleteBucket(bucketRegister); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Delete(keyRegisterHead)
+	})
+	h.mustApply(typeNoop, nil)
+	if e := h.entries(); len(e) != 1 || e[0].Action != "no-op" {
+		t.Fatalf("register after upgrade: %+v", e)
+	}
+}

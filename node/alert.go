@@ -1,0 +1,57 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"mime"
+	"net/smtp"
+	"strings"
+	"time"
+)
+
+// alertSender delivers an integrity alert. The election lifecycle's replicated outbox is to
+// take this role; until then alerts go straight to an SMTP relay.
+type alertSender interface {
+	SendAlert(ctx context.Context, subject, body string) error
+}
+
+// smtpSender mails alerts through the configured relay.
+type smtpSender struct {
+	cfg AlertMailConfig
+}
+
+// smtpTimeout bounds one delivery.
+const smtpTimeout = 30 * time.Second
+
+func (s smtpSender) SendAlert(ctx context.Context, subject, body string) error {
+	done := make(chan error, 1)
+	go func() { done <- smtp.SendMail(s.cfg.Server, nil, s.cfg.From, s.cfg.To, s.message(subject, body)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("mail the alert through %s: %w", s.cfg.Server, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("mail the alert through %s: %w", s.cfg.Server, ctx.Err())
+	case <-time.After(smtpTimeout):
+		return fmt.Errorf("mail the alert through %s: no answer within %v", s.cfg.Server, smtpTimeout)
+	}
+}
+
+// message builds an RFC 5322 message; subject and body come from the node, never a caller.
+func (s smtpSender) message(subject, body string) []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "From: %s\r\nTo: %s\r\nSubject: %s\r\nDate: %s\r\nMIME-Version: 1.0\r\n", s.cfg.From,
+		strings.Join(s.cfg.To, ", "), mime.QEncoding.Encode("utf-8", strings.NewReplacer("\r", " ", "\n", " ").Replace(subject)), time.Now().UTC().Format(time.RFC1123Z))
+	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n\r\n")
+	b.WriteString(strings.ReplaceAll(body, "\n", "\r\n"))
+	return []byte(b.String())
+}
+
+// noSender is used when no SMTP relay is configured: alerts are only logged and counted.
+type noSender struct{}
+
+func (noSender) SendAlert(context.Context, string, string) error {
+	return fmt.Errorf("no smtp server is configured for alerts")
+}
