@@ -176,7 +176,8 @@ func TestWaitConverged(t *testing.T) {
 	}
 	for _, tt := range tests {
 		tt.damage()
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		// Long enough for one full round of answers even on a loaded machine under -race.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err := WaitConverged(ctx, c, fc.Endpoints())
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
