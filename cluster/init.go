@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/urne-vote/urne/backup"
 	"github.com/urne-vote/urne/ballot"
 	"github.com/urne-vote/urne/client"
 	"github.com/urne-vote/urne/keyring"
@@ -39,6 +40,9 @@ const (
 	EnvelopePublicKeyFile = "keys/envelope.pub.pem"
 	ReceiptPublicKeyFile  = "keys/receipt.pub.pem"
 	nodeDataDir           = "data"
+	// BackupKeyFile is the backup key of the cluster's archives, relative to the folder. It
+	// belongs with the operators who restore, never next to the archives it opens.
+	BackupKeyFile = "backup/backup.key"
 )
 
 // clientRoles are the client certificates every cluster folder holds.
@@ -234,11 +238,26 @@ func writeCluster(dir string, o Options, nodes []plannedNode) (*client.ClusterFi
 			Config: filepath.ToSlash(filepath.Join(nodesDir, n.ID, nodeConfigFile)),
 		})
 	}
+	if err := writeBackupKey(dir, o.ElectionID); err != nil {
+		return nil, err
+	}
 	if err := client.WriteClusterFile(filepath.Join(dir, client.ClusterFileName), file); err != nil {
 		return nil, err
 	}
 	return file, nil
 }
+
+// writeBackupKey writes a new random key for the archives of `urne backup save`.
+func writeBackupKey(dir, electionID string) error {
+	key, err := backup.GenerateKey(electionID[:min(len(electionID), 48)] + "-backup-1")
+	if err != nil {
+		return err
+	}
+	return backup.WriteKeyFile(filepath.Join(dir, filepath.FromSlash(BackupKeyFile)), key)
+}
+
+// BackupKeyPath returns the path of the backup key inside a cluster folder.
+func BackupKeyPath(dir string) string { return filepath.Join(dir, filepath.FromSlash(BackupKeyFile)) }
 
 func writeCA(dir string, ca *pki.CA) error {
 	keyPEM, err := ca.KeyPEM()

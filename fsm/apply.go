@@ -44,6 +44,7 @@ var handlers = map[fsmpb.CommandType]handler{
 	fsmpb.CommandType_COMMAND_REQUEST_OTP:        typed(newMessage[fsmpb.RequestOTP], checkRequestOTP, applyRequestOTP),
 	fsmpb.CommandType_COMMAND_VERIFY_OTP:         typed(newMessage[fsmpb.VerifyOTP], checkVerifyOTP, applyVerifyOTP),
 	fsmpb.CommandType_COMMAND_UNLOCK_ACCOUNT:     typed(newMessage[fsmpb.UnlockAccount], checkUnlock, applyUnlock),
+	fsmpb.CommandType_COMMAND_RECORD_DRILL:       typed(newMessage[fsmpb.RecordDrill], checkRecordDrill, applyRecordDrill),
 }
 
 func newMessage[T any]() *T { return new(T) }

@@ -46,6 +46,7 @@ var reasonOf = []struct {
 	{fsm.ErrOutsideWindow, codes.FailedPrecondition, urnepb.ReasonOutsideWindow},
 	{ErrEnvelope, codes.InvalidArgument, urnepb.ReasonEnvelopeInvalid},
 	{ErrNotConfigured, codes.FailedPrecondition, urnepb.ReasonNotConfigured},
+	{ErrInvalidRequest, codes.InvalidArgument, urnepb.ReasonInvalid},
 }
 
 // toStatus turns an error into a gRPC status carrying an ErrorInfo reason.

@@ -71,6 +71,11 @@ var policy = auth.Policy{
 	urnepb.Operator_RemoveServer_FullMethodName:       {pOperator, pNode},
 	urnepb.Operator_RotateKey_FullMethodName:          {pOperator},
 	urnepb.Operator_StateDigest_FullMethodName:        {pOperator, pNode},
+	urnepb.Operator_Backup_FullMethodName:             {pOperator},
+	urnepb.Operator_RecordDrill_FullMethodName:        {pOperator},
+	urnepb.Operator_DrillStatus_FullMethodName:        {pOperator, pNode},
+	urnepb.Operator_HoldNonvoter_FullMethodName:       {pOperator},
+	urnepb.Operator_ChangeSuffrage_FullMethodName:     {pOperator, pNode},
 
 	urnepb.Audit_RegisterEntries_FullMethodName: {pBureau, pOrganizer, pOperator, pNode},
 	urnepb.Audit_CheckIntegrity_FullMethodName:  {pBureau, pOrganizer, pOperator, pNode},

@@ -77,7 +77,7 @@ func (n *Node) handOffIfWitness() {
 func (n *Node) startAutopilot() {
 	n.pilot = autopilot.New(n.raft, &pilotDelegate{n: n},
 		autopilot.WithLogger(raftlayer.NewHCLogger(n.log, "autopilot")),
-		autopilot.WithPromoter(rolePromoter{new(autopilot.StablePromoter)}),
+		autopilot.WithPromoter(rolePromoter{StablePromoter: new(autopilot.StablePromoter), holds: &n.holds}),
 		autopilot.WithReconcileInterval(time.Second),
 		autopilot.WithUpdateInterval(time.Second),
 		autopilot.WithReconciliationDisabled())
@@ -199,8 +199,11 @@ func (d *pilotDelegate) RemoveFailedServer(s *autopilot.Server) {
 }
 
 // rolePromoter promotes a caught-up nonvoter only when its configured role votes: storage
-// points (nonvoter role) keep their copy without a vote.
-type rolePromoter struct{ *autopilot.StablePromoter }
+// points (nonvoter role) keep their copy without a vote, and servers held by a drill wait.
+type rolePromoter struct {
+	*autopilot.StablePromoter
+	holds *suffrageHolds
+}
 
 const nodeNonvoter autopilot.NodeType = "nonvoter"
 
@@ -219,7 +222,7 @@ func (p rolePromoter) CalculatePromotionsAndDemotions(c *autopilot.Config, s *au
 	all := p.StablePromoter.CalculatePromotionsAndDemotions(c, s)
 	var changes autopilot.RaftChanges
 	for _, id := range all.Promotions {
-		if srv, ok := s.Servers[id]; ok && Role(srv.Server.Meta["role"]).Voting() {
+		if srv, ok := s.Servers[id]; ok && Role(srv.Server.Meta["role"]).Voting() && !p.holds.held(string(id)) {
 			changes.Promotions = append(changes.Promotions, id)
 		}
 	}

@@ -78,6 +78,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		gauge("urne_fsm_applied_index", "Index applied by the state machine.", func() float64 { return float64(n.fsm.AppliedIndex()) }),
 		gauge("urne_keyring_primary_key_id", "Id of the data key new writes use.", func() float64 { return float64(n.keys.PrimaryID()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newDrillCollector(n),
 	)
 	return m
 }

@@ -40,6 +40,10 @@ var (
 	ErrShutdown = errors.New("node is shutting down")
 	// ErrNotVoter means the operation needs a server of the configuration.
 	ErrNotFound = errors.New("not found")
+	// ErrNoData means a stopped node's data directory holds no node data to inspect or recover.
+	ErrNoData = errors.New("no node data")
+	// ErrInvalidRequest means an operator request is malformed or not allowed as asked.
+	ErrInvalidRequest = errors.New("invalid request")
 )
 
 // Options are the parts of a node that tests and embedders may replace.
@@ -90,6 +94,7 @@ type Node struct {
 	secrets   *secrets
 	delivery  *Delivery
 	auditor   *auditor
+	holds     suffrageHolds
 	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
 	leaderNotify chan bool
 

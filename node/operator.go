@@ -35,6 +35,7 @@ func (n *Node) Info() *urnepb.NodeInfo {
 		GrpcAddress:  advertised(n.cfg.Bind.GRPC, n.cfg.Advertise.GRPC),
 		RaftAddress:  advertised(n.cfg.Bind.Raft, n.cfg.Advertise.Raft),
 		PrimaryKeyId: n.keys.PrimaryID(),
+		LastLogTerm:  parseUint(st["last_log_term"]),
 	}
 }
 

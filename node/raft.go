@@ -168,21 +168,16 @@ func (n *Node) bootstrap() error {
 	if err != nil || has {
 		return err
 	}
-	var servers []raft.Server
 	listed := false
 	for _, p := range n.cfg.Bootstrap {
-		suffrage := raft.Voter
-		if !p.Role.Voting() {
-			suffrage = raft.Nonvoter
-		}
-		servers = append(servers, raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Raft), Suffrage: suffrage})
 		listed = listed || p.ID == n.cfg.NodeID
 	}
 	if !listed {
 		return nil
 	}
-	n.log.Info("bootstrapping cluster", "servers", len(servers))
-	err = n.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error()
+	conf := bootstrapConfiguration(n.cfg.Bootstrap)
+	n.log.Info("bootstrapping cluster", "servers", len(conf.Servers))
+	err = n.raft.BootstrapCluster(conf).Error()
 	if errors.Is(err, raft.ErrCantBootstrap) {
 		return nil
 	}

@@ -59,7 +59,7 @@ func initFolder(t *testing.T, args ...string) (string, clusterReport) {
 func TestClusterInitFileModes(t *testing.T) {
 	dir, _ := initFolder(t)
 	want := map[string]fs.FileMode{
-		"cluster.json": 0o644, "ca/ca.crt": 0o644, "ca/ca.key": 0o600,
+		"cluster.json": 0o644, "ca/ca.crt": 0o644, "ca/ca.key": 0o600, "backup/backup.key": 0o600,
 		"keys/envelope.pub.pem": 0o644, "keys/receipt.pub.pem": 0o644,
 	}
 	for _, role := range folderRoles {

@@ -29,6 +29,7 @@ func (a *app) operatorCommand() *cobra.Command {
 		a.operatorRemoveCommand(),
 		a.operatorRotateKeyCommand(),
 		a.operatorDigestCommand(),
+		a.operatorPromoteDCCommand(),
 	)
 	cmd.AddCommand(a.operatorAccountCommands()...)
 	return cmd

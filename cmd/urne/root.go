@@ -58,6 +58,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.operatorCommand(),
 		a.auditCommand(),
 		a.integrityCommand(),
+		a.backupCommand(),
+		a.drillCommand(),
 		a.benchCommand(),
 		a.demoCommand(),
 		a.keysCommand(),

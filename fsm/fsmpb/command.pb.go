@@ -56,6 +56,8 @@ const (
 	CommandType_COMMAND_RECORD_EVENT CommandType = 61
 	// RECORD_BUILD records the SHA-256 of the node binary the election runs with.
 	CommandType_COMMAND_RECORD_BUILD CommandType = 62
+	// The report of an operational drill (failover, restore, ...), kept per drill name.
+	CommandType_COMMAND_RECORD_DRILL CommandType = 40
 )
 
 // Enum value maps for CommandType.
@@ -85,6 +87,7 @@ var (
 		60: "COMMAND_REGISTER_STAMP",
 		61: "COMMAND_RECORD_EVENT",
 		62: "COMMAND_RECORD_BUILD",
+		40: "COMMAND_RECORD_DRILL",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_UNKNOWN":            0,
@@ -111,6 +114,7 @@ var (
 		"COMMAND_REGISTER_STAMP":     60,
 		"COMMAND_RECORD_EVENT":       61,
 		"COMMAND_RECORD_BUILD":       62,
+		"COMMAND_RECORD_DRILL":       40,
 	}
 )
 
@@ -2235,6 +2239,102 @@ func (x *Cast) GetEnvelopeNonce() []byte {
 	return nil
 }
 
+// Payload of RECORD_DRILL: one run of a drill, as the tool that ran it reports it.
+type RecordDrill struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok    bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	// One sentence: what was proven, or what failed.
+	Summary            string `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	StartedAtUnixNano  int64  `protobuf:"varint,4,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	FinishedAtUnixNano int64  `protobuf:"varint,5,opt,name=finished_at_unix_nano,json=finishedAtUnixNano,proto3" json:"finished_at_unix_nano,omitempty"`
+	// Worst recovery time measured by the run (time to the first acknowledged write), if any.
+	RtoNanos int64 `protobuf:"varint,6,opt,name=rto_nanos,json=rtoNanos,proto3" json:"rto_nanos,omitempty"`
+	// The whole report, JSON.
+	Report        []byte `protobuf:"bytes,7,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDrill) Reset() {
+	*x = RecordDrill{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDrill) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDrill) ProtoMessage() {}
+
+func (x *RecordDrill) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDrill.ProtoReflect.Descriptor instead.
+func (*RecordDrill) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RecordDrill) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RecordDrill) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *RecordDrill) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *RecordDrill) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *RecordDrill) GetFinishedAtUnixNano() int64 {
+	if x != nil {
+		return x.FinishedAtUnixNano
+	}
+	return 0
+}
+
+func (x *RecordDrill) GetRtoNanos() int64 {
+	if x != nil {
+		return x.RtoNanos
+	}
+	return 0
+}
+
+func (x *RecordDrill) GetReport() []byte {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 type Response struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Code    ResponseCode           `protobuf:"varint,1,opt,name=code,proto3,enum=urne.fsm.v1.ResponseCode" json:"code,omitempty"`
@@ -2253,7 +2353,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2365,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2378,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Response) GetCode() ResponseCode {
@@ -2393,7 +2493,7 @@ type IssueResult struct {
 
 func (x *IssueResult) Reset() {
 	*x = IssueResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2505,7 @@ func (x *IssueResult) String() string {
 func (*IssueResult) ProtoMessage() {}
 
 func (x *IssueResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2518,7 @@ func (x *IssueResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueResult.ProtoReflect.Descriptor instead.
 func (*IssueResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *IssueResult) GetIssued() uint64 {
@@ -2457,7 +2557,7 @@ type AuthResult struct {
 
 func (x *AuthResult) Reset() {
 	*x = AuthResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2569,7 @@ func (x *AuthResult) String() string {
 func (*AuthResult) ProtoMessage() {}
 
 func (x *AuthResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2582,7 @@ func (x *AuthResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthResult.ProtoReflect.Descriptor instead.
 func (*AuthResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuthResult) GetAccepted() bool {
@@ -2542,7 +2642,7 @@ type ElectionResult struct {
 
 func (x *ElectionResult) Reset() {
 	*x = ElectionResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2554,7 +2654,7 @@ func (x *ElectionResult) String() string {
 func (*ElectionResult) ProtoMessage() {}
 
 func (x *ElectionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2567,7 +2667,7 @@ func (x *ElectionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionResult.ProtoReflect.Descriptor instead.
 func (*ElectionResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ElectionResult) GetElectionId() string {
@@ -2680,7 +2780,7 @@ type ImportResult struct {
 
 func (x *ImportResult) Reset() {
 	*x = ImportResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2692,7 +2792,7 @@ func (x *ImportResult) String() string {
 func (*ImportResult) ProtoMessage() {}
 
 func (x *ImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2705,7 +2805,7 @@ func (x *ImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
 func (*ImportResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ImportResult) GetImported() uint64 {
@@ -2748,7 +2848,7 @@ type CastResult struct {
 
 func (x *CastResult) Reset() {
 	*x = CastResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2860,7 @@ func (x *CastResult) String() string {
 func (*CastResult) ProtoMessage() {}
 
 func (x *CastResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2873,7 @@ func (x *CastResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastResult.ProtoReflect.Descriptor instead.
 func (*CastResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CastResult) GetFingerprint() []byte {
@@ -2832,7 +2932,7 @@ type ElectionState struct {
 
 func (x *ElectionState) Reset() {
 	*x = ElectionState{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2944,7 @@ func (x *ElectionState) String() string {
 func (*ElectionState) ProtoMessage() {}
 
 func (x *ElectionState) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2957,7 @@ func (x *ElectionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionState.ProtoReflect.Descriptor instead.
 func (*ElectionState) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ElectionState) GetElectionId() string {
@@ -2998,7 +3098,7 @@ type SealRecord struct {
 
 func (x *SealRecord) Reset() {
 	*x = SealRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3010,7 +3110,7 @@ func (x *SealRecord) String() string {
 func (*SealRecord) ProtoMessage() {}
 
 func (x *SealRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3023,7 +3123,7 @@ func (x *SealRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRecord.ProtoReflect.Descriptor instead.
 func (*SealRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SealRecord) GetDigest() []byte {
@@ -3066,7 +3166,7 @@ type EmargementRecord struct {
 
 func (x *EmargementRecord) Reset() {
 	*x = EmargementRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3178,7 @@ func (x *EmargementRecord) String() string {
 func (*EmargementRecord) ProtoMessage() {}
 
 func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3191,7 @@ func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmargementRecord.ProtoReflect.Descriptor instead.
 func (*EmargementRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *EmargementRecord) GetEmargedAtUnixNano() int64 {
@@ -3106,6 +3206,91 @@ func (x *EmargementRecord) GetCheck() []byte {
 		return x.Check
 	}
 	return nil
+}
+
+// The drills of one name: the last run, and when one last succeeded (leader-stamped times).
+type DrillRecord struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Last                   *RecordDrill           `protobuf:"bytes,1,opt,name=last,proto3" json:"last,omitempty"`
+	LastRecordedAtUnixNano int64                  `protobuf:"varint,2,opt,name=last_recorded_at_unix_nano,json=lastRecordedAtUnixNano,proto3" json:"last_recorded_at_unix_nano,omitempty"`
+	LastSuccessAtUnixNano  int64                  `protobuf:"varint,3,opt,name=last_success_at_unix_nano,json=lastSuccessAtUnixNano,proto3" json:"last_success_at_unix_nano,omitempty"`
+	LastSuccessRtoNanos    int64                  `protobuf:"varint,4,opt,name=last_success_rto_nanos,json=lastSuccessRtoNanos,proto3" json:"last_success_rto_nanos,omitempty"`
+	Runs                   uint64                 `protobuf:"varint,5,opt,name=runs,proto3" json:"runs,omitempty"`
+	Failures               uint64                 `protobuf:"varint,6,opt,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *DrillRecord) Reset() {
+	*x = DrillRecord{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillRecord) ProtoMessage() {}
+
+func (x *DrillRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
+func (*DrillRecord) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *DrillRecord) GetLast() *RecordDrill {
+	if x != nil {
+		return x.Last
+	}
+	return nil
+}
+
+func (x *DrillRecord) GetLastRecordedAtUnixNano() int64 {
+	if x != nil {
+		return x.LastRecordedAtUnixNano
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetLastSuccessAtUnixNano() int64 {
+	if x != nil {
+		return x.LastSuccessAtUnixNano
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetLastSuccessRtoNanos() int64 {
+	if x != nil {
+		return x.LastSuccessRtoNanos
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetRuns() uint64 {
+	if x != nil {
+		return x.Runs
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetFailures() uint64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
 }
 
 type Counters struct {
@@ -3126,7 +3311,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3138,7 +3323,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3151,7 +3336,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Counters) GetVoters() uint64 {
@@ -3222,7 +3407,7 @@ type BoxEntry struct {
 
 func (x *BoxEntry) Reset() {
 	*x = BoxEntry{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3234,7 +3419,7 @@ func (x *BoxEntry) String() string {
 func (*BoxEntry) ProtoMessage() {}
 
 func (x *BoxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3247,7 +3432,7 @@ func (x *BoxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoxEntry.ProtoReflect.Descriptor instead.
 func (*BoxEntry) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BoxEntry) GetScrutinId() string {
@@ -3280,7 +3465,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3292,7 +3477,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3305,7 +3490,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Account) GetLoginKey() []byte {
@@ -3369,7 +3554,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3566,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3579,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Session) GetVoterKey() []byte {
@@ -3470,7 +3655,7 @@ type OutboxMessage struct {
 
 func (x *OutboxMessage) Reset() {
 	*x = OutboxMessage{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3667,7 @@ func (x *OutboxMessage) String() string {
 func (*OutboxMessage) ProtoMessage() {}
 
 func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3680,7 @@ func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
 func (*OutboxMessage) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OutboxMessage) GetSeq() uint64 {
@@ -3571,7 +3756,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3583,7 +3768,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3596,7 +3781,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -3815,7 +4000,15 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\fsession_hash\x18\x05 \x01(\fR\vsessionHash\x12\x1d\n" +
 	"\n" +
 	"scrutin_id\x18\x06 \x01(\tR\tscrutinId\x12%\n" +
-	"\x0eenvelope_nonce\x18\a \x01(\fR\renvelopeNonce\"\xdd\x02\n" +
+	"\x0eenvelope_nonce\x18\a \x01(\fR\renvelopeNonce\"\xe4\x01\n" +
+	"\vRecordDrill\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x18\n" +
+	"\asummary\x18\x03 \x01(\tR\asummary\x12/\n" +
+	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x121\n" +
+	"\x15finished_at_unix_nano\x18\x05 \x01(\x03R\x12finishedAtUnixNano\x12\x1b\n" +
+	"\trto_nanos\x18\x06 \x01(\x03R\brtoNanos\x12\x16\n" +
+	"\x06report\x18\a \x01(\fR\x06report\"\xdd\x02\n" +
 	"\bResponse\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.urne.fsm.v1.ResponseCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x129\n" +
@@ -3895,7 +4088,14 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\tsealed_by\x18\x04 \x01(\tR\bsealedBy\"Y\n" +
 	"\x10EmargementRecord\x12/\n" +
 	"\x14emarged_at_unix_nano\x18\x01 \x01(\x03R\x11emargedAtUnixNano\x12\x14\n" +
-	"\x05check\x18\x02 \x01(\fR\x05check\"\x9b\x02\n" +
+	"\x05check\x18\x02 \x01(\fR\x05check\"\x96\x02\n" +
+	"\vDrillRecord\x12,\n" +
+	"\x04last\x18\x01 \x01(\v2\x18.urne.fsm.v1.RecordDrillR\x04last\x12:\n" +
+	"\x1alast_recorded_at_unix_nano\x18\x02 \x01(\x03R\x16lastRecordedAtUnixNano\x128\n" +
+	"\x19last_success_at_unix_nano\x18\x03 \x01(\x03R\x15lastSuccessAtUnixNano\x123\n" +
+	"\x16last_success_rto_nanos\x18\x04 \x01(\x03R\x13lastSuccessRtoNanos\x12\x12\n" +
+	"\x04runs\x18\x05 \x01(\x04R\x04runs\x12\x1a\n" +
+	"\bfailures\x18\x06 \x01(\x04R\bfailures\"\x9b\x02\n" +
 	"\bCounters\x12\x16\n" +
 	"\x06voters\x18\x01 \x01(\x04R\x06voters\x12 \n" +
 	"\vemargements\x18\x02 \x01(\x04R\vemargements\x12\x18\n" +
@@ -3944,7 +4144,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
 	"\asubject\x18\x05 \x01(\fR\asubject\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
-	"\x04prev\x18\a \x01(\fR\x04prev*\x80\x05\n" +
+	"\x04prev\x18\a \x01(\fR\x04prev*\x9a\x05\n" +
 	"\vCommandType\x12\x13\n" +
 	"\x0fCOMMAND_UNKNOWN\x10\x00\x12\x1b\n" +
 	"\x17COMMAND_CREATE_ELECTION\x10\x01\x12\x19\n" +
@@ -3970,7 +4170,8 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x16COMMAND_UNLOCK_ACCOUNT\x10\x14\x12\x1a\n" +
 	"\x16COMMAND_REGISTER_STAMP\x10<\x12\x18\n" +
 	"\x14COMMAND_RECORD_EVENT\x10=\x12\x18\n" +
-	"\x14COMMAND_RECORD_BUILD\x10>*5\n" +
+	"\x14COMMAND_RECORD_BUILD\x10>\x12\x18\n" +
+	"\x14COMMAND_RECORD_DRILL\x10(*5\n" +
 	"\vCommandFlag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x17\n" +
 	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*\x9b\x04\n" +
@@ -4010,7 +4211,7 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(CommandType)(0),          // 0: urne.fsm.v1.CommandType
 	(CommandFlag)(0),          // 1: urne.fsm.v1.CommandFlag
@@ -4044,21 +4245,23 @@ var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(*VerifyOTP)(nil),         // 29: urne.fsm.v1.VerifyOTP
 	(*UnlockAccount)(nil),     // 30: urne.fsm.v1.UnlockAccount
 	(*Cast)(nil),              // 31: urne.fsm.v1.Cast
-	(*Response)(nil),          // 32: urne.fsm.v1.Response
-	(*IssueResult)(nil),       // 33: urne.fsm.v1.IssueResult
-	(*AuthResult)(nil),        // 34: urne.fsm.v1.AuthResult
-	(*ElectionResult)(nil),    // 35: urne.fsm.v1.ElectionResult
-	(*ImportResult)(nil),      // 36: urne.fsm.v1.ImportResult
-	(*CastResult)(nil),        // 37: urne.fsm.v1.CastResult
-	(*ElectionState)(nil),     // 38: urne.fsm.v1.ElectionState
-	(*SealRecord)(nil),        // 39: urne.fsm.v1.SealRecord
-	(*EmargementRecord)(nil),  // 40: urne.fsm.v1.EmargementRecord
-	(*Counters)(nil),          // 41: urne.fsm.v1.Counters
-	(*BoxEntry)(nil),          // 42: urne.fsm.v1.BoxEntry
-	(*Account)(nil),           // 43: urne.fsm.v1.Account
-	(*Session)(nil),           // 44: urne.fsm.v1.Session
-	(*OutboxMessage)(nil),     // 45: urne.fsm.v1.OutboxMessage
-	(*JournalRecord)(nil),     // 46: urne.fsm.v1.JournalRecord
+	(*RecordDrill)(nil),       // 32: urne.fsm.v1.RecordDrill
+	(*Response)(nil),          // 33: urne.fsm.v1.Response
+	(*IssueResult)(nil),       // 34: urne.fsm.v1.IssueResult
+	(*AuthResult)(nil),        // 35: urne.fsm.v1.AuthResult
+	(*ElectionResult)(nil),    // 36: urne.fsm.v1.ElectionResult
+	(*ImportResult)(nil),      // 37: urne.fsm.v1.ImportResult
+	(*CastResult)(nil),        // 38: urne.fsm.v1.CastResult
+	(*ElectionState)(nil),     // 39: urne.fsm.v1.ElectionState
+	(*SealRecord)(nil),        // 40: urne.fsm.v1.SealRecord
+	(*EmargementRecord)(nil),  // 41: urne.fsm.v1.EmargementRecord
+	(*DrillRecord)(nil),       // 42: urne.fsm.v1.DrillRecord
+	(*Counters)(nil),          // 43: urne.fsm.v1.Counters
+	(*BoxEntry)(nil),          // 44: urne.fsm.v1.BoxEntry
+	(*Account)(nil),           // 45: urne.fsm.v1.Account
+	(*Session)(nil),           // 46: urne.fsm.v1.Session
+	(*OutboxMessage)(nil),     // 47: urne.fsm.v1.OutboxMessage
+	(*JournalRecord)(nil),     // 48: urne.fsm.v1.JournalRecord
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	0,  // 0: urne.fsm.v1.Command.type:type_name -> urne.fsm.v1.CommandType
@@ -4071,20 +4274,21 @@ var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	18, // 7: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
 	19, // 8: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
 	2,  // 9: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
-	35, // 10: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
-	36, // 11: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
-	37, // 12: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
-	33, // 13: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
-	34, // 14: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
+	36, // 10: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
+	37, // 11: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
+	38, // 12: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
+	34, // 13: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
+	35, // 14: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
 	12, // 15: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
-	39, // 16: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
+	40, // 16: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
 	12, // 17: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
-	39, // 18: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	40, // 18: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
+	32, // 19: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -4092,7 +4296,7 @@ func file_fsm_fsmpb_command_proto_init() {
 	if File_fsm_fsmpb_command_proto != nil {
 		return
 	}
-	file_fsm_fsmpb_command_proto_msgTypes[29].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[30].OneofWrappers = []any{
 		(*Response_Election)(nil),
 		(*Response_Import)(nil),
 		(*Response_Cast)(nil),
@@ -4105,7 +4309,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

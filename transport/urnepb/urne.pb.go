@@ -3176,8 +3176,10 @@ type NodeInfo struct {
 	GrpcAddress       string                 `protobuf:"bytes,13,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
 	RaftAddress       string                 `protobuf:"bytes,14,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	PrimaryKeyId      uint32                 `protobuf:"varint,15,opt,name=primary_key_id,json=primaryKeyId,proto3" json:"primary_key_id,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Term of the last entry of this node's log: with last_index, how up to date the log is.
+	LastLogTerm   uint64 `protobuf:"varint,16,opt,name=last_log_term,json=lastLogTerm,proto3" json:"last_log_term,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -3311,6 +3313,13 @@ func (x *NodeInfo) GetRaftAddress() string {
 func (x *NodeInfo) GetPrimaryKeyId() uint32 {
 	if x != nil {
 		return x.PrimaryKeyId
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetLastLogTerm() uint64 {
+	if x != nil {
+		return x.LastLogTerm
 	}
 	return 0
 }
@@ -3874,6 +3883,760 @@ func (x *StateDigestResponse) GetDigest() []byte {
 	return nil
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
+}
+
+type BackupInfo struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	NodeId     string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Applied index of the state, and the raft term of the entry at that index.
+	Index           uint64 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	Term            uint64 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	TakenAtUnixNano int64  `protobuf:"varint,5,opt,name=taken_at_unix_nano,json=takenAtUnixNano,proto3" json:"taken_at_unix_nano,omitempty"`
+	NodeVersion     string `protobuf:"bytes,6,opt,name=node_version,json=nodeVersion,proto3" json:"node_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *BackupInfo) Reset() {
+	*x = BackupInfo{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupInfo) ProtoMessage() {}
+
+func (x *BackupInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
+func (*BackupInfo) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *BackupInfo) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *BackupInfo) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetTakenAtUnixNano() int64 {
+	if x != nil {
+		return x.TakenAtUnixNano
+	}
+	return 0
+}
+
+func (x *BackupInfo) GetNodeVersion() string {
+	if x != nil {
+		return x.NodeVersion
+	}
+	return ""
+}
+
+type BackupChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Info  *BackupInfo            `protobuf:"bytes,1,opt,name=info,proto3" json:"info,omitempty"`
+	// A piece of the state snapshot stream (the format of the state machine's snapshots).
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// Set on the last message: the number of data bytes sent.
+	DoneSize      uint64 `protobuf:"varint,3,opt,name=done_size,json=doneSize,proto3" json:"done_size,omitempty"`
+	Done          bool   `protobuf:"varint,4,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *BackupChunk) GetInfo() *BackupInfo {
+	if x != nil {
+		return x.Info
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetDoneSize() uint64 {
+	if x != nil {
+		return x.DoneSize
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+type DrillReport struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Name               string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Ok                 bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Summary            string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	StartedAtUnixNano  int64                  `protobuf:"varint,4,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	FinishedAtUnixNano int64                  `protobuf:"varint,5,opt,name=finished_at_unix_nano,json=finishedAtUnixNano,proto3" json:"finished_at_unix_nano,omitempty"`
+	RtoNanos           int64                  `protobuf:"varint,6,opt,name=rto_nanos,json=rtoNanos,proto3" json:"rto_nanos,omitempty"`
+	// The whole report, JSON.
+	Report        []byte `protobuf:"bytes,7,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrillReport) Reset() {
+	*x = DrillReport{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillReport) ProtoMessage() {}
+
+func (x *DrillReport) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillReport.ProtoReflect.Descriptor instead.
+func (*DrillReport) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *DrillReport) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DrillReport) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *DrillReport) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *DrillReport) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *DrillReport) GetFinishedAtUnixNano() int64 {
+	if x != nil {
+		return x.FinishedAtUnixNano
+	}
+	return 0
+}
+
+func (x *DrillReport) GetRtoNanos() int64 {
+	if x != nil {
+		return x.RtoNanos
+	}
+	return 0
+}
+
+func (x *DrillReport) GetReport() []byte {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+type RecordDrillRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Report        *DrillReport           `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDrillRequest) Reset() {
+	*x = RecordDrillRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDrillRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDrillRequest) ProtoMessage() {}
+
+func (x *RecordDrillRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDrillRequest.ProtoReflect.Descriptor instead.
+func (*RecordDrillRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *RecordDrillRequest) GetReport() *DrillReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+type RecordDrillResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDrillResponse) Reset() {
+	*x = RecordDrillResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDrillResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDrillResponse) ProtoMessage() {}
+
+func (x *RecordDrillResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDrillResponse.ProtoReflect.Descriptor instead.
+func (*RecordDrillResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *RecordDrillResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type DrillStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=urne.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrillStatusRequest) Reset() {
+	*x = DrillStatusRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillStatusRequest) ProtoMessage() {}
+
+func (x *DrillStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillStatusRequest.ProtoReflect.Descriptor instead.
+func (*DrillStatusRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *DrillStatusRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_LINEARIZABLE
+}
+
+type DrillRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Last  *DrillReport           `protobuf:"bytes,1,opt,name=last,proto3" json:"last,omitempty"`
+	// Leader-stamped times of the last run and of the last successful run (0: never).
+	LastRecordedAtUnixNano int64  `protobuf:"varint,2,opt,name=last_recorded_at_unix_nano,json=lastRecordedAtUnixNano,proto3" json:"last_recorded_at_unix_nano,omitempty"`
+	LastSuccessAtUnixNano  int64  `protobuf:"varint,3,opt,name=last_success_at_unix_nano,json=lastSuccessAtUnixNano,proto3" json:"last_success_at_unix_nano,omitempty"`
+	LastSuccessRtoNanos    int64  `protobuf:"varint,4,opt,name=last_success_rto_nanos,json=lastSuccessRtoNanos,proto3" json:"last_success_rto_nanos,omitempty"`
+	Runs                   uint64 `protobuf:"varint,5,opt,name=runs,proto3" json:"runs,omitempty"`
+	Failures               uint64 `protobuf:"varint,6,opt,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *DrillRecord) Reset() {
+	*x = DrillRecord{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillRecord) ProtoMessage() {}
+
+func (x *DrillRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
+func (*DrillRecord) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *DrillRecord) GetLast() *DrillReport {
+	if x != nil {
+		return x.Last
+	}
+	return nil
+}
+
+func (x *DrillRecord) GetLastRecordedAtUnixNano() int64 {
+	if x != nil {
+		return x.LastRecordedAtUnixNano
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetLastSuccessAtUnixNano() int64 {
+	if x != nil {
+		return x.LastSuccessAtUnixNano
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetLastSuccessRtoNanos() int64 {
+	if x != nil {
+		return x.LastSuccessRtoNanos
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetRuns() uint64 {
+	if x != nil {
+		return x.Runs
+	}
+	return 0
+}
+
+func (x *DrillRecord) GetFailures() uint64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+type DrillStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Drills        []*DrillRecord         `protobuf:"bytes,1,rep,name=drills,proto3" json:"drills,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrillStatusResponse) Reset() {
+	*x = DrillStatusResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillStatusResponse) ProtoMessage() {}
+
+func (x *DrillStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillStatusResponse.ProtoReflect.Descriptor instead.
+func (*DrillStatusResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *DrillStatusResponse) GetDrills() []*DrillRecord {
+	if x != nil {
+		return x.Drills
+	}
+	return nil
+}
+
+func (x *DrillStatusResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type HoldNonvoterRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long the hold lasts; 0 releases it.
+	Seconds       uint32 `protobuf:"varint,2,opt,name=seconds,proto3" json:"seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldNonvoterRequest) Reset() {
+	*x = HoldNonvoterRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldNonvoterRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldNonvoterRequest) ProtoMessage() {}
+
+func (x *HoldNonvoterRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldNonvoterRequest.ProtoReflect.Descriptor instead.
+func (*HoldNonvoterRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *HoldNonvoterRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HoldNonvoterRequest) GetSeconds() uint32 {
+	if x != nil {
+		return x.Seconds
+	}
+	return 0
+}
+
+type HoldNonvoterResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Held          []string               `protobuf:"bytes,2,rep,name=held,proto3" json:"held,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldNonvoterResponse) Reset() {
+	*x = HoldNonvoterResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldNonvoterResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldNonvoterResponse) ProtoMessage() {}
+
+func (x *HoldNonvoterResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldNonvoterResponse.ProtoReflect.Descriptor instead.
+func (*HoldNonvoterResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *HoldNonvoterResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *HoldNonvoterResponse) GetHeld() []string {
+	if x != nil {
+		return x.Held
+	}
+	return nil
+}
+
+type ChangeSuffrageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Voter         bool                   `protobuf:"varint,2,opt,name=voter,proto3" json:"voter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangeSuffrageRequest) Reset() {
+	*x = ChangeSuffrageRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeSuffrageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeSuffrageRequest) ProtoMessage() {}
+
+func (x *ChangeSuffrageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeSuffrageRequest.ProtoReflect.Descriptor instead.
+func (*ChangeSuffrageRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ChangeSuffrageRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ChangeSuffrageRequest) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+type ChangeSuffrageResponse struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	ConfigurationIndex uint64                 `protobuf:"varint,1,opt,name=configuration_index,json=configurationIndex,proto3" json:"configuration_index,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ChangeSuffrageResponse) Reset() {
+	*x = ChangeSuffrageResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangeSuffrageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangeSuffrageResponse) ProtoMessage() {}
+
+func (x *ChangeSuffrageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangeSuffrageResponse.ProtoReflect.Descriptor instead.
+func (*ChangeSuffrageResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *ChangeSuffrageResponse) GetConfigurationIndex() uint64 {
+	if x != nil {
+		return x.ConfigurationIndex
+	}
+	return 0
+}
+
 type ApplyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
@@ -3883,7 +4646,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3895,7 +4658,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3908,7 +4671,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -3928,7 +4691,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3940,7 +4703,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3953,7 +4716,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ApplyResponse) GetResponse() []byte {
@@ -3978,7 +4741,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4753,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +4766,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{76}
 }
 
 type ReadIndexResponse struct {
@@ -4015,7 +4778,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4027,7 +4790,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4040,7 +4803,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4058,7 +4821,7 @@ type ServerStatsRequest struct {
 
 func (x *ServerStatsRequest) Reset() {
 	*x = ServerStatsRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4070,7 +4833,7 @@ func (x *ServerStatsRequest) String() string {
 func (*ServerStatsRequest) ProtoMessage() {}
 
 func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4083,7 +4846,7 @@ func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ServerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{78}
 }
 
 type ServerStatsResponse struct {
@@ -4097,7 +4860,7 @@ type ServerStatsResponse struct {
 
 func (x *ServerStatsResponse) Reset() {
 	*x = ServerStatsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4109,7 +4872,7 @@ func (x *ServerStatsResponse) String() string {
 func (*ServerStatsResponse) ProtoMessage() {}
 
 func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4122,7 +4885,7 @@ func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ServerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ServerStatsResponse) GetLastIndex() uint64 {
@@ -4377,7 +5140,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x14checked_at_unix_nano\x18\x03 \x01(\x03R\x11checkedAtUnixNano\x12#\n" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x125\n" +
 	"\bfindings\x18\x05 \x03(\v2\x19.urne.v1.IntegrityFindingR\bfindings\"\r\n" +
-	"\vNodeRequest\"\xdc\x03\n" +
+	"\vNodeRequest\"\x80\x04\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
@@ -4399,7 +5162,8 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\aversion\x18\f \x01(\tR\aversion\x12!\n" +
 	"\fgrpc_address\x18\r \x01(\tR\vgrpcAddress\x12!\n" +
 	"\fraft_address\x18\x0e \x01(\tR\vraftAddress\x12$\n" +
-	"\x0eprimary_key_id\x18\x0f \x01(\rR\fprimaryKeyId\"\x0e\n" +
+	"\x0eprimary_key_id\x18\x0f \x01(\rR\fprimaryKeyId\x12\"\n" +
+	"\rlast_log_term\x18\x10 \x01(\x04R\vlastLogTerm\"\x0e\n" +
 	"\fPeersRequest\"\xe9\x01\n" +
 	"\x04Peer\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -4432,7 +5196,57 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x13StateDigestResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12\x16\n" +
-	"\x06digest\x18\x03 \x01(\fR\x06digest\"(\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\"\x0f\n" +
+	"\rBackupRequest\"\xc0\x01\n" +
+	"\n" +
+	"BackupInfo\x12\x1f\n" +
+	"\velection_id\x18\x01 \x01(\tR\n" +
+	"electionId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term\x12+\n" +
+	"\x12taken_at_unix_nano\x18\x05 \x01(\x03R\x0ftakenAtUnixNano\x12!\n" +
+	"\fnode_version\x18\x06 \x01(\tR\vnodeVersion\"{\n" +
+	"\vBackupChunk\x12'\n" +
+	"\x04info\x18\x01 \x01(\v2\x13.urne.v1.BackupInfoR\x04info\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x1b\n" +
+	"\tdone_size\x18\x03 \x01(\x04R\bdoneSize\x12\x12\n" +
+	"\x04done\x18\x04 \x01(\bR\x04done\"\xe4\x01\n" +
+	"\vDrillReport\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x18\n" +
+	"\asummary\x18\x03 \x01(\tR\asummary\x12/\n" +
+	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x121\n" +
+	"\x15finished_at_unix_nano\x18\x05 \x01(\x03R\x12finishedAtUnixNano\x12\x1b\n" +
+	"\trto_nanos\x18\x06 \x01(\x03R\brtoNanos\x12\x16\n" +
+	"\x06report\x18\a \x01(\fR\x06report\"B\n" +
+	"\x12RecordDrillRequest\x12,\n" +
+	"\x06report\x18\x01 \x01(\v2\x14.urne.v1.DrillReportR\x06report\"+\n" +
+	"\x13RecordDrillResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"L\n" +
+	"\x12DrillStatusRequest\x126\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"\x92\x02\n" +
+	"\vDrillRecord\x12(\n" +
+	"\x04last\x18\x01 \x01(\v2\x14.urne.v1.DrillReportR\x04last\x12:\n" +
+	"\x1alast_recorded_at_unix_nano\x18\x02 \x01(\x03R\x16lastRecordedAtUnixNano\x128\n" +
+	"\x19last_success_at_unix_nano\x18\x03 \x01(\x03R\x15lastSuccessAtUnixNano\x123\n" +
+	"\x16last_success_rto_nanos\x18\x04 \x01(\x03R\x13lastSuccessRtoNanos\x12\x12\n" +
+	"\x04runs\x18\x05 \x01(\x04R\x04runs\x12\x1a\n" +
+	"\bfailures\x18\x06 \x01(\x04R\bfailures\"Y\n" +
+	"\x13DrillStatusResponse\x12,\n" +
+	"\x06drills\x18\x01 \x03(\v2\x14.urne.v1.DrillRecordR\x06drills\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"?\n" +
+	"\x13HoldNonvoterRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aseconds\x18\x02 \x01(\rR\aseconds\"C\n" +
+	"\x14HoldNonvoterResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04held\x18\x02 \x03(\tR\x04held\"=\n" +
+	"\x15ChangeSuffrageRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05voter\x18\x02 \x01(\bR\x05voter\"I\n" +
+	"\x16ChangeSuffrageResponse\x12/\n" +
+	"\x13configuration_index\x18\x01 \x01(\x04R\x12configurationIndex\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"A\n" +
 	"\rApplyResponse\x12\x1a\n" +
@@ -4490,14 +5304,19 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\n" +
 	"GetAccount\x12\x1a.urne.v1.GetAccountRequest\x1a\x16.urne.v1.AccountStatus\x12C\n" +
 	"\x10ExportEmargement\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.EmargementPage0\x01\x12;\n" +
-	"\vListJournal\x12\x14.urne.v1.ReadRequest\x1a\x14.urne.v1.JournalPage0\x012\xad\x03\n" +
+	"\vListJournal\x12\x14.urne.v1.ReadRequest\x1a\x14.urne.v1.JournalPage0\x012\x9b\x06\n" +
 	"\bOperator\x12/\n" +
 	"\x04Node\x12\x14.urne.v1.NodeRequest\x1a\x11.urne.v1.NodeInfo\x126\n" +
 	"\x05Peers\x12\x15.urne.v1.PeersRequest\x1a\x16.urne.v1.PeersResponse\x12]\n" +
 	"\x12TransferLeadership\x12\".urne.v1.TransferLeadershipRequest\x1a#.urne.v1.TransferLeadershipResponse\x12K\n" +
 	"\fRemoveServer\x12\x1c.urne.v1.RemoveServerRequest\x1a\x1d.urne.v1.RemoveServerResponse\x12B\n" +
 	"\tRotateKey\x12\x19.urne.v1.RotateKeyRequest\x1a\x1a.urne.v1.RotateKeyResponse\x12H\n" +
-	"\vStateDigest\x12\x1b.urne.v1.StateDigestRequest\x1a\x1c.urne.v1.StateDigestResponse2\xa0\x01\n" +
+	"\vStateDigest\x12\x1b.urne.v1.StateDigestRequest\x1a\x1c.urne.v1.StateDigestResponse\x128\n" +
+	"\x06Backup\x12\x16.urne.v1.BackupRequest\x1a\x14.urne.v1.BackupChunk0\x01\x12H\n" +
+	"\vRecordDrill\x12\x1b.urne.v1.RecordDrillRequest\x1a\x1c.urne.v1.RecordDrillResponse\x12H\n" +
+	"\vDrillStatus\x12\x1b.urne.v1.DrillStatusRequest\x1a\x1c.urne.v1.DrillStatusResponse\x12K\n" +
+	"\fHoldNonvoter\x12\x1c.urne.v1.HoldNonvoterRequest\x1a\x1d.urne.v1.HoldNonvoterResponse\x12Q\n" +
+	"\x0eChangeSuffrage\x12\x1e.urne.v1.ChangeSuffrageRequest\x1a\x1f.urne.v1.ChangeSuffrageResponse2\xa0\x01\n" +
 	"\x05Audit\x12K\n" +
 	"\x0fRegisterEntries\x12\x1f.urne.v1.RegisterEntriesRequest\x1a\x15.urne.v1.RegisterPage0\x01\x12J\n" +
 	"\x0eCheckIntegrity\x12\x1e.urne.v1.CheckIntegrityRequest\x1a\x18.urne.v1.IntegrityReport2\xd0\x01\n" +
@@ -4519,7 +5338,7 @@ func file_transport_urnepb_urne_proto_rawDescGZIP() []byte {
 }
 
 var file_transport_urnepb_urne_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_transport_urnepb_urne_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: urne.v1.Consistency
 	(ElectionPhase)(0),                 // 1: urne.v1.ElectionPhase
@@ -4584,12 +5403,25 @@ var file_transport_urnepb_urne_proto_goTypes = []any{
 	(*RotateKeyResponse)(nil),          // 60: urne.v1.RotateKeyResponse
 	(*StateDigestRequest)(nil),         // 61: urne.v1.StateDigestRequest
 	(*StateDigestResponse)(nil),        // 62: urne.v1.StateDigestResponse
-	(*ApplyRequest)(nil),               // 63: urne.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 64: urne.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 65: urne.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 66: urne.v1.ReadIndexResponse
-	(*ServerStatsRequest)(nil),         // 67: urne.v1.ServerStatsRequest
-	(*ServerStatsResponse)(nil),        // 68: urne.v1.ServerStatsResponse
+	(*BackupRequest)(nil),              // 63: urne.v1.BackupRequest
+	(*BackupInfo)(nil),                 // 64: urne.v1.BackupInfo
+	(*BackupChunk)(nil),                // 65: urne.v1.BackupChunk
+	(*DrillReport)(nil),                // 66: urne.v1.DrillReport
+	(*RecordDrillRequest)(nil),         // 67: urne.v1.RecordDrillRequest
+	(*RecordDrillResponse)(nil),        // 68: urne.v1.RecordDrillResponse
+	(*DrillStatusRequest)(nil),         // 69: urne.v1.DrillStatusRequest
+	(*DrillRecord)(nil),                // 70: urne.v1.DrillRecord
+	(*DrillStatusResponse)(nil),        // 71: urne.v1.DrillStatusResponse
+	(*HoldNonvoterRequest)(nil),        // 72: urne.v1.HoldNonvoterRequest
+	(*HoldNonvoterResponse)(nil),       // 73: urne.v1.HoldNonvoterResponse
+	(*ChangeSuffrageRequest)(nil),      // 74: urne.v1.ChangeSuffrageRequest
+	(*ChangeSuffrageResponse)(nil),     // 75: urne.v1.ChangeSuffrageResponse
+	(*ApplyRequest)(nil),               // 76: urne.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 77: urne.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 78: urne.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 79: urne.v1.ReadIndexResponse
+	(*ServerStatsRequest)(nil),         // 80: urne.v1.ServerStatsRequest
+	(*ServerStatsResponse)(nil),        // 81: urne.v1.ServerStatsResponse
 }
 var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 0: urne.v1.ElectionState.phase:type_name -> urne.v1.ElectionPhase
@@ -4614,85 +5446,100 @@ var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	0,  // 19: urne.v1.RegisterEntriesRequest.consistency:type_name -> urne.v1.Consistency
 	48, // 20: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
 	53, // 21: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
-	2,  // 22: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
-	18, // 23: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
-	20, // 24: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
-	20, // 25: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
-	21, // 26: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
-	40, // 27: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
-	40, // 28: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
-	42, // 29: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
-	40, // 30: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
-	11, // 31: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
-	12, // 32: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
-	13, // 33: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
-	14, // 34: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
-	20, // 35: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
-	15, // 36: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
-	20, // 37: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
-	40, // 38: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
-	25, // 39: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
-	27, // 40: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
-	29, // 41: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
-	31, // 42: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
-	24, // 43: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
-	33, // 44: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
-	34, // 45: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
-	40, // 46: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
-	40, // 47: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
-	50, // 48: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
-	52, // 49: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
-	55, // 50: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
-	57, // 51: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
-	59, // 52: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
-	61, // 53: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
-	45, // 54: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
-	47, // 55: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
-	63, // 56: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
-	65, // 57: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
-	67, // 58: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
-	3,  // 59: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
-	19, // 60: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
-	3,  // 61: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
-	3,  // 62: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
-	23, // 63: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
-	3,  // 64: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
-	41, // 65: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
-	43, // 66: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
-	44, // 67: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
-	3,  // 68: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
-	3,  // 69: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
-	3,  // 70: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
-	3,  // 71: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
-	3,  // 72: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
-	3,  // 73: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
-	3,  // 74: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
-	16, // 75: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
-	26, // 76: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
-	28, // 77: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
-	30, // 78: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
-	32, // 79: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
-	23, // 80: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
-	35, // 81: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
-	35, // 82: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
-	37, // 83: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
-	39, // 84: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
-	51, // 85: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
-	54, // 86: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
-	56, // 87: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
-	58, // 88: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
-	60, // 89: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
-	62, // 90: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
-	46, // 91: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
-	49, // 92: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
-	64, // 93: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
-	66, // 94: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
-	68, // 95: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
-	59, // [59:96] is the sub-list for method output_type
-	22, // [22:59] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	64, // 22: urne.v1.BackupChunk.info:type_name -> urne.v1.BackupInfo
+	66, // 23: urne.v1.RecordDrillRequest.report:type_name -> urne.v1.DrillReport
+	0,  // 24: urne.v1.DrillStatusRequest.consistency:type_name -> urne.v1.Consistency
+	66, // 25: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
+	70, // 26: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
+	2,  // 27: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
+	18, // 28: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
+	20, // 29: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
+	20, // 30: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
+	21, // 31: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
+	40, // 32: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
+	40, // 33: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
+	42, // 34: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
+	40, // 35: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
+	11, // 36: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
+	12, // 37: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
+	13, // 38: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
+	14, // 39: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
+	20, // 40: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
+	15, // 41: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
+	20, // 42: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
+	40, // 43: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
+	25, // 44: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
+	27, // 45: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
+	29, // 46: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
+	31, // 47: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
+	24, // 48: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
+	33, // 49: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
+	34, // 50: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
+	40, // 51: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
+	40, // 52: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
+	50, // 53: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
+	52, // 54: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
+	55, // 55: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
+	57, // 56: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
+	59, // 57: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
+	61, // 58: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
+	63, // 59: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
+	67, // 60: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
+	69, // 61: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
+	72, // 62: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
+	74, // 63: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
+	45, // 64: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
+	47, // 65: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
+	76, // 66: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
+	78, // 67: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
+	80, // 68: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
+	3,  // 69: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
+	19, // 70: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
+	3,  // 71: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
+	3,  // 72: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
+	23, // 73: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
+	3,  // 74: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
+	41, // 75: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
+	43, // 76: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
+	44, // 77: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
+	3,  // 78: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
+	3,  // 79: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
+	3,  // 80: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
+	3,  // 81: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
+	3,  // 82: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
+	3,  // 83: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
+	3,  // 84: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
+	16, // 85: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
+	26, // 86: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
+	28, // 87: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
+	30, // 88: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
+	32, // 89: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
+	23, // 90: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
+	35, // 91: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
+	35, // 92: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
+	37, // 93: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
+	39, // 94: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
+	51, // 95: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
+	54, // 96: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
+	56, // 97: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
+	58, // 98: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
+	60, // 99: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
+	62, // 100: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
+	65, // 101: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
+	68, // 102: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
+	71, // 103: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
+	73, // 104: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
+	75, // 105: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
+	46, // 106: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
+	49, // 107: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
+	77, // 108: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
+	79, // 109: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
+	81, // 110: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
+	69, // [69:111] is the sub-list for method output_type
+	27, // [27:69] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_transport_urnepb_urne_proto_init() }
@@ -4706,7 +5553,7 @@ func file_transport_urnepb_urne_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_urnepb_urne_proto_rawDesc), len(file_transport_urnepb_urne_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   67,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

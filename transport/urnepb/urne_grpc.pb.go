@@ -1120,6 +1120,11 @@ const (
 	Operator_RemoveServer_FullMethodName       = "/urne.v1.Operator/RemoveServer"
 	Operator_RotateKey_FullMethodName          = "/urne.v1.Operator/RotateKey"
 	Operator_StateDigest_FullMethodName        = "/urne.v1.Operator/StateDigest"
+	Operator_Backup_FullMethodName             = "/urne.v1.Operator/Backup"
+	Operator_RecordDrill_FullMethodName        = "/urne.v1.Operator/RecordDrill"
+	Operator_DrillStatus_FullMethodName        = "/urne.v1.Operator/DrillStatus"
+	Operator_HoldNonvoter_FullMethodName       = "/urne.v1.Operator/HoldNonvoter"
+	Operator_ChangeSuffrage_FullMethodName     = "/urne.v1.Operator/ChangeSuffrage"
 )
 
 // OperatorClient is the client API for Operator service.
@@ -1136,6 +1141,20 @@ type OperatorClient interface {
 	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*RotateKeyResponse, error)
 	// StateDigest returns the digest of the node's state machine and the index it covers.
 	StateDigest(ctx context.Context, in *StateDigestRequest, opts ...grpc.CallOption) (*StateDigestResponse, error)
+	// Backup streams a consistent copy of the state machine at one applied index, from the
+	// leader, after a read barrier: every write acknowledged before the call is in it. Voting
+	// goes on while it streams. The first message carries info, the next ones data, the last
+	// one done.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
+	// RecordDrill stores the report of a drill run in the replicated state.
+	RecordDrill(ctx context.Context, in *RecordDrillRequest, opts ...grpc.CallOption) (*RecordDrillResponse, error)
+	// DrillStatus lists the last run and last success of every drill.
+	DrillStatus(ctx context.Context, in *DrillStatusRequest, opts ...grpc.CallOption) (*DrillStatusResponse, error)
+	// HoldNonvoter keeps autopilot on the answering node from promoting a server to voter for
+	// a while (seconds 0 releases it). Drills that move votes call it on every node.
+	HoldNonvoter(ctx context.Context, in *HoldNonvoterRequest, opts ...grpc.CallOption) (*HoldNonvoterResponse, error)
+	// ChangeSuffrage makes a server of the configuration a voter or a nonvoter (on the leader).
+	ChangeSuffrage(ctx context.Context, in *ChangeSuffrageRequest, opts ...grpc.CallOption) (*ChangeSuffrageResponse, error)
 }
 
 type operatorClient struct {
@@ -1206,6 +1225,65 @@ func (c *operatorClient) StateDigest(ctx context.Context, in *StateDigestRequest
 	return out, nil
 }
 
+func (c *operatorClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Operator_ServiceDesc.Streams[0], Operator_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
+func (c *operatorClient) RecordDrill(ctx context.Context, in *RecordDrillRequest, opts ...grpc.CallOption) (*RecordDrillResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecordDrillResponse)
+	err := c.cc.Invoke(ctx, Operator_RecordDrill_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) DrillStatus(ctx context.Context, in *DrillStatusRequest, opts ...grpc.CallOption) (*DrillStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DrillStatusResponse)
+	err := c.cc.Invoke(ctx, Operator_DrillStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) HoldNonvoter(ctx context.Context, in *HoldNonvoterRequest, opts ...grpc.CallOption) (*HoldNonvoterResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HoldNonvoterResponse)
+	err := c.cc.Invoke(ctx, Operator_HoldNonvoter_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) ChangeSuffrage(ctx context.Context, in *ChangeSuffrageRequest, opts ...grpc.CallOption) (*ChangeSuffrageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChangeSuffrageResponse)
+	err := c.cc.Invoke(ctx, Operator_ChangeSuffrage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServer is the server API for Operator service.
 // All implementations must embed UnimplementedOperatorServer
 // for forward compatibility.
@@ -1220,6 +1298,20 @@ type OperatorServer interface {
 	RotateKey(context.Context, *RotateKeyRequest) (*RotateKeyResponse, error)
 	// StateDigest returns the digest of the node's state machine and the index it covers.
 	StateDigest(context.Context, *StateDigestRequest) (*StateDigestResponse, error)
+	// Backup streams a consistent copy of the state machine at one applied index, from the
+	// leader, after a read barrier: every write acknowledged before the call is in it. Voting
+	// goes on while it streams. The first message carries info, the next ones data, the last
+	// one done.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
+	// RecordDrill stores the report of a drill run in the replicated state.
+	RecordDrill(context.Context, *RecordDrillRequest) (*RecordDrillResponse, error)
+	// DrillStatus lists the last run and last success of every drill.
+	DrillStatus(context.Context, *DrillStatusRequest) (*DrillStatusResponse, error)
+	// HoldNonvoter keeps autopilot on the answering node from promoting a server to voter for
+	// a while (seconds 0 releases it). Drills that move votes call it on every node.
+	HoldNonvoter(context.Context, *HoldNonvoterRequest) (*HoldNonvoterResponse, error)
+	// ChangeSuffrage makes a server of the configuration a voter or a nonvoter (on the leader).
+	ChangeSuffrage(context.Context, *ChangeSuffrageRequest) (*ChangeSuffrageResponse, error)
 	mustEmbedUnimplementedOperatorServer()
 }
 
@@ -1247,6 +1339,21 @@ func (UnimplementedOperatorServer) RotateKey(context.Context, *RotateKeyRequest)
 }
 func (UnimplementedOperatorServer) StateDigest(context.Context, *StateDigestRequest) (*StateDigestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StateDigest not implemented")
+}
+func (UnimplementedOperatorServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Error(codes.Unimplemented, "method Backup not implemented")
+}
+func (UnimplementedOperatorServer) RecordDrill(context.Context, *RecordDrillRequest) (*RecordDrillResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordDrill not implemented")
+}
+func (UnimplementedOperatorServer) DrillStatus(context.Context, *DrillStatusRequest) (*DrillStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DrillStatus not implemented")
+}
+func (UnimplementedOperatorServer) HoldNonvoter(context.Context, *HoldNonvoterRequest) (*HoldNonvoterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method HoldNonvoter not implemented")
+}
+func (UnimplementedOperatorServer) ChangeSuffrage(context.Context, *ChangeSuffrageRequest) (*ChangeSuffrageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ChangeSuffrage not implemented")
 }
 func (UnimplementedOperatorServer) mustEmbedUnimplementedOperatorServer() {}
 func (UnimplementedOperatorServer) testEmbeddedByValue()                  {}
@@ -1377,6 +1484,89 @@ func _Operator_StateDigest_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Operator_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OperatorServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Operator_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
+func _Operator_RecordDrill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordDrillRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).RecordDrill(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_RecordDrill_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).RecordDrill(ctx, req.(*RecordDrillRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_DrillStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DrillStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).DrillStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_DrillStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).DrillStatus(ctx, req.(*DrillStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_HoldNonvoter_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HoldNonvoterRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).HoldNonvoter(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_HoldNonvoter_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).HoldNonvoter(ctx, req.(*HoldNonvoterRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_ChangeSuffrage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChangeSuffrageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).ChangeSuffrage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_ChangeSuffrage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).ChangeSuffrage(ctx, req.(*ChangeSuffrageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Operator_ServiceDesc is the grpc.ServiceDesc for Operator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1408,8 +1598,30 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "StateDigest",
 			Handler:    _Operator_StateDigest_Handler,
 		},
+		{
+			MethodName: "RecordDrill",
+			Handler:    _Operator_RecordDrill_Handler,
+		},
+		{
+			MethodName: "DrillStatus",
+			Handler:    _Operator_DrillStatus_Handler,
+		},
+		{
+			MethodName: "HoldNonvoter",
+			Handler:    _Operator_HoldNonvoter_Handler,
+		},
+		{
+			MethodName: "ChangeSuffrage",
+			Handler:    _Operator_ChangeSuffrage_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _Operator_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "transport/urnepb/urne.proto",
 }
 
