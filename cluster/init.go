@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -456,12 +457,14 @@ func freePorts(host string, n int) ([][4]int, error) {
 // freePort listens on host:0 and, with udp, binds the same port for UDP, trying a few
 // times when the UDP port is taken.
 func freePort(host string, udp bool) (int, []io.Closer, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	for range 200 {
+		// Below the kernel's usual ephemeral range (32768-60999): a port the kernel hands to
+		// an outgoing connection can never take a node's port while the node is restarting.
+		port := freePortLow + mrand.IntN(freePortHigh-freePortLow)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
-			return 0, nil, fmt.Errorf("finding a free port on %s: %w", host, err)
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
 		if !udp {
 			return port, []io.Closer{l}, nil
 		}
@@ -471,8 +474,11 @@ func freePort(host string, udp bool) (int, []io.Closer, error) {
 		}
 		_ = l.Close()
 	}
-	return 0, nil, fmt.Errorf("finding a free TCP and UDP port on %s: gave up after 20 tries", host)
+	return 0, nil, fmt.Errorf("finding a free TCP and UDP port on %s between %d and %d: gave up after 200 tries", host, freePortLow, freePortHigh)
 }
+
+// The range free ports are drawn from.
+const freePortLow, freePortHigh = 20000, 32000
 
 // NodeConfigPath returns the path of node id's config inside a cluster folder.
 func NodeConfigPath(dir, id string) string {
