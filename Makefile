@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/urne-vote/urne/node.Version=$(VERSION)
 PKGS      := ./...
 DEMO_DIR  ?= $(CURDIR)/.demo
 
-.PHONY: bench-etcd all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean
+.PHONY: bench-etcd all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean chaos
 
 all: build
 
@@ -31,9 +31,11 @@ fmt-check:
 
 vet:
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags failpoints $(PKGS)
 
 lint:
 	$(GOBIN)/staticcheck $(PKGS)
+	$(GOBIN)/staticcheck -tags failpoints $(PKGS)
 
 # Each fuzz target for a short while; FUZZTIME=5m for a longer run.
 FUZZTIME ?= 10s
@@ -55,6 +57,20 @@ tools:
 
 verify: fmt-check vet lint test
 
+# Every chaos scenario (in-process, failpoints, real processes, Docker when an engine answers)
+# CHAOS_RUNS times, each fault held CHAOS_SCALE times longer than in CI; then docs/RELIABILITY.md.
+# `make test` runs the short set once (scenarios that call chaos.Full are skipped there).
+CHAOS_RUNS  ?= 3
+CHAOS_SCALE ?= 1
+CHAOS_DIR   := $(CURDIR)/.chaos
+chaos:
+	rm -rf $(CHAOS_DIR) && mkdir -p $(CHAOS_DIR)
+	URNE_CHAOS_FULL=1 URNE_CHAOS_SCALE=$(CHAOS_SCALE) URNE_CHAOS_RESULTS=$(CHAOS_DIR)/results.jsonl \
+	  URNE_CHAOS_ARTIFACTS=$(CHAOS_DIR) $(GO) test -tags failpoints -count=$(CHAOS_RUNS) -timeout 180m \
+	  ./test/chaos/ ; status=$$?; \
+	$(GO) run ./test/chaos/reliability -in $(CHAOS_DIR)/results.jsonl -runs $(CHAOS_RUNS) -scale $(CHAOS_SCALE) \
+	  -out docs/RELIABILITY.md && echo "wrote docs/RELIABILITY.md" && exit $$status
+
 # Go benchmarks of the hot paths, then `urne bench cast` on a fresh local 2+2+1 cluster.
 # The figures go to the terminal; BENCHMARKS.md records them with the machine.
 BENCH_DURATION ?= 30s
@@ -74,4 +90,4 @@ bench-etcd: build
 	./bin/etcdbench --urne bin/urne --etcd etcd --duration $(BENCH_DURATION) --out bench-compare.json --svg docs/bench-compare.svg
 
 clean:
-	rm -rf bin .demo .bench
+	rm -rf bin .demo .bench .chaos

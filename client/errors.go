@@ -70,6 +70,9 @@ var (
 	ErrNotConfigured = errors.New("node not configured for this request")
 	// ErrClosed: the Client was closed.
 	ErrClosed = errors.New("client is closed")
+	// ErrChaosDisabled: a chaos request reached a node whose configuration does not enable
+	// chaos (CHAOS_DISABLED).
+	ErrChaosDisabled = errors.New("chaos is not enabled on this node")
 )
 
 // reasonErrors maps every reason of urnepb/reasons.go to its sentinel.
@@ -99,6 +102,7 @@ var reasonErrors = map[string]error{
 	urnepb.ReasonOutsideWindow:    ErrOutsideWindow,
 	urnepb.ReasonEnvelopeInvalid:  ErrEnvelopeInvalid,
 	urnepb.ReasonNotConfigured:    ErrNotConfigured,
+	urnepb.ReasonChaosDisabled:    ErrChaosDisabled,
 }
 
 // codeErrors maps status codes that arrive without an ErrorInfo (from gRPC itself, a proxy or

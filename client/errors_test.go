@@ -29,6 +29,7 @@ func TestEveryReasonMapsToItsError(t *testing.T) {
 		{urnepb.ReasonBallotTooLarge, ErrBallotTooLarge, 1},
 		{urnepb.ReasonDuplicateBallot, ErrDuplicateBallot, 1},
 		{urnepb.ReasonUnknownCommand, ErrInternal, 1},
+		{urnepb.ReasonChaosDisabled, ErrChaosDisabled, 1},
 		{urnepb.ReasonNotFound, ErrNotFound, 1},
 		{urnepb.ReasonPermissionDenied, ErrPermissionDenied, 1},
 		{urnepb.ReasonInternal, ErrInternal, 1},

@@ -64,6 +64,8 @@ type Options struct {
 	// Advertise maps node ids to the host other nodes and clients reach them at.
 	Advertise map[string]string
 	Profile   node.Profile
+	// Chaos enables `urne chaos` on every node (experiments only, never in production).
+	Chaos bool
 }
 
 // plannedNode is one node of the cluster being written, with its addresses.
@@ -396,6 +398,7 @@ func nodeConfig(o Options, n plannedNode, all []plannedNode) node.Config {
 	cfg.EnvelopeKeyFile, cfg.ReceiptKeyFile = envelopeKey, receiptKey
 	cfg.KEK = node.KEKSource{File: kekFile}
 	cfg.Profile = o.Profile
+	cfg.Chaos = o.Chaos
 	for _, p := range all {
 		r := p.reach()
 		// Every node of these layouts votes (a witness too), so all of them bootstrap.

@@ -15,6 +15,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/urne-vote/urne/fsm/fsmpb"
+	"github.com/urne-vote/urne/internal/failpoint"
 )
 
 const (
@@ -47,6 +48,10 @@ type FSM struct {
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
+
+// commitPoint fails the state database's commit in builds with failpoints (a failed fsync,
+// a full disk); it is compiled out otherwise.
+var commitPoint = failpoint.New("", failpoint.FSMCommit)
 
 // Open opens the state database at path, creating it if missing. An existing file is
 // first checked read-only (bbolt consistency, values open with s), so a wrong key or a
@@ -185,6 +190,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		var err error
 		last, observed, err = f.applyInTx(tx, logs, responses)
+		if err == nil {
+			err = commitPoint.Inject()
+		}
 		return err
 	})
 	if err != nil {

@@ -65,7 +65,7 @@ var errNotLeaderAnyMore = errors.New("not the leader")
 // undecided becomes ErrOutcomeUnknown so that the caller retries with the same request id.
 func (n *Node) applyLocal(cmd *fsmpb.Command) (*fsmpb.Response, uint64, error) {
 	stamped := cmdClone(cmd)
-	if err := fsm.Stamp(stamped, n.now(), rand.Reader); err != nil {
+	if err := fsm.Stamp(stamped, n.clock.Now(), rand.Reader); err != nil {
 		return nil, 0, fmt.Errorf("stamp command: %w", err)
 	}
 	data, err := fsm.Encode(stamped)

@@ -96,6 +96,12 @@ type Config struct {
 	LogLevel string  `json:"log_level"`
 	// SnapshotThreshold is the number of log entries between snapshots.
 	SnapshotThreshold uint64 `json:"snapshot_threshold"`
+	// TrailingLogs is the number of log entries kept after a snapshot, so that a follower a
+	// little behind catches up from the log rather than from a snapshot; zero means 10240.
+	TrailingLogs uint64 `json:"trailing_logs,omitempty"`
+	// SnapshotInterval is how often raft checks whether SnapshotThreshold entries accumulated,
+	// as a Go duration ("30s", the default when empty).
+	SnapshotInterval string `json:"snapshot_interval,omitempty"`
 	// CleanupDeadServers lets autopilot remove voters that gossip has declared dead, as long
 	// as a quorum of the bootstrap size remains. Off by default: an operator removes servers.
 	CleanupDeadServers bool `json:"cleanup_dead_servers"`
@@ -115,7 +121,14 @@ type Config struct {
 
 	// Activity register, trusted timestamps, integrity check and alerts.
 	AuditConfig
+
+	// Chaos lets operators inject faults into this node (`urne chaos`): partitions, delays
+	// and drops on its connections to peers, failpoints, and a kill. Never on in production.
+	Chaos bool `json:"chaos,omitempty"`
 }
+
+// defaultTrailingLogs is Config.TrailingLogs when unset.
+const defaultTrailingLogs = 10240
 
 // DefaultConfig returns a configuration with every optional field set to its default.
 func DefaultConfig() Config {
@@ -126,6 +139,7 @@ func DefaultConfig() Config {
 		SnapshotThreshold: 8192,
 		SecretHashCost:    defaultSecretHashCost,
 		AuditConfig:       defaultAuditConfig(),
+		TrailingLogs:      defaultTrailingLogs,
 	}
 }
 
@@ -214,7 +228,25 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.AuditConfig.validate()...)
+	if _, err := c.snapshotInterval(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// defaultSnapshotInterval is Config.SnapshotInterval when unset.
+const defaultSnapshotInterval = 30 * time.Second
+
+// snapshotInterval parses SnapshotInterval.
+func (c *Config) snapshotInterval() (time.Duration, error) {
+	if c.SnapshotInterval == "" {
+		return defaultSnapshotInterval, nil
+	}
+	d, err := time.ParseDuration(c.SnapshotInterval)
+	if err != nil || d < 100*time.Millisecond {
+		return 0, fmt.Errorf("snapshot_interval %q: want a duration of at least 100ms, e.g. \"30s\"", c.SnapshotInterval)
+	}
+	return d, nil
 }
 
 // advertised returns the address others use for an endpoint.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -101,5 +102,33 @@ func TestAuditConfig(t *testing.T) {
 	bad.TimestampRetry = 0
 	if errs := bad.validate(); len(errs) != 4 {
 		t.Fatalf("want 4 problems (from, to, authority, retry), got %v", errs)
+	}
+}
+
+func TestTrailingLogsReachRaft(t *testing.T) {
+	for _, tc := range []struct{ set, want uint64 }{{0, defaultTrailingLogs}, {64, 64}} {
+		n := &Node{cfg: validConfig(t.TempDir()), log: slog.New(slog.DiscardHandler)}
+		n.cfg.TrailingLogs = tc.set
+		if got := n.raftConfig().TrailingLogs; got != tc.want {
+			t.Errorf("trailing_logs %d: raft keeps %d entries, want %d", tc.set, got, tc.want)
+		}
+	}
+}
+
+func TestSnapshotIntervalReachesRaft(t *testing.T) {
+	for _, tc := range []struct {
+		set  string
+		want time.Duration
+		bad  bool
+	}{{"", defaultSnapshotInterval, false}, {"2s", 2 * time.Second, false}, {"soon", 0, true}, {"1ms", 0, true}} {
+		n := &Node{cfg: validConfig(t.TempDir()), log: slog.New(slog.DiscardHandler)}
+		n.cfg.SnapshotInterval = tc.set
+		if err := n.cfg.Validate(); (err != nil) != tc.bad {
+			t.Errorf("snapshot_interval %q: validate %v", tc.set, err)
+			continue
+		}
+		if got := n.raftConfig().SnapshotInterval; !tc.bad && got != tc.want {
+			t.Errorf("snapshot_interval %q: raft checks every %s, want %s", tc.set, got, tc.want)
+		}
 	}
 }

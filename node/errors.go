@@ -47,6 +47,8 @@ var reasonOf = []struct {
 	{ErrEnvelope, codes.InvalidArgument, urnepb.ReasonEnvelopeInvalid},
 	{ErrNotConfigured, codes.FailedPrecondition, urnepb.ReasonNotConfigured},
 	{ErrInvalidRequest, codes.InvalidArgument, urnepb.ReasonInvalid},
+	{ErrChaosDisabled, codes.FailedPrecondition, urnepb.ReasonChaosDisabled},
+	{ErrInvalidChaos, codes.InvalidArgument, urnepb.ReasonInvalid},
 }
 
 // toStatus turns an error into a gRPC status carrying an ErrorInfo reason.

@@ -80,6 +80,11 @@ var policy = auth.Policy{
 	urnepb.Audit_RegisterEntries_FullMethodName: {pBureau, pOrganizer, pOperator, pNode},
 	urnepb.Audit_CheckIntegrity_FullMethodName:  {pBureau, pOrganizer, pOperator, pNode},
 
+	urnepb.Chaos_Inject_FullMethodName: {pOperator},
+	urnepb.Chaos_Heal_FullMethodName:   {pOperator},
+	urnepb.Chaos_List_FullMethodName:   {pOperator},
+	urnepb.Chaos_Kill_FullMethodName:   {pOperator},
+
 	urnepb.Internal_Apply_FullMethodName:       {pNode},
 	urnepb.Internal_ReadIndex_FullMethodName:   {pNode},
 	urnepb.Internal_ServerStats_FullMethodName: {pNode},
@@ -102,6 +107,7 @@ func (n *Node) startGRPC() error {
 	urnepb.RegisterOperatorServer(n.grpc, &operatorService{n: n})
 	urnepb.RegisterInternalServer(n.grpc, &internalService{n: n})
 	urnepb.RegisterAuditServer(n.grpc, &auditService{n: n})
+	urnepb.RegisterChaosServer(n.grpc, &chaosService{n: n})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(n.grpc, hs)

@@ -28,12 +28,7 @@ const (
 )
 
 // now is the node's clock: the time the leader stamps on commands.
-func (n *Node) now() time.Time {
-	if n.opts.Clock != nil {
-		return n.opts.Clock()
-	}
-	return time.Now()
-}
+func (n *Node) now() time.Time { return n.clock.Now() }
 
 // leading reports whether this node leads and has applied everything of earlier terms, so
 // that what its state machine says is current.

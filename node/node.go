@@ -38,12 +38,16 @@ var (
 	ErrOutcomeUnknown = errors.New("outcome unknown")
 	// ErrShutdown means the node is stopping.
 	ErrShutdown = errors.New("node is shutting down")
-	// ErrNotVoter means the operation needs a server of the configuration.
+	// ErrNotFound means the node, server or object named does not exist.
 	ErrNotFound = errors.New("not found")
 	// ErrNoData means a stopped node's data directory holds no node data to inspect or recover.
 	ErrNoData = errors.New("no node data")
 	// ErrInvalidRequest means an operator request is malformed or not allowed as asked.
 	ErrInvalidRequest = errors.New("invalid request")
+	// ErrChaosDisabled means a chaos request reached a node whose configuration does not enable it.
+	ErrChaosDisabled = errors.New("chaos is not enabled on this node")
+	// ErrInvalidChaos means a chaos request names an unknown fault or lacks a field.
+	ErrInvalidChaos = errors.New("invalid chaos request")
 )
 
 // Options are the parts of a node that tests and embedders may replace.
@@ -64,6 +68,8 @@ type Options struct {
 	Receipts  ReceiptSigner
 	// Delivery replaces the providers the configuration names (embedders, tests).
 	Delivery *Delivery
+	// Kill ends the process for a chaos kill; nil sends SIGKILL to this process.
+	Kill func()
 }
 
 // Node is one running Urne server.
@@ -95,6 +101,8 @@ type Node struct {
 	delivery  *Delivery
 	auditor   *auditor
 	holds     suffrageHolds
+	clock     *stampClock
+	chaos     *chaosState // nil unless cfg.Chaos
 	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
 	leaderNotify chan bool
 
@@ -118,7 +126,7 @@ func New(cfg Config, opts Options) (*Node, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	n := &Node{cfg: cfg, opts: opts, reg: opts.Registry,
+	n := &Node{cfg: cfg, opts: opts, reg: opts.Registry, clock: newStampClock(cfg.NodeID, opts.Clock),
 		log: opts.Logger.With("node", cfg.NodeID, "election", cfg.ElectionID)}
 	if err := n.loadIdentity(); err != nil {
 		return nil, err
@@ -128,6 +136,10 @@ func New(cfg Config, opts Options) (*Node, error) {
 	}
 	if err := n.prepareElectionServices(); err != nil {
 		return nil, err
+	}
+	if cfg.Chaos {
+		n.chaos = newChaosState(cfg, &n.opts)
+		n.log.Warn("chaos is enabled: operators may cut, delay and kill this node")
 	}
 	if err := n.openData(); err != nil {
 		return nil, err
@@ -199,6 +211,7 @@ func (n *Node) openData() error {
 	if n.stores, err = openRaftStores(n.cfg.DataDir, n.keys, n.log); err != nil {
 		return err
 	}
+	n.stores.log = withLogFailpoints(n.stores.log, n.cfg.NodeID)
 	n.fsm, err = fsm.Open(filepath.Join(n.cfg.DataDir, "fsm.db"), n.keys, n.log)
 	if err != nil {
 		n.stores.Close()

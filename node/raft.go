@@ -104,8 +104,11 @@ func (n *Node) raftConfig() *raft.Config {
 	c.LocalID = raft.ServerID(n.cfg.NodeID)
 	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = n.cfg.Profile.raftTimeouts()
 	c.SnapshotThreshold = n.cfg.SnapshotThreshold
-	c.SnapshotInterval = 30 * time.Second
-	c.TrailingLogs = 10240
+	c.SnapshotInterval, _ = n.cfg.snapshotInterval() // checked by Validate
+	c.TrailingLogs = n.cfg.TrailingLogs
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = defaultTrailingLogs
+	}
 	c.BatchApplyCh = true
 	c.MaxAppendEntries = 256
 	// The FSM keeps its own applied index in bbolt; restoring the snapshot at every start
@@ -137,7 +140,7 @@ func (n *Node) startRaft() error {
 	if err := n.restoreIfBehind(conf); err != nil {
 		return err
 	}
-	n.raft, err = raft.NewRaft(conf, timedFSM{n.fsm, n.metrics}, n.stores.log, n.stores.stable, n.stores.snaps, n.transport)
+	n.raft, err = raft.NewRaft(conf, withFSMFailpoints(timedFSM{n.fsm, n.metrics}, n.cfg.NodeID), n.stores.log, n.stores.stable, n.stores.snaps, n.transport)
 	if err != nil {
 		return fmt.Errorf("raft: %w", err)
 	}

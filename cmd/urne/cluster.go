@@ -63,6 +63,7 @@ func (a *app) clusterInitCommand() *cobra.Command {
 	fl.IntVar(&o.BasePort, "base-port", 0, "first port; 0 picks free ports")
 	fl.StringSliceVar(&advertise, "advertise-hosts", nil, "id=host,... host other nodes reach a node at")
 	fl.StringVar(&profile, "profile", string(node.ProfileLAN), "raft timeouts: lan or wan")
+	fl.BoolVar(&o.Chaos, "chaos", false, "let `urne chaos` inject faults into every node (experiments only)")
 	must(cmd.MarkFlagRequired("election"))
 	must(cmd.MarkFlagRequired("out"))
 	return cmd

@@ -59,6 +59,7 @@ func (a *app) devCommand() *cobra.Command {
 type upOptions struct {
 	dir, binary, topology, election string
 	wait                            time.Duration
+	chaos                           bool
 }
 
 // devNodeReport is one node in the JSON of the dev commands.
@@ -99,6 +100,7 @@ func (a *app) devUpCommand(f *devFlags) *cobra.Command {
 	cmd.Flags().StringVar(&o.topology, "topology", defaultTopology, "layout when the folder is created: 2+2+1, 2+2, 3+2 or N")
 	cmd.Flags().StringVar(&o.election, "election", defaultDevElection, "election id when the folder is created")
 	cmd.Flags().DurationVar(&o.wait, "wait", defaultReadyWait, "how long to wait for every node and a leader")
+	cmd.Flags().BoolVar(&o.chaos, "chaos", false, "when the folder is created: let `urne chaos` inject faults")
 	return cmd
 }
 
@@ -140,7 +142,7 @@ func ensureClusterDir(o upOptions) (bool, error) {
 		return false, err
 	}
 	_, err = cluster.Init(cluster.Options{ElectionID: o.election, Topology: o.topology, Out: o.dir,
-		Host: defaultHost, Profile: node.ProfileLAN})
+		Host: defaultHost, Profile: node.ProfileLAN, Chaos: o.chaos})
 	return err == nil, err
 }
 

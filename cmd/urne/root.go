@@ -60,6 +60,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.integrityCommand(),
 		a.backupCommand(),
 		a.drillCommand(),
+		a.chaosCommand(),
 		a.benchCommand(),
 		a.demoCommand(),
 		a.keysCommand(),

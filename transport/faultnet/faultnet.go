@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sort"
 	"sync"
 	"time"
 )
@@ -92,6 +93,41 @@ func (n *Network) update(change func()) {
 	change()
 	close(n.changed)
 	n.changed = make(chan struct{})
+}
+
+// Rule is one active rule: Kind is "drop" (data From → To dropped), "delay" (held for
+// Delay) or "isolate" (From cut off from every other endpoint).
+type Rule struct {
+	Kind     string
+	From, To string
+	Delay    time.Duration
+}
+
+// Rules lists the active rules, sorted.
+func (n *Network) Rules() []Rule {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []Rule
+	for l := range n.dropped {
+		out = append(out, Rule{Kind: "drop", From: l.from, To: l.to})
+	}
+	for l, d := range n.delays {
+		out = append(out, Rule{Kind: "delay", From: l.from, To: l.to, Delay: d})
+	}
+	for name := range n.isolated {
+		out = append(out, Rule{Kind: "isolate", From: name})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		return a.To < b.To
+	})
+	return out
 }
 
 // Dropped reports whether data from → to is currently dropped.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,5 +270,21 @@ func TestRulesChangeUnderTraffic(t *testing.T) {
 	wg.Wait()
 	if !roundTrip(t, dial(t, n, "a", s.addr), "end", 5*time.Second) {
 		t.Fatal("no echo after the rules settled")
+	}
+}
+
+func TestRulesListsActiveRules(t *testing.T) {
+	n := New()
+	n.Partition("a", "b")
+	n.Delay("a", "c", time.Second)
+	n.Isolate("d")
+	want := []Rule{{Kind: "delay", From: "a", To: "c", Delay: time.Second}, {Kind: "drop", From: "a", To: "b"},
+		{Kind: "drop", From: "b", To: "a"}, {Kind: "isolate", From: "d"}}
+	if got := n.Rules(); !slices.Equal(got, want) {
+		t.Fatalf("rules %v, want %v", got, want)
+	}
+	n.Heal()
+	if got := n.Rules(); len(got) != 0 {
+		t.Fatalf("rules after heal: %v", got)
 	}
 }

@@ -41,6 +41,11 @@ type testNode struct {
 
 func startNode(t *testing.T, e election, id string) *testNode {
 	t.Helper()
+	return startNodeWithLog(t, e, id, raft.NewInmemStore())
+}
+
+func startNodeWithLog(t *testing.T, e election, id string, logs raft.LogStore) *testNode {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	layer := newLayer(t, e, id, nil, quiet)
 	trans := NewTransport(layer, quiet)
@@ -52,7 +57,7 @@ func startNode(t *testing.T, e election, id string) *testNode {
 	cfg.CommitTimeout = 10 * time.Millisecond
 	cfg.Logger = NewHCLogger(quiet, "raft")
 	fsm := &countingFSM{}
-	r, err := raft.NewRaft(cfg, fsm, raft.NewInmemStore(), raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
+	r, err := raft.NewRaft(cfg, fsm, logs, raft.NewInmemStore(), raft.NewInmemSnapshotStore(), trans)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,4 +101,68 @@ func TestRaftClusterOverLayer(t *testing.T) {
 	for _, n := range nodes {
 		waitFor(t, fmt.Sprintf("%s to apply every entry", n.addr), func() bool { return n.fsm.count() == entries })
 	}
+}
+
+// flakyLog fails every third append while failing is set, as a disk whose fsync fails would.
+type flakyLog struct {
+	*raft.InmemStore
+	mu      sync.Mutex
+	failing bool
+	calls   int
+}
+
+func (f *flakyLog) StoreLogs(logs []*raft.Log) error {
+	f.mu.Lock()
+	f.calls++
+	fail := f.failing && f.calls%3 == 0
+	f.mu.Unlock()
+	if fail {
+		return fmt.Errorf("fsync failed")
+	}
+	return f.InmemStore.StoreLogs(logs)
+}
+
+func (f *flakyLog) StoreLog(l *raft.Log) error { return f.StoreLogs([]*raft.Log{l}) }
+
+func (f *flakyLog) setFailing(v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failing = v
+}
+
+// A follower whose disk refused appends for a while must catch up once it accepts them
+// again. With raft's pipelined replication, a refused append under load could leave the
+// leader's replication to it stuck for good while heartbeats went on.
+func TestFollowerCatchesUpAfterRefusedAppends(t *testing.T) {
+	if tr := NewTransport(newLayer(t, newElection(t, "e0"), "p", nil, nil), nil); tr != nil {
+		_, err := tr.AppendEntriesPipeline("x", "127.0.0.1:1")
+		tr.Close()
+		if err != raft.ErrPipelineReplicationNotSupported {
+			t.Fatalf("pipelined replication is on (%v)", err)
+		}
+	}
+	e := newElection(t, "e1")
+	flaky := &flakyLog{InmemStore: raft.NewInmemStore()}
+	nodes := []*testNode{startNode(t, e, "n1"), startNode(t, e, "n2"), startNodeWithLog(t, e, "n3", flaky)}
+	var servers []raft.Server
+	for i, n := range nodes {
+		servers = append(servers, raft.Server{ID: raft.ServerID(fmt.Sprintf("n%d", i+1)), Address: n.addr, Suffrage: raft.Voter})
+	}
+	if err := nodes[0].raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "n1 to lead", func() bool { return nodes[0].raft.State() == raft.Leader })
+	flaky.setFailing(true)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := range 40 {
+				_ = nodes[0].raft.Apply([]byte(fmt.Sprintf("w%d-%d", w, i)), 5*time.Second).Error()
+			}
+		})
+	}
+	wg.Wait()
+	flaky.setFailing(false)
+	want := nodes[0].fsm.count()
+	waitFor(t, "the follower with the failing disk to catch up", func() bool { return nodes[2].fsm.count() >= want })
 }

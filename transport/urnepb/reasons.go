@@ -32,6 +32,8 @@ const (
 	ReasonOutsideWindow    = "OUTSIDE_WINDOW"
 	ReasonEnvelopeInvalid  = "ENVELOPE_INVALID"
 	ReasonNotConfigured    = "NOT_CONFIGURED"
+	// ReasonChaosDisabled: a chaos request reached a node started without chaos enabled.
+	ReasonChaosDisabled = "CHAOS_DISABLED"
 )
 
 // Retryable reports whether a request that failed with reason may be sent again with the

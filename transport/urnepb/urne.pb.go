@@ -4909,6 +4909,297 @@ func (x *ServerStatsResponse) GetLastContactNanos() int64 {
 	return 0
 }
 
+type ChaosFault struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// partition (from and to cut both ways), block (data from -> to dropped), delay (data
+	// from -> to held for delay_nanos), isolate (from cut off from every peer), or failpoint
+	// (name armed with spec, in binaries built with failpoints).
+	Kind          string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	From          string `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            string `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	DelayNanos    int64  `protobuf:"varint,4,opt,name=delay_nanos,json=delayNanos,proto3" json:"delay_nanos,omitempty"`
+	Failpoint     string `protobuf:"bytes,5,opt,name=failpoint,proto3" json:"failpoint,omitempty"`
+	Spec          string `protobuf:"bytes,6,opt,name=spec,proto3" json:"spec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChaosFault) Reset() {
+	*x = ChaosFault{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChaosFault) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChaosFault) ProtoMessage() {}
+
+func (x *ChaosFault) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChaosFault.ProtoReflect.Descriptor instead.
+func (*ChaosFault) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *ChaosFault) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ChaosFault) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ChaosFault) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *ChaosFault) GetDelayNanos() int64 {
+	if x != nil {
+		return x.DelayNanos
+	}
+	return 0
+}
+
+func (x *ChaosFault) GetFailpoint() string {
+	if x != nil {
+		return x.Failpoint
+	}
+	return ""
+}
+
+func (x *ChaosFault) GetSpec() string {
+	if x != nil {
+		return x.Spec
+	}
+	return ""
+}
+
+type ChaosHealRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChaosHealRequest) Reset() {
+	*x = ChaosHealRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChaosHealRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChaosHealRequest) ProtoMessage() {}
+
+func (x *ChaosHealRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChaosHealRequest.ProtoReflect.Descriptor instead.
+func (*ChaosHealRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{81}
+}
+
+type ChaosListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChaosListRequest) Reset() {
+	*x = ChaosListRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChaosListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChaosListRequest) ProtoMessage() {}
+
+func (x *ChaosListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChaosListRequest.ProtoReflect.Descriptor instead.
+func (*ChaosListRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{82}
+}
+
+type ChaosState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Faults        []*ChaosFault          `protobuf:"bytes,2,rep,name=faults,proto3" json:"faults,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChaosState) Reset() {
+	*x = ChaosState{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChaosState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChaosState) ProtoMessage() {}
+
+func (x *ChaosState) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChaosState.ProtoReflect.Descriptor instead.
+func (*ChaosState) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *ChaosState) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *ChaosState) GetFaults() []*ChaosFault {
+	if x != nil {
+		return x.Faults
+	}
+	return nil
+}
+
+type ChaosKillRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChaosKillRequest) Reset() {
+	*x = ChaosKillRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChaosKillRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChaosKillRequest) ProtoMessage() {}
+
+func (x *ChaosKillRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChaosKillRequest.ProtoReflect.Descriptor instead.
+func (*ChaosKillRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{84}
+}
+
+type ChaosKillResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChaosKillResponse) Reset() {
+	*x = ChaosKillResponse{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChaosKillResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChaosKillResponse) ProtoMessage() {}
+
+func (x *ChaosKillResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChaosKillResponse.ProtoReflect.Descriptor instead.
+func (*ChaosKillResponse) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *ChaosKillResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
 var File_transport_urnepb_urne_proto protoreflect.FileDescriptor
 
 const file_transport_urnepb_urne_proto_rawDesc = "" +
@@ -5260,7 +5551,25 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\n" +
 	"last_index\x18\x01 \x01(\x04R\tlastIndex\x12\x1b\n" +
 	"\tlast_term\x18\x02 \x01(\x04R\blastTerm\x12,\n" +
-	"\x12last_contact_nanos\x18\x03 \x01(\x03R\x10lastContactNanos*B\n" +
+	"\x12last_contact_nanos\x18\x03 \x01(\x03R\x10lastContactNanos\"\x97\x01\n" +
+	"\n" +
+	"ChaosFault\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\tR\x02to\x12\x1f\n" +
+	"\vdelay_nanos\x18\x04 \x01(\x03R\n" +
+	"delayNanos\x12\x1c\n" +
+	"\tfailpoint\x18\x05 \x01(\tR\tfailpoint\x12\x12\n" +
+	"\x04spec\x18\x06 \x01(\tR\x04spec\"\x12\n" +
+	"\x10ChaosHealRequest\"\x12\n" +
+	"\x10ChaosListRequest\"R\n" +
+	"\n" +
+	"ChaosState\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12+\n" +
+	"\x06faults\x18\x02 \x03(\v2\x13.urne.v1.ChaosFaultR\x06faults\"\x12\n" +
+	"\x10ChaosKillRequest\",\n" +
+	"\x11ChaosKillResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId*B\n" +
 	"\vConsistency\x12\x1c\n" +
 	"\x18CONSISTENCY_LINEARIZABLE\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01*\x8b\x01\n" +
@@ -5323,7 +5632,12 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\bInternal\x126\n" +
 	"\x05Apply\x12\x15.urne.v1.ApplyRequest\x1a\x16.urne.v1.ApplyResponse\x12B\n" +
 	"\tReadIndex\x12\x19.urne.v1.ReadIndexRequest\x1a\x1a.urne.v1.ReadIndexResponse\x12H\n" +
-	"\vServerStats\x12\x1b.urne.v1.ServerStatsRequest\x1a\x1c.urne.v1.ServerStatsResponseB,Z*github.com/urne-vote/urne/transport/urnepbb\x06proto3"
+	"\vServerStats\x12\x1b.urne.v1.ServerStatsRequest\x1a\x1c.urne.v1.ServerStatsResponse2\xea\x01\n" +
+	"\x05Chaos\x122\n" +
+	"\x06Inject\x12\x13.urne.v1.ChaosFault\x1a\x13.urne.v1.ChaosState\x126\n" +
+	"\x04Heal\x12\x19.urne.v1.ChaosHealRequest\x1a\x13.urne.v1.ChaosState\x126\n" +
+	"\x04List\x12\x19.urne.v1.ChaosListRequest\x1a\x13.urne.v1.ChaosState\x12=\n" +
+	"\x04Kill\x12\x19.urne.v1.ChaosKillRequest\x1a\x1a.urne.v1.ChaosKillResponseB,Z*github.com/urne-vote/urne/transport/urnepbb\x06proto3"
 
 var (
 	file_transport_urnepb_urne_proto_rawDescOnce sync.Once
@@ -5338,7 +5652,7 @@ func file_transport_urnepb_urne_proto_rawDescGZIP() []byte {
 }
 
 var file_transport_urnepb_urne_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
 var file_transport_urnepb_urne_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: urne.v1.Consistency
 	(ElectionPhase)(0),                 // 1: urne.v1.ElectionPhase
@@ -5422,6 +5736,12 @@ var file_transport_urnepb_urne_proto_goTypes = []any{
 	(*ReadIndexResponse)(nil),          // 79: urne.v1.ReadIndexResponse
 	(*ServerStatsRequest)(nil),         // 80: urne.v1.ServerStatsRequest
 	(*ServerStatsResponse)(nil),        // 81: urne.v1.ServerStatsResponse
+	(*ChaosFault)(nil),                 // 82: urne.v1.ChaosFault
+	(*ChaosHealRequest)(nil),           // 83: urne.v1.ChaosHealRequest
+	(*ChaosListRequest)(nil),           // 84: urne.v1.ChaosListRequest
+	(*ChaosState)(nil),                 // 85: urne.v1.ChaosState
+	(*ChaosKillRequest)(nil),           // 86: urne.v1.ChaosKillRequest
+	(*ChaosKillResponse)(nil),          // 87: urne.v1.ChaosKillResponse
 }
 var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 0: urne.v1.ElectionState.phase:type_name -> urne.v1.ElectionPhase
@@ -5451,95 +5771,104 @@ var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	0,  // 24: urne.v1.DrillStatusRequest.consistency:type_name -> urne.v1.Consistency
 	66, // 25: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
 	70, // 26: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
-	2,  // 27: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
-	18, // 28: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
-	20, // 29: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
-	20, // 30: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
-	21, // 31: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
-	40, // 32: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
-	40, // 33: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
-	42, // 34: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
-	40, // 35: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
-	11, // 36: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
-	12, // 37: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
-	13, // 38: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
-	14, // 39: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
-	20, // 40: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
-	15, // 41: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
-	20, // 42: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
-	40, // 43: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
-	25, // 44: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
-	27, // 45: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
-	29, // 46: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
-	31, // 47: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
-	24, // 48: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
-	33, // 49: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
-	34, // 50: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
-	40, // 51: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
-	40, // 52: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
-	50, // 53: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
-	52, // 54: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
-	55, // 55: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
-	57, // 56: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
-	59, // 57: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
-	61, // 58: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
-	63, // 59: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
-	67, // 60: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
-	69, // 61: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
-	72, // 62: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
-	74, // 63: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
-	45, // 64: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
-	47, // 65: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
-	76, // 66: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
-	78, // 67: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
-	80, // 68: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
-	3,  // 69: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
-	19, // 70: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
-	3,  // 71: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
-	3,  // 72: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
-	23, // 73: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
-	3,  // 74: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
-	41, // 75: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
-	43, // 76: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
-	44, // 77: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
-	3,  // 78: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
-	3,  // 79: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
-	3,  // 80: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
-	3,  // 81: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
-	3,  // 82: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
-	3,  // 83: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
-	3,  // 84: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
-	16, // 85: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
-	26, // 86: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
-	28, // 87: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
-	30, // 88: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
-	32, // 89: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
-	23, // 90: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
-	35, // 91: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
-	35, // 92: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
-	37, // 93: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
-	39, // 94: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
-	51, // 95: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
-	54, // 96: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
-	56, // 97: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
-	58, // 98: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
-	60, // 99: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
-	62, // 100: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
-	65, // 101: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
-	68, // 102: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
-	71, // 103: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
-	73, // 104: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
-	75, // 105: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
-	46, // 106: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
-	49, // 107: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
-	77, // 108: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
-	79, // 109: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
-	81, // 110: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
-	69, // [69:111] is the sub-list for method output_type
-	27, // [27:69] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	82, // 27: urne.v1.ChaosState.faults:type_name -> urne.v1.ChaosFault
+	2,  // 28: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
+	18, // 29: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
+	20, // 30: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
+	20, // 31: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
+	21, // 32: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
+	40, // 33: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
+	40, // 34: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
+	42, // 35: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
+	40, // 36: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
+	11, // 37: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
+	12, // 38: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
+	13, // 39: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
+	14, // 40: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
+	20, // 41: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
+	15, // 42: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
+	20, // 43: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
+	40, // 44: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
+	25, // 45: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
+	27, // 46: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
+	29, // 47: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
+	31, // 48: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
+	24, // 49: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
+	33, // 50: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
+	34, // 51: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
+	40, // 52: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
+	40, // 53: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
+	50, // 54: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
+	52, // 55: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
+	55, // 56: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
+	57, // 57: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
+	59, // 58: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
+	61, // 59: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
+	63, // 60: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
+	67, // 61: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
+	69, // 62: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
+	72, // 63: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
+	74, // 64: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
+	45, // 65: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
+	47, // 66: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
+	76, // 67: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
+	78, // 68: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
+	80, // 69: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
+	82, // 70: urne.v1.Chaos.Inject:input_type -> urne.v1.ChaosFault
+	83, // 71: urne.v1.Chaos.Heal:input_type -> urne.v1.ChaosHealRequest
+	84, // 72: urne.v1.Chaos.List:input_type -> urne.v1.ChaosListRequest
+	86, // 73: urne.v1.Chaos.Kill:input_type -> urne.v1.ChaosKillRequest
+	3,  // 74: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
+	19, // 75: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
+	3,  // 76: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
+	3,  // 77: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
+	23, // 78: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
+	3,  // 79: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
+	41, // 80: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
+	43, // 81: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
+	44, // 82: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
+	3,  // 83: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
+	3,  // 84: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
+	3,  // 85: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
+	3,  // 86: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
+	3,  // 87: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
+	3,  // 88: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
+	3,  // 89: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
+	16, // 90: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
+	26, // 91: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
+	28, // 92: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
+	30, // 93: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
+	32, // 94: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
+	23, // 95: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
+	35, // 96: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
+	35, // 97: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
+	37, // 98: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
+	39, // 99: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
+	51, // 100: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
+	54, // 101: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
+	56, // 102: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
+	58, // 103: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
+	60, // 104: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
+	62, // 105: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
+	65, // 106: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
+	68, // 107: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
+	71, // 108: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
+	73, // 109: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
+	75, // 110: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
+	46, // 111: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
+	49, // 112: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
+	77, // 113: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
+	79, // 114: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
+	81, // 115: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
+	85, // 116: urne.v1.Chaos.Inject:output_type -> urne.v1.ChaosState
+	85, // 117: urne.v1.Chaos.Heal:output_type -> urne.v1.ChaosState
+	85, // 118: urne.v1.Chaos.List:output_type -> urne.v1.ChaosState
+	87, // 119: urne.v1.Chaos.Kill:output_type -> urne.v1.ChaosKillResponse
+	74, // [74:120] is the sub-list for method output_type
+	28, // [28:74] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_transport_urnepb_urne_proto_init() }
@@ -5553,9 +5882,9 @@ func file_transport_urnepb_urne_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_urnepb_urne_proto_rawDesc), len(file_transport_urnepb_urne_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   80,
+			NumMessages:   86,
 			NumExtensions: 0,
-			NumServices:   4,
+			NumServices:   5,
 		},
 		GoTypes:           file_transport_urnepb_urne_proto_goTypes,
 		DependencyIndexes: file_transport_urnepb_urne_proto_depIdxs,

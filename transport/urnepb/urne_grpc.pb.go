@@ -1966,3 +1966,237 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "transport/urnepb/urne.proto",
 }
+
+const (
+	Chaos_Inject_FullMethodName = "/urne.v1.Chaos/Inject"
+	Chaos_Heal_FullMethodName   = "/urne.v1.Chaos/Heal"
+	Chaos_List_FullMethodName   = "/urne.v1.Chaos/List"
+	Chaos_Kill_FullMethodName   = "/urne.v1.Chaos/Kill"
+)
+
+// ChaosClient is the client API for Chaos service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Chaos injects faults into the node that answers, for chaos experiments run by SREs before
+// an election opens (`urne chaos`). Every method is refused (CHAOS_DISABLED) unless the node
+// was started with chaos enabled in its configuration. Network faults act on the node's own
+// raft and gRPC connections to its peers; a partition between two nodes is asked of both.
+type ChaosClient interface {
+	// Inject adds one fault on the answering node.
+	Inject(ctx context.Context, in *ChaosFault, opts ...grpc.CallOption) (*ChaosState, error)
+	// Heal lifts every fault of the answering node (network rules and failpoints).
+	Heal(ctx context.Context, in *ChaosHealRequest, opts ...grpc.CallOption) (*ChaosState, error)
+	// List returns the faults active on the answering node.
+	List(ctx context.Context, in *ChaosListRequest, opts ...grpc.CallOption) (*ChaosState, error)
+	// Kill ends the answering node's process at once, without shutdown, as SIGKILL would.
+	Kill(ctx context.Context, in *ChaosKillRequest, opts ...grpc.CallOption) (*ChaosKillResponse, error)
+}
+
+type chaosClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewChaosClient(cc grpc.ClientConnInterface) ChaosClient {
+	return &chaosClient{cc}
+}
+
+func (c *chaosClient) Inject(ctx context.Context, in *ChaosFault, opts ...grpc.CallOption) (*ChaosState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChaosState)
+	err := c.cc.Invoke(ctx, Chaos_Inject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *chaosClient) Heal(ctx context.Context, in *ChaosHealRequest, opts ...grpc.CallOption) (*ChaosState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChaosState)
+	err := c.cc.Invoke(ctx, Chaos_Heal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *chaosClient) List(ctx context.Context, in *ChaosListRequest, opts ...grpc.CallOption) (*ChaosState, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChaosState)
+	err := c.cc.Invoke(ctx, Chaos_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *chaosClient) Kill(ctx context.Context, in *ChaosKillRequest, opts ...grpc.CallOption) (*ChaosKillResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ChaosKillResponse)
+	err := c.cc.Invoke(ctx, Chaos_Kill_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ChaosServer is the server API for Chaos service.
+// All implementations must embed UnimplementedChaosServer
+// for forward compatibility.
+//
+// Chaos injects faults into the node that answers, for chaos experiments run by SREs before
+// an election opens (`urne chaos`). Every method is refused (CHAOS_DISABLED) unless the node
+// was started with chaos enabled in its configuration. Network faults act on the node's own
+// raft and gRPC connections to its peers; a partition between two nodes is asked of both.
+type ChaosServer interface {
+	// Inject adds one fault on the answering node.
+	Inject(context.Context, *ChaosFault) (*ChaosState, error)
+	// Heal lifts every fault of the answering node (network rules and failpoints).
+	Heal(context.Context, *ChaosHealRequest) (*ChaosState, error)
+	// List returns the faults active on the answering node.
+	List(context.Context, *ChaosListRequest) (*ChaosState, error)
+	// Kill ends the answering node's process at once, without shutdown, as SIGKILL would.
+	Kill(context.Context, *ChaosKillRequest) (*ChaosKillResponse, error)
+	mustEmbedUnimplementedChaosServer()
+}
+
+// UnimplementedChaosServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedChaosServer struct{}
+
+func (UnimplementedChaosServer) Inject(context.Context, *ChaosFault) (*ChaosState, error) {
+	return nil, status.Error(codes.Unimplemented, "method Inject not implemented")
+}
+func (UnimplementedChaosServer) Heal(context.Context, *ChaosHealRequest) (*ChaosState, error) {
+	return nil, status.Error(codes.Unimplemented, "method Heal not implemented")
+}
+func (UnimplementedChaosServer) List(context.Context, *ChaosListRequest) (*ChaosState, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedChaosServer) Kill(context.Context, *ChaosKillRequest) (*ChaosKillResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Kill not implemented")
+}
+func (UnimplementedChaosServer) mustEmbedUnimplementedChaosServer() {}
+func (UnimplementedChaosServer) testEmbeddedByValue()               {}
+
+// UnsafeChaosServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ChaosServer will
+// result in compilation errors.
+type UnsafeChaosServer interface {
+	mustEmbedUnimplementedChaosServer()
+}
+
+func RegisterChaosServer(s grpc.ServiceRegistrar, srv ChaosServer) {
+	// If the following call panics, it indicates UnimplementedChaosServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Chaos_ServiceDesc, srv)
+}
+
+func _Chaos_Inject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChaosFault)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChaosServer).Inject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chaos_Inject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChaosServer).Inject(ctx, req.(*ChaosFault))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Chaos_Heal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChaosHealRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChaosServer).Heal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chaos_Heal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChaosServer).Heal(ctx, req.(*ChaosHealRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Chaos_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChaosListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChaosServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chaos_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChaosServer).List(ctx, req.(*ChaosListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Chaos_Kill_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ChaosKillRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ChaosServer).Kill(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Chaos_Kill_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ChaosServer).Kill(ctx, req.(*ChaosKillRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Chaos_ServiceDesc is the grpc.ServiceDesc for Chaos service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Chaos_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "urne.v1.Chaos",
+	HandlerType: (*ChaosServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Inject",
+			Handler:    _Chaos_Inject_Handler,
+		},
+		{
+			MethodName: "Heal",
+			Handler:    _Chaos_Heal_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _Chaos_List_Handler,
+		},
+		{
+			MethodName: "Kill",
+			Handler:    _Chaos_Kill_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "transport/urnepb/urne.proto",
+}

@@ -36,6 +36,7 @@ var Codes = map[string]codes.Code{
 	urnepb.ReasonOutsideWindow:    codes.FailedPrecondition,
 	urnepb.ReasonEnvelopeInvalid:  codes.InvalidArgument,
 	urnepb.ReasonNotConfigured:    codes.FailedPrecondition,
+	urnepb.ReasonChaosDisabled:    codes.FailedPrecondition,
 }
 
 // Status returns the error a node sends for reason: a status with one ErrorInfo detail.
