@@ -126,10 +126,12 @@ func Run(t *testing.T, name string, opts Options, script func(e *Env)) {
 	w := linearize.Workload{Voters: opts.Voters, VoterPrefix: "v", Workers: opts.Workers, Endpoints: e.C.Endpoints(), Stop: stop}
 	app := e.C.Client("app")
 	wg.Go(func() { _ = w.Run(context.Background(), app, e.H) })
+	var once sync.Once
+	stopLoad := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer stopLoad() // a script that fails the test must not leave the load running
 	e.WaitAcked(20, time.Minute)
 	script(e)
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	heal(e)
 	probe(e, app, opts.Voters+1)
 	report := check(e)
@@ -154,6 +156,7 @@ func (o Options) withDefaults() Options {
 func startEnv(t *testing.T, opts Options) *Env {
 	t.Helper()
 	c := harness.Prepare(t, opts.Topology)
+	t.Cleanup(func() { saveLogs(t, c) })
 	for _, id := range c.IDs() {
 		if opts.Configure != nil {
 			cfg := c.Config(id)
@@ -306,6 +309,22 @@ func AppendResult(path string, res Result) error {
 		return err
 	}
 	return f.Close()
+}
+
+// saveLogs writes every node's log under URNE_CHAOS_ARTIFACTS when the test failed.
+func saveLogs(t *testing.T, c *harness.Cluster) {
+	dir := os.Getenv(EnvArtifacts)
+	if !t.Failed() || dir == "" {
+		return
+	}
+	stamp := time.Now().UTC().Format("20060102T150405")
+	for _, id := range c.IDs() {
+		path := filepath.Join(dir, fmt.Sprintf("%s-%s-%s.log", t.Name(), stamp, id))
+		if err := os.WriteFile(path, []byte(c.Log(id)), 0o644); err != nil {
+			t.Logf("saving the log of %s: %v", id, err)
+		}
+	}
+	t.Logf("node logs saved under %s", dir)
 }
 
 // SaveHistory writes the operations of a run under URNE_CHAOS_ARTIFACTS (or the test's

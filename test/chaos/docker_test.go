@@ -296,6 +296,9 @@ func TestDockerPartitionsAndKills(t *testing.T) {
 	var wg sync.WaitGroup
 	w := linearize.Workload{Voters: voters, VoterPrefix: "v", Workers: 12, Endpoints: d.file.Endpoints(), Stop: stop}
 	wg.Go(func() { _ = w.Run(context.Background(), app, h) })
+	var once sync.Once
+	stopLoad := func() { once.Do(func() { close(stop); wg.Wait() }) }
+	defer stopLoad()
 	waitAcked := func(n int) {
 		t.Helper()
 		from := h.Acked()
@@ -348,8 +351,7 @@ func TestDockerPartitionsAndKills(t *testing.T) {
 		fault("docker start "+l, func() { d.must("start", d.container(l)) })
 		waitAcked(50)
 	}
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	fault("heal", d.healAll)
 	ops := h.Ops()
 	replicas, err := linearize.Collect(ctx, op, d.file.Endpoints(), ops)

@@ -170,6 +170,7 @@ type procRun struct {
 	p     *procCluster
 	h     *linearize.History
 	stop  chan struct{}
+	once  sync.Once
 	wg    sync.WaitGroup
 	op    *client.Client
 	start time.Time
@@ -193,9 +194,12 @@ func (p *procCluster) load(voters int) *procRun {
 	w := linearize.Workload{Voters: voters, VoterPrefix: "v", Workers: 12, Endpoints: p.file.Endpoints(), Stop: r.stop}
 	app := p.client("app")
 	r.wg.Go(func() { _ = w.Run(context.Background(), app, r.h) })
+	p.t.Cleanup(r.stopLoad) // before the nodes are stopped, even when the test failed
 	r.waitAcked(20, time.Minute)
 	return r
 }
+
+func (r *procRun) stopLoad() { r.once.Do(func() { close(r.stop); r.wg.Wait() }) }
 
 func (r *procRun) waitAcked(n int, timeout time.Duration) {
 	r.p.t.Helper()
@@ -227,8 +231,7 @@ func (r *procRun) fault(env []string, args ...string) {
 func (r *procRun) finish(name string) {
 	t := r.p.t
 	t.Helper()
-	close(r.stop)
-	r.wg.Wait()
+	r.stopLoad()
 	// Heal what runs first (a down node refuses nothing and is started next), then heal all.
 	_, _ = r.p.urne(nil, "chaos", "heal", "--cluster", r.p.dir)
 	r.p.must("dev", "up", "--dir", r.p.dir)
