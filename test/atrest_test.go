@@ -183,7 +183,7 @@ func TestForeignElectionCertificateIsRefused(t *testing.T) {
 	// A whole other election, with its own CA, whose node is pointed at this cluster.
 	otherDir := filepath.Join(t.TempDir(), "other")
 	if _, err := cluster.Init(cluster.Options{ElectionID: "other-election", Topology: "1+1", Out: otherDir,
-		Host: "127.0.0.1", Profile: node.ProfileLAN}); err != nil {
+		Host: harness.LoopbackHost(), Profile: node.ProfileLAN}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := node.LoadConfig(cluster.NodeConfigPath(otherDir, "dc2-a"))

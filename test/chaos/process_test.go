@@ -67,7 +67,7 @@ func startProcs(t *testing.T, topology string, configure func(*node.Config)) *pr
 	}
 	p := &procCluster{t: t, bin: failpointBinary(t), dir: filepath.Join(t.TempDir(), "cluster")}
 	file, err := cluster.Init(cluster.Options{ElectionID: "test-election", Topology: topology, Out: p.dir,
-		Host: "127.0.0.1", Profile: node.ProfileLAN, Chaos: true})
+		Host: harness.LoopbackHost(), Profile: node.ProfileLAN, Chaos: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -59,7 +60,7 @@ func Prepare(t testing.TB, topology string) *Cluster {
 	t.Helper()
 	dir := t.TempDir()
 	file, err := cluster.Init(cluster.Options{ElectionID: "test-election", Topology: topology,
-		Out: filepath.Join(dir, "cluster"), Host: "127.0.0.1", Profile: node.ProfileLAN})
+		Out: filepath.Join(dir, "cluster"), Host: LoopbackHost(), Profile: node.ProfileLAN})
 	if err != nil {
 		t.Fatalf("cluster init: %v", err)
 	}
@@ -71,6 +72,14 @@ func Prepare(t testing.TB, topology string) *Cluster {
 	}
 	t.Cleanup(c.StopAll)
 	return c
+}
+
+// LoopbackHost returns a random address of 127.0.0.0/8 other than 127.0.0.1: each test
+// cluster gets a port space of its own, so clusters of test packages running at the same time
+// never draw the same address, and outgoing connections (whose source is 127.0.0.1) never take
+// a port of a restarting node.
+func LoopbackHost() string {
+	return fmt.Sprintf("127.%d.%d.%d", 1+mrand.IntN(254), mrand.IntN(256), 1+mrand.IntN(254))
 }
 
 // Config returns the configuration of node id as written on disk.
