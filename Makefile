@@ -19,6 +19,8 @@ demo: build
 # The test command of the README and of CI: vet, then every test under the race detector.
 test: build vet
 	URNE_BIN=$(CURDIR)/bin/urne $(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 10m -tags failpoints ./internal/failpoint/ \
+	  ./test/chaos/ -run 'TestFollowerRecovers|TestFsyncErrors|TestDiskFull|TestClockJumps|TestPointsFire|TestOffset'
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

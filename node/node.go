@@ -208,10 +208,9 @@ func (n *Node) openData() error {
 	if n.keys, err = openKeyring(n.cfg.DataDir, kek); err != nil {
 		return err
 	}
-	if n.stores, err = openRaftStores(n.cfg.DataDir, n.keys, n.log); err != nil {
+	if n.stores, err = openRaftStores(n.cfg.DataDir, n.cfg.NodeID, n.keys, n.log); err != nil {
 		return err
 	}
-	n.stores.log = withLogFailpoints(n.stores.log, n.cfg.NodeID)
 	n.fsm, err = fsm.Open(filepath.Join(n.cfg.DataDir, "fsm.db"), n.keys, n.log)
 	if err != nil {
 		n.stores.Close()

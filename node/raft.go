@@ -31,7 +31,8 @@ type raftStores struct {
 }
 
 // openRaftStores opens raft.db (log and stable store, behind a log cache) and the snapshot folder.
-func openRaftStores(dir string, keys *keyring.Keyring, logger *slog.Logger) (s *raftStores, err error) {
+// nodeID names the node's failpoints.
+func openRaftStores(dir, nodeID string, keys *keyring.Keyring, logger *slog.Logger) (s *raftStores, err error) {
 	path := filepath.Join(dir, "raft.db")
 	defer func() {
 		// bbolt panics on some corrupt pages; a corrupt file must be an error, not a crash.
@@ -52,7 +53,8 @@ func openRaftStores(dir string, keys *keyring.Keyring, logger *slog.Logger) (s *
 		bs.Close()
 		return nil, fmt.Errorf("raft stable store %s does not open with this keyring: %w", path, err)
 	}
-	cache, err := raft.NewLogCache(1024, storage.NewLogStore(bs, keys))
+	logs := withLogFailpoints(storage.NewLogStore(bs, keys), nodeID) // a failing disk sits under the rest
+	cache, err := raft.NewLogCache(1024, storage.NewTruncationSafeLogStore(logs))
 	if err != nil {
 		bs.Close()
 		return nil, err

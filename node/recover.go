@@ -49,7 +49,7 @@ func openOffline(cfg Config, logger *slog.Logger) (*offlineData, error) {
 	if err != nil {
 		return nil, err
 	}
-	stores, err := openRaftStores(cfg.DataDir, keys, logger)
+	stores, err := openRaftStores(cfg.DataDir, cfg.NodeID, keys, logger)
 	if err != nil {
 		return nil, fmt.Errorf("node %s (is it still running?): %w", cfg.NodeID, err)
 	}

@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
+	"github.com/urne-vote/urne/fsm"
+	"github.com/urne-vote/urne/fsm/fsmpb"
 	"github.com/urne-vote/urne/internal/failpoint"
 	"github.com/urne-vote/urne/test/chaos"
 	"github.com/urne-vote/urne/test/harness"
@@ -129,4 +133,42 @@ func TestDiskFullOnOneNode(t *testing.T) {
 		harness.Poll(t, 30*time.Second, func() error { return e.C.Node(e.C.WaitLeader()).Raft().Snapshot().Error() })
 		e.WaitAcked(50, 30*time.Second)
 	})
+}
+
+// A follower whose disk is full when it must replace a conflicting suffix of its log (entries
+// of a deposed leader) must catch up once space is back. Raft deleted the suffix, failed the
+// append, and kept counting on the deleted entries: the follower refused every later append
+// until restarted. The log store now holds the deletion back until the append succeeds.
+func TestFollowerRecoversFromFullDiskDuringLogConflict(t *testing.T) {
+	c := harness.New(t, "3")
+	old := c.WaitLeader()
+	noop, err := fsm.Encode(&fsmpb.Command{Version: 1, Type: fsmpb.CommandType_COMMAND_NOOP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Net.Isolate(old)
+	r := c.Node(old).Raft()
+	for range 5 { // appended on the cut-off leader only: never committed
+		_ = r.Apply(noop, 50*time.Millisecond)
+	}
+	c.WaitNewLeader(old, 30*time.Second)
+	harness.Poll(t, 30*time.Second, func() error {
+		if r.State() == raft.Leader {
+			return fmt.Errorf("%s still leads", old)
+		}
+		return nil
+	})
+	if err := failpoint.Enable(old+":"+failpoint.RaftBeforeAppend, "enospc"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(failpoint.DisableAll)
+	c.Net.Heal()
+	waitLogged(&chaos.Env{T: t, C: c}, old, "clearing log suffix")
+	waitLogged(&chaos.Env{T: t, C: c}, old, "failed to append to logs")
+	failpoint.Disable(old + ":" + failpoint.RaftBeforeAppend)
+	// A command the state machine applies: the follower must get it too.
+	if _, err := c.Client("organizer").CreateElection(harness.Context(t, 30*time.Second), "test-election", "After"); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitCaughtUp(old, 20*time.Second)
 }

@@ -29,6 +29,14 @@ var (
 	binErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // failpointBinary builds urne with failpoints once per test run.
 func failpointBinary(t *testing.T) string {
 	t.Helper()
