@@ -87,9 +87,11 @@ type testNode struct {
 func clusterConfig(id raft.ServerID) *raft.Config {
 	c := raft.DefaultConfig()
 	c.LocalID = id
-	c.HeartbeatTimeout = 50 * time.Millisecond
-	c.ElectionTimeout = 50 * time.Millisecond
-	c.LeaderLeaseTimeout = 50 * time.Millisecond
+	// Long enough that a loaded machine (the race detector, parallel packages) does not see
+	// a missed heartbeat: the test needs n1 to keep the lead throughout.
+	c.HeartbeatTimeout = 500 * time.Millisecond
+	c.ElectionTimeout = 500 * time.Millisecond
+	c.LeaderLeaseTimeout = 500 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 	c.SnapshotThreshold = 1 << 20 // snapshots are taken by the test, not by a timer
 	c.TrailingLogs = 2            // so a new server can only catch up by snapshot install
