@@ -74,7 +74,7 @@ func (n *Node) applyLocal(cmd *fsmpb.Command) (*fsmpb.Response, uint64, error) {
 	}
 	start := time.Now()
 	f := n.raft.Apply(data, applyTimeout)
-	if err := f.Error(); err != nil {
+	if err := n.await(f); err != nil {
 		return nil, 0, classifyApplyError(err)
 	}
 	n.metrics.observeCommit(time.Since(start))
@@ -98,6 +98,20 @@ func classifyApplyError(err error) error {
 		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 	default:
 		return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
+	}
+}
+
+// await waits for a raft future, or for the node to stop. Raft answers the futures it dequeued
+// when it shuts down, but not one a caller put in its queue just before: that one's Error
+// blocks for ever, and with it the node's shutdown, which waits for its own goroutines.
+func (n *Node) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.ctx.Done():
+		return raft.ErrRaftShutdown
 	}
 }
 

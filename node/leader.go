@@ -52,7 +52,7 @@ func (n *Node) leaderLoop() {
 func (n *Node) becameLeader() {
 	term := n.currentTerm()
 	n.log.Info("became leader", "term", term)
-	if err := n.raft.Barrier(applyTimeout).Error(); err != nil {
+	if err := n.await(n.raft.Barrier(applyTimeout)); err != nil {
 		n.log.Warn("leader barrier failed", "err", err)
 		return
 	}
@@ -68,7 +68,7 @@ func (n *Node) handOffIfWitness() {
 		return
 	}
 	n.log.Info("witness holds leadership; handing it to a datacenter node")
-	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+	if err := n.await(n.raft.LeadershipTransfer()); err != nil {
 		n.log.Warn("witness leadership transfer failed; will retry", "err", err)
 	}
 }

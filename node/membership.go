@@ -202,7 +202,7 @@ func (n *Node) reconcileMembers() {
 			continue
 		}
 		n.log.Info("adding server as nonvoter", "id", id, "address", addr, "role", m.meta.Role)
-		if err := n.raft.AddNonvoter(id, addr, 0, 10*time.Second).Error(); err != nil {
+		if err := n.await(n.raft.AddNonvoter(id, addr, 0, 10*time.Second)); err != nil {
 			n.log.Warn("add nonvoter failed", "id", id, "err", err)
 		}
 	}
