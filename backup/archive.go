@@ -63,6 +63,9 @@ func Verify(r io.Reader, s *Secret) (Verified, error) {
 // summary. dst has received a whole, valid state only when Extract returns nil: a caller
 // building something from it must throw it away on error.
 func Extract(dst io.Writer, br *Reader) (State, error) {
+	if c := br.Header().Content; c != "" {
+		return State{}, errorf(ErrNotArchive, "the file seals %q, not a state backup", c)
+	}
 	st, err := ReadState(io.TeeReader(br, dst))
 	if err != nil {
 		return st, err

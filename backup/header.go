@@ -30,7 +30,14 @@ type Header struct {
 	Key KeyInfo `json:"key"`
 	// Salt makes this archive's keys its own.
 	Salt []byte `json:"salt"`
+	// Content says what the sealed stream holds: "" for a state snapshot (a backup),
+	// ContentElectionArchive for an election's archive (package archive).
+	Content string `json:"content,omitempty"`
 }
+
+// ContentElectionArchive marks the sealed stream of an election archive, which a backup
+// restore must refuse and `urne archive verify` reads.
+const ContentElectionArchive = "election-archive"
 
 // KeyInfo says which secret seals an archive, without revealing it.
 type KeyInfo struct {

@@ -53,12 +53,22 @@ type stateReader struct {
 	trail  hash.Hash // SHA-256 of the stream, for its trailer
 	digest hash.Hash // the state digest
 	st     State
+	// onRecord, if set, is called with every record in stream order (ReadStateFunc).
+	onRecord func(bucket, key, value []byte) error
 }
 
 // ReadState reads a whole snapshot stream from r and checks its header, framing, record count
 // and checksum, and that nothing follows the trailer.
 func ReadState(r io.Reader) (State, error) {
-	sr := &stateReader{r: bufio.NewReaderSize(r, 64<<10), trail: sha256.New(), digest: sha256.New()}
+	return ReadStateFunc(r, nil)
+}
+
+// ReadStateFunc is ReadState calling fn, if not nil, with every (bucket, key, value) record
+// in stream order, before the trailer is checked: a caller must throw away what it built
+// from the records when ReadStateFunc fails. The slices are the caller's to keep. An error
+// from fn stops the read and is returned as it is.
+func ReadStateFunc(r io.Reader, fn func(bucket, key, value []byte) error) (State, error) {
+	sr := &stateReader{r: bufio.NewReaderSize(r, 64<<10), trail: sha256.New(), digest: sha256.New(), onRecord: fn}
 	st, err := sr.run()
 	var src sourceError
 	switch {
@@ -125,7 +135,14 @@ func (sr *stateReader) record() error {
 		sr.digest.Write(f)
 	}
 	if bytes.Equal(bucket, metaBucket) && bytes.Equal(key, countersKey) {
-		return sr.counters(value)
+		if err := sr.counters(value); err != nil {
+			return err
+		}
+	}
+	if sr.onRecord != nil {
+		if err := sr.onRecord(bucket, key, value); err != nil {
+			return sourceError{err}
+		}
 	}
 	return nil
 }

@@ -89,8 +89,15 @@ func (c *Client) RecordTally(ctx context.Context, resultsDigest, minutesDigest [
 
 // ArchiveElection ends the election's life in the cluster.
 func (c *Client) ArchiveElection(ctx context.Context) (*urnepb.ElectionState, error) {
+	return c.ArchiveElectionSealed(ctx, nil)
+}
+
+// ArchiveElectionSealed ends the election's life in the cluster, recording the digest of its
+// sealed archive (the SHA-256 of the archive's manifest, see package archive).
+func (c *Client) ArchiveElectionSealed(ctx context.Context, archiveDigest []byte) (*urnepb.ElectionState, error) {
+	req := &urnepb.TransitionRequest{RequestId: NewRequestID(), ArchiveDigest: archiveDigest}
 	return unary(c, ctx, leaderWrite("archive election"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.ElectionState, error) {
-		return e.ArchiveElection(ctx, &urnepb.TransitionRequest{RequestId: NewRequestID()})
+		return e.ArchiveElection(ctx, req)
 	})
 }
 

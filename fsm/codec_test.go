@@ -146,7 +146,7 @@ func TestValidate(t *testing.T) {
 		{"cast max ballot", typeCast, cast("r", "v", strings.Repeat("b", MaxBallotSize)), nil},
 		{"cast ballot too large", typeCast, cast("r", "v", strings.Repeat("b", MaxBallotSize+1)), ErrBallotTooLarge},
 		{"noop", typeNoop, nil, nil},
-		{"unknown type", fsmpb.CommandType(42), nil, ErrUnknownCommand},
+		{"unknown type", fsmpb.CommandType(999), nil, ErrUnknownCommand},
 		{"type zero", fsmpb.CommandType_COMMAND_UNKNOWN, nil, ErrUnknownCommand},
 	}
 	for _, tc := range cases {

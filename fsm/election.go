@@ -172,6 +172,9 @@ func applyCloseElection(s *applyState, c *fsmpb.Command, p *fsmpb.Transition) (*
 // applyTick lets deadlines pass without a request: the leader proposes it, this applies it
 // against the stamped time alone. It is never refused.
 func applyTick(s *applyState, c *fsmpb.Command, _ *fsmpb.Tick) (*fsmpb.Response, error) {
+	if err := s.sweepRetention(c); err != nil {
+		return nil, err
+	}
 	e := s.election
 	if c.StampedAtUnixNano <= 0 || e == nil || e.Phase != PhaseOpen {
 		return &fsmpb.Response{}, nil
@@ -244,9 +247,9 @@ func applyArchive(s *applyState, c *fsmpb.Command, p *fsmpb.Transition) (*fsmpb.
 	if err := requireActor(e, c, "archive the election", ActorBureau, ActorOrganizer); err != nil {
 		return nil, err
 	}
-	e.Phase, e.ArchivedAtUnixNano = PhaseArchived, c.StampedAtUnixNano
+	e.Phase, e.ArchivedAtUnixNano, e.ArchiveDigest = PhaseArchived, c.StampedAtUnixNano, p.ArchiveDigest
 	s.electionDirty = true
-	if err := s.journal(c, JournalArchived, nil, "archived"); err != nil {
+	if err := s.journal(c, JournalArchived, nil, "archived, archive manifest %x", p.ArchiveDigest); err != nil {
 		return nil, err
 	}
 	return electionResponse(e), nil

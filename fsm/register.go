@@ -177,6 +177,9 @@ func describe(s *applyState, c *fsmpb.Command, resp *fsmpb.Response) *audit.Entr
 		}
 	default:
 		e.Action, e.Object = fmt.Sprintf("command type %d", c.Type), "cluster"
+		if d, ok := describers[c.Type]; ok {
+			d(e, c)
+		}
 	}
 	return e
 }

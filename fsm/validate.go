@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"strings"
 	"time"
@@ -124,6 +125,9 @@ func checkDate(what, s string) error {
 func checkTransition(p *fsmpb.Transition) error {
 	if err := checkOptionalID("election id", p.ElectionId); err != nil {
 		return err
+	}
+	if n := len(p.ArchiveDigest); n != 0 && n != sha256.Size {
+		return fmt.Errorf("%w: archive digest of %d bytes, want %d", ErrInvalid, n, sha256.Size)
 	}
 	return checkBuildDigest(p.BuildDigest, false)
 }

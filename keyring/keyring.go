@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -140,4 +141,45 @@ func (k *Keyring) Rekey(kek *KEK) error {
 	}
 	k.kek = kek
 	return nil
+}
+
+// Without returns a keyring that holds every key but ids, in memory only: a caller checks
+// with it that nothing it still needs is sealed under keys it is about to destroy.
+func (k *Keyring) Without(ids []uint32) (*Keyring, error) {
+	set, err := k.set.Load().without(ids)
+	if err != nil {
+		return nil, err
+	}
+	return newKeyring("", k.kek, set), nil
+}
+
+// Destroy removes the data keys ids from the keyring file and from memory: whatever they
+// sealed, wherever a copy of it lies, can no longer be opened (crypto-erasure). The primary
+// key cannot be destroyed; rotate first.
+func (k *Keyring) Destroy(ids []uint32) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	set, err := k.set.Load().without(ids)
+	if err != nil {
+		return err
+	}
+	if err := replaceFile(k.path, encodeKeyringFile(k.kek, set.primary, set.keys)); err != nil {
+		return fmt.Errorf("destroy data keys: %w", err)
+	}
+	k.set.Store(set)
+	return nil
+}
+
+func (s *keySet) without(ids []uint32) (*keySet, error) {
+	var keep []dataKey
+	for _, dk := range s.keys {
+		if !slices.Contains(ids, dk.id) {
+			keep = append(keep, dk)
+			continue
+		}
+		if dk.id == s.primary {
+			return nil, fmt.Errorf("keyring: data key %d is primary and cannot be destroyed; rotate first", dk.id)
+		}
+	}
+	return newKeySet(s.primary, keep), nil
 }

@@ -248,3 +248,50 @@ func assertNoTempFiles(t *testing.T, dir string) {
 		}
 	}
 }
+
+// TestDestroyIsCryptoErasure: once a data key is destroyed, what it sealed does not open,
+// neither with the keyring in memory nor with the file reopened under the KEK.
+func TestDestroyIsCryptoErasure(t *testing.T) {
+	kek, err := GenerateKEK("erase")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "keyring")
+	k, err := Create(path, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := k.Seal([]byte("aad"), []byte("voter roll"))
+	if _, err := k.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Destroy([]uint32{k.PrimaryID()}); err == nil {
+		t.Fatal("the primary key was destroyed")
+	}
+	fresh := k.Seal([]byte("aad"), []byte("kept"))
+	view, err := k.Without([]uint32{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := view.Open([]byte("aad"), old); err == nil {
+		t.Fatal("the view without key 1 opens what key 1 sealed")
+	}
+	if _, err := k.Open([]byte("aad"), old); err != nil {
+		t.Fatal("Without changed the keyring itself")
+	}
+	if err := k.Destroy([]uint32{1}); err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := Open(path, kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kr := range []*Keyring{k, reopened} {
+		if _, err := kr.Open([]byte("aad"), old); err == nil {
+			t.Fatal("a destroyed key still opens its data")
+		}
+		if got, err := kr.Open([]byte("aad"), fresh); err != nil || string(got) != "kept" {
+			t.Fatalf("data under the kept key: %q, %v", got, err)
+		}
+	}
+}

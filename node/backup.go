@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/urne-vote/urne/fsm/fsmpb"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
 
@@ -33,11 +34,19 @@ func (s *operatorService) Backup(_ *urnepb.BackupRequest, stream urnepb.Operator
 	}
 	defer snap.Release()
 	sink := &backupSink{n: n, stream: stream, takenAt: time.Now()}
-	if err := snap.Persist(sink); err != nil {
-		return toStatus(fmt.Errorf("backup: %w", err))
+	err = snap.Persist(sink)
+	if err == nil {
+		err = sink.err
 	}
-	if sink.err != nil {
-		return toStatus(sink.err)
+	// Every copy of the state taken out of the cluster is in the register, failed ones too.
+	ev := &fsmpb.RecordEvent{Action: "backup", Object: fmt.Sprintf("state at index %d", sink.index), Outcome: "ok",
+		Detail: fmt.Sprintf("%d bytes streamed to the caller", sink.size)}
+	if err != nil {
+		ev.Outcome, ev.Detail = "failed", err.Error()
+	}
+	n.recordAction(stream.Context(), ev)
+	if err != nil {
+		return toStatus(fmt.Errorf("backup: %w", err))
 	}
 	n.log.Info("backup streamed", "index", sink.index, "bytes", sink.size)
 	return nil

@@ -23,6 +23,7 @@ func (s *operatorService) RecordDrill(ctx context.Context, req *urnepb.RecordDri
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	cmd.Actor = actorFrom(ctx) // the register names who ran the drill
 	resp, index, err := s.n.Propose(ctx, cmd)
 	if err == nil {
 		err = responseError(resp)

@@ -76,6 +76,11 @@ var policy = auth.Policy{
 	urnepb.Operator_DrillStatus_FullMethodName:        {pOperator, pNode},
 	urnepb.Operator_HoldNonvoter_FullMethodName:       {pOperator},
 	urnepb.Operator_ChangeSuffrage_FullMethodName:     {pOperator, pNode},
+	// The processor asks for the destruction, the controller (the organizer) authorizes it.
+	urnepb.Operator_RequestDestruction_FullMethodName:   {pOperator},
+	urnepb.Operator_AuthorizeDestruction_FullMethodName: {pOrganizer},
+	urnepb.Operator_Destruction_FullMethodName:          {pOperator, pOrganizer, pBureau, pObserver, pNode},
+	urnepb.Operator_RecordBackupErasure_FullMethodName:  {pOperator},
 
 	urnepb.Audit_RegisterEntries_FullMethodName: {pBureau, pOrganizer, pOperator, pNode},
 	urnepb.Audit_CheckIntegrity_FullMethodName:  {pBureau, pOrganizer, pOperator, pNode},

@@ -20,6 +20,8 @@ import (
 // Pace of the leader's background work.
 const (
 	deadlineInterval = time.Second
+	// retentionEvery is how many deadline turns pass between two retention checks.
+	retentionEvery   = 30
 	outboxInterval   = 250 * time.Millisecond
 	outboxBatch      = 32
 	deliveryTimeout  = 20 * time.Second
@@ -38,22 +40,33 @@ func (n *Node) leading() bool {
 
 // deadlineLoop lets the election close on time with no request: every second the leader
 // compares its clock with the closing time its state machine holds and, once it has passed,
-// proposes a TICK stamped with that clock. The state machine decides on the stamped time
+// proposes a TICK stamped with that clock. Every 30 s it also proposes one when a retention
+// period has run out. The state machine decides on the stamped time
 // alone (invariant 1); a tick that finds nothing due changes nothing.
 func (n *Node) deadlineLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(deadlineInterval)
 	defer t.Stop()
-	for {
+	for turn := 1; ; turn++ {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			if n.leading() && n.deadlinePassed() {
+			if n.leading() && (n.deadlinePassed() || turn%retentionEvery == 0 && n.retentionDue()) {
 				n.proposeInternal(fsmpb.CommandType_COMMAND_TICK, &fsmpb.Tick{})
 			}
 		}
 	}
+}
+
+// retentionDue asks the state machine whether a tick stamped now would purge something
+// (fsm/retention.go): the same tick then purges it on every replica.
+func (n *Node) retentionDue() bool {
+	due, err := n.fsm.RetentionDue(n.now())
+	if err != nil {
+		n.log.Warn("retention check", "err", err)
+	}
+	return due
 }
 
 func (n *Node) deadlinePassed() bool {

@@ -124,8 +124,8 @@ func (s *electionService) RecordTally(ctx context.Context, req *urnepb.RecordTal
 		&fsmpb.RecordTally{ResultsDigest: req.ResultsDigest, MinutesDigest: req.MinutesDigest})
 }
 
-func (s *electionService) ArchiveElection(ctx context.Context, _ *urnepb.TransitionRequest) (*urnepb.ElectionState, error) {
-	return s.stateCall(ctx, fsmpb.CommandType_COMMAND_ARCHIVE_ELECTION, &fsmpb.Transition{})
+func (s *electionService) ArchiveElection(ctx context.Context, req *urnepb.TransitionRequest) (*urnepb.ElectionState, error) {
+	return s.stateCall(ctx, fsmpb.CommandType_COMMAND_ARCHIVE_ELECTION, &fsmpb.Transition{ArchiveDigest: req.ArchiveDigest})
 }
 
 func (s *electionService) ListScrutins(ctx context.Context, req *urnepb.ReadRequest) (*urnepb.ScrutinsResponse, error) {

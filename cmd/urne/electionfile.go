@@ -17,15 +17,17 @@ const maxElectionFile = 4 << 20
 // electionFile is the description of an election an organizer writes: who runs it, its
 // window and bureau, its scrutins and their candidate lists. Unknown fields are refused.
 type electionFile struct {
-	Organizer      string          `json:"organizer"`
-	Controller     string          `json:"controller"`
-	Processor      string          `json:"processor"`
-	OpensAt        time.Time       `json:"opens_at"`
-	ClosesAt       time.Time       `json:"closes_at"`
-	SessionTimeout jsonDuration    `json:"session_timeout"`
-	CodeValidity   jsonDuration    `json:"code_validity"`
-	Bureau         []bureauMember  `json:"bureau"`
-	Scrutins       []scrutinInFile `json:"scrutins"`
+	Organizer      string       `json:"organizer"`
+	Controller     string       `json:"controller"`
+	Processor      string       `json:"processor"`
+	OpensAt        time.Time    `json:"opens_at"`
+	ClosesAt       time.Time    `json:"closes_at"`
+	SessionTimeout jsonDuration `json:"session_timeout"`
+	CodeValidity   jsonDuration `json:"code_validity"`
+	// DeletionAt is the processing register's deletion date; absent: two years after the vote.
+	DeletionAt time.Time       `json:"deletion_at"`
+	Bureau     []bureauMember  `json:"bureau"`
+	Scrutins   []scrutinInFile `json:"scrutins"`
 }
 
 type bureauMember struct {
@@ -126,6 +128,9 @@ func (f *electionFile) config() *urnepb.ElectionConfig {
 		SessionTimeoutNanos: int64(f.SessionTimeout), OtpValidityNanos: int64(f.CodeValidity)}
 	if !f.OpensAt.IsZero() {
 		cfg.OpensAtUnixNano, cfg.ClosesAtUnixNano = f.OpensAt.UnixNano(), f.ClosesAt.UnixNano()
+	}
+	if !f.DeletionAt.IsZero() {
+		cfg.DeletionAtUnixNano = f.DeletionAt.UnixNano()
 	}
 	for _, m := range f.Bureau {
 		cfg.Bureau = append(cfg.Bureau, &urnepb.BureauMember{Name: m.Name, Email: m.Email, Function: m.Function, Phone: m.Phone})

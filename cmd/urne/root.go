@@ -59,6 +59,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.auditCommand(),
 		a.integrityCommand(),
 		a.backupCommand(),
+		a.archiveCommand(),
+		a.destructionCommand(),
 		a.drillCommand(),
 		a.chaosCommand(),
 		a.benchCommand(),

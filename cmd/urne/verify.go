@@ -18,7 +18,7 @@ func (a *app) verifyCommand() *cobra.Command {
 		Use:   "verify",
 		Short: "Verify election documents without trusting the cluster",
 	}
-	cmd.AddCommand(a.verifyPVCommand(), a.verifyReceiptCommand())
+	cmd.AddCommand(a.verifyPVCommand(), a.verifyReceiptCommand(), a.verifyDestructionCommand())
 	return cmd
 }
 

@@ -58,6 +58,12 @@ const (
 	CommandType_COMMAND_RECORD_BUILD CommandType = 62
 	// The report of an operational drill (failover, restore, ...), kept per drill name.
 	CommandType_COMMAND_RECORD_DRILL CommandType = 40
+	// Certified destruction (41-59: archive, retention, destruction). The operator (the
+	// processor) asks; the organizer (the controller) authorizes; each node then reports the
+	// erasure of its own keys and files.
+	CommandType_COMMAND_REQUEST_DESTRUCTION   CommandType = 41
+	CommandType_COMMAND_AUTHORIZE_DESTRUCTION CommandType = 42
+	CommandType_COMMAND_RECORD_ERASURE        CommandType = 43
 )
 
 // Enum value maps for CommandType.
@@ -88,33 +94,39 @@ var (
 		61: "COMMAND_RECORD_EVENT",
 		62: "COMMAND_RECORD_BUILD",
 		40: "COMMAND_RECORD_DRILL",
+		41: "COMMAND_REQUEST_DESTRUCTION",
+		42: "COMMAND_AUTHORIZE_DESTRUCTION",
+		43: "COMMAND_RECORD_ERASURE",
 	}
 	CommandType_value = map[string]int32{
-		"COMMAND_UNKNOWN":            0,
-		"COMMAND_CREATE_ELECTION":    1,
-		"COMMAND_IMPORT_VOTERS":      2,
-		"COMMAND_OPEN_ELECTION":      3,
-		"COMMAND_CLOSE_ELECTION":     4,
-		"COMMAND_CAST":               5,
-		"COMMAND_NOOP":               6,
-		"COMMAND_CONFIGURE_ELECTION": 7,
-		"COMMAND_PUT_SCRUTIN":        8,
-		"COMMAND_PUT_CANDIDATE_LIST": 9,
-		"COMMAND_SET_ELECTION_KEY":   10,
-		"COMMAND_SEAL_ELECTION":      11,
-		"COMMAND_TICK":               12,
-		"COMMAND_RECORD_TALLY":       13,
-		"COMMAND_ARCHIVE_ELECTION":   14,
-		"COMMAND_ISSUE_IDENTIFIERS":  15,
-		"COMMAND_OUTBOX_DONE":        16,
-		"COMMAND_RECORD_LOGIN":       17,
-		"COMMAND_REQUEST_OTP":        18,
-		"COMMAND_VERIFY_OTP":         19,
-		"COMMAND_UNLOCK_ACCOUNT":     20,
-		"COMMAND_REGISTER_STAMP":     60,
-		"COMMAND_RECORD_EVENT":       61,
-		"COMMAND_RECORD_BUILD":       62,
-		"COMMAND_RECORD_DRILL":       40,
+		"COMMAND_UNKNOWN":               0,
+		"COMMAND_CREATE_ELECTION":       1,
+		"COMMAND_IMPORT_VOTERS":         2,
+		"COMMAND_OPEN_ELECTION":         3,
+		"COMMAND_CLOSE_ELECTION":        4,
+		"COMMAND_CAST":                  5,
+		"COMMAND_NOOP":                  6,
+		"COMMAND_CONFIGURE_ELECTION":    7,
+		"COMMAND_PUT_SCRUTIN":           8,
+		"COMMAND_PUT_CANDIDATE_LIST":    9,
+		"COMMAND_SET_ELECTION_KEY":      10,
+		"COMMAND_SEAL_ELECTION":         11,
+		"COMMAND_TICK":                  12,
+		"COMMAND_RECORD_TALLY":          13,
+		"COMMAND_ARCHIVE_ELECTION":      14,
+		"COMMAND_ISSUE_IDENTIFIERS":     15,
+		"COMMAND_OUTBOX_DONE":           16,
+		"COMMAND_RECORD_LOGIN":          17,
+		"COMMAND_REQUEST_OTP":           18,
+		"COMMAND_VERIFY_OTP":            19,
+		"COMMAND_UNLOCK_ACCOUNT":        20,
+		"COMMAND_REGISTER_STAMP":        60,
+		"COMMAND_RECORD_EVENT":          61,
+		"COMMAND_RECORD_BUILD":          62,
+		"COMMAND_RECORD_DRILL":          40,
+		"COMMAND_REQUEST_DESTRUCTION":   41,
+		"COMMAND_AUTHORIZE_DESTRUCTION": 42,
+		"COMMAND_RECORD_ERASURE":        43,
 	}
 )
 
@@ -866,7 +878,9 @@ type Transition struct {
 	ElectionId string `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
 	// SHA-256 of the binary the receiving node runs; opening a sealed election checks it
 	// against the seal.
-	BuildDigest   []byte `protobuf:"bytes,2,opt,name=build_digest,json=buildDigest,proto3" json:"build_digest,omitempty"`
+	BuildDigest []byte `protobuf:"bytes,2,opt,name=build_digest,json=buildDigest,proto3" json:"build_digest,omitempty"`
+	// ARCHIVE_ELECTION: SHA-256 of the sealed archive's manifest (urne archive create).
+	ArchiveDigest []byte `protobuf:"bytes,41,opt,name=archive_digest,json=archiveDigest,proto3" json:"archive_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -915,6 +929,13 @@ func (x *Transition) GetBuildDigest() []byte {
 	return nil
 }
 
+func (x *Transition) GetArchiveDigest() []byte {
+	if x != nil {
+		return x.ArchiveDigest
+	}
+	return nil
+}
+
 // Who organizes the election and when it runs; settable while the election is a draft.
 type ElectionConfig struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -930,8 +951,11 @@ type ElectionConfig struct {
 	SessionTimeoutNanos int64 `protobuf:"varint,7,opt,name=session_timeout_nanos,json=sessionTimeoutNanos,proto3" json:"session_timeout_nanos,omitempty"`
 	// Validity of a one-time code; 0 takes the default.
 	OtpValidityNanos int64 `protobuf:"varint,8,opt,name=otp_validity_nanos,json=otpValidityNanos,proto3" json:"otp_validity_nanos,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// When every data of the election is to be destroyed (the processing register's
+	// "suppression des données"); 0 takes the profile's default (two years after the vote).
+	DeletionAtUnixNano int64 `protobuf:"varint,41,opt,name=deletion_at_unix_nano,json=deletionAtUnixNano,proto3" json:"deletion_at_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ElectionConfig) Reset() {
@@ -1016,6 +1040,13 @@ func (x *ElectionConfig) GetSessionTimeoutNanos() int64 {
 func (x *ElectionConfig) GetOtpValidityNanos() int64 {
 	if x != nil {
 		return x.OtpValidityNanos
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetDeletionAtUnixNano() int64 {
+	if x != nil {
+		return x.DeletionAtUnixNano
 	}
 	return 0
 }
@@ -2925,7 +2956,10 @@ type ElectionState struct {
 	ResultsDigest      []byte `protobuf:"bytes,16,opt,name=results_digest,json=resultsDigest,proto3" json:"results_digest,omitempty"`
 	MinutesDigest      []byte `protobuf:"bytes,17,opt,name=minutes_digest,json=minutesDigest,proto3" json:"minutes_digest,omitempty"`
 	// "deadline" when a tick closed it, else the actor of CLOSE_ELECTION.
-	ClosedBy      string `protobuf:"bytes,18,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	ClosedBy string `protobuf:"bytes,18,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	// SHA-256 of the manifest of the archive recorded by ARCHIVE_ELECTION.
+	ArchiveDigest []byte       `protobuf:"bytes,41,opt,name=archive_digest,json=archiveDigest,proto3" json:"archive_digest,omitempty"`
+	Destruction   *Destruction `protobuf:"bytes,42,opt,name=destruction,proto3" json:"destruction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3086,6 +3120,257 @@ func (x *ElectionState) GetClosedBy() string {
 	return ""
 }
 
+func (x *ElectionState) GetArchiveDigest() []byte {
+	if x != nil {
+		return x.ArchiveDigest
+	}
+	return nil
+}
+
+func (x *ElectionState) GetDestruction() *Destruction {
+	if x != nil {
+		return x.Destruction
+	}
+	return nil
+}
+
+// Payload of REQUEST_DESTRUCTION and AUTHORIZE_DESTRUCTION.
+type DestructionStep struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId    string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestructionStep) Reset() {
+	*x = DestructionStep{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestructionStep) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestructionStep) ProtoMessage() {}
+
+func (x *DestructionStep) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestructionStep.ProtoReflect.Descriptor instead.
+func (*DestructionStep) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DestructionStep) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+func (x *DestructionStep) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Payload of RECORD_ERASURE: what one node destroyed of its own after the authorization.
+type RecordErasure struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// Ids of the data keys destroyed (crypto-erasure of everything they sealed).
+	Keys []string `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Files and folders removed, relative to the node's data directory or named by their role.
+	Files            []string `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
+	ErasedAtUnixNano int64    `protobuf:"varint,4,opt,name=erased_at_unix_nano,json=erasedAtUnixNano,proto3" json:"erased_at_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RecordErasure) Reset() {
+	*x = RecordErasure{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordErasure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordErasure) ProtoMessage() {}
+
+func (x *RecordErasure) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordErasure.ProtoReflect.Descriptor instead.
+func (*RecordErasure) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RecordErasure) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RecordErasure) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *RecordErasure) GetFiles() []string {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *RecordErasure) GetErasedAtUnixNano() int64 {
+	if x != nil {
+		return x.ErasedAtUnixNano
+	}
+	return 0
+}
+
+// The destruction of an election's data: the two recorded steps, what the state machine
+// destroyed, and each node's erasure.
+type Destruction struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	RequestedBy          string                 `protobuf:"bytes,1,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	RequestedAtUnixNano  int64                  `protobuf:"varint,2,opt,name=requested_at_unix_nano,json=requestedAtUnixNano,proto3" json:"requested_at_unix_nano,omitempty"`
+	Reason               string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	AuthorizedBy         string                 `protobuf:"bytes,4,opt,name=authorized_by,json=authorizedBy,proto3" json:"authorized_by,omitempty"`
+	AuthorizedAtUnixNano int64                  `protobuf:"varint,5,opt,name=authorized_at_unix_nano,json=authorizedAtUnixNano,proto3" json:"authorized_at_unix_nano,omitempty"`
+	// The date the retention rule allowed destruction from.
+	DueAtUnixNano int64 `protobuf:"varint,6,opt,name=due_at_unix_nano,json=dueAtUnixNano,proto3" json:"due_at_unix_nano,omitempty"`
+	// What the state machine destroyed: "voters: 20 records", ...
+	Destroyed []string `protobuf:"bytes,7,rep,name=destroyed,proto3" json:"destroyed,omitempty"`
+	// What was kept: candidate lists, minutes, bureau appointments.
+	Kept          []string         `protobuf:"bytes,8,rep,name=kept,proto3" json:"kept,omitempty"`
+	Erasures      []*RecordErasure `protobuf:"bytes,9,rep,name=erasures,proto3" json:"erasures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Destruction) Reset() {
+	*x = Destruction{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Destruction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Destruction) ProtoMessage() {}
+
+func (x *Destruction) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Destruction.ProtoReflect.Descriptor instead.
+func (*Destruction) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *Destruction) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *Destruction) GetRequestedAtUnixNano() int64 {
+	if x != nil {
+		return x.RequestedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Destruction) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Destruction) GetAuthorizedBy() string {
+	if x != nil {
+		return x.AuthorizedBy
+	}
+	return ""
+}
+
+func (x *Destruction) GetAuthorizedAtUnixNano() int64 {
+	if x != nil {
+		return x.AuthorizedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Destruction) GetDueAtUnixNano() int64 {
+	if x != nil {
+		return x.DueAtUnixNano
+	}
+	return 0
+}
+
+func (x *Destruction) GetDestroyed() []string {
+	if x != nil {
+		return x.Destroyed
+	}
+	return nil
+}
+
+func (x *Destruction) GetKept() []string {
+	if x != nil {
+		return x.Kept
+	}
+	return nil
+}
+
+func (x *Destruction) GetErasures() []*RecordErasure {
+	if x != nil {
+		return x.Erasures
+	}
+	return nil
+}
+
 type SealRecord struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Digest           []byte                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
@@ -3098,7 +3383,7 @@ type SealRecord struct {
 
 func (x *SealRecord) Reset() {
 	*x = SealRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3110,7 +3395,7 @@ func (x *SealRecord) String() string {
 func (*SealRecord) ProtoMessage() {}
 
 func (x *SealRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3123,7 +3408,7 @@ func (x *SealRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRecord.ProtoReflect.Descriptor instead.
 func (*SealRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SealRecord) GetDigest() []byte {
@@ -3166,7 +3451,7 @@ type EmargementRecord struct {
 
 func (x *EmargementRecord) Reset() {
 	*x = EmargementRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3463,7 @@ func (x *EmargementRecord) String() string {
 func (*EmargementRecord) ProtoMessage() {}
 
 func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3476,7 @@ func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmargementRecord.ProtoReflect.Descriptor instead.
 func (*EmargementRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *EmargementRecord) GetEmargedAtUnixNano() int64 {
@@ -3223,7 +3508,7 @@ type DrillRecord struct {
 
 func (x *DrillRecord) Reset() {
 	*x = DrillRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3235,7 +3520,7 @@ func (x *DrillRecord) String() string {
 func (*DrillRecord) ProtoMessage() {}
 
 func (x *DrillRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3248,7 +3533,7 @@ func (x *DrillRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
 func (*DrillRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DrillRecord) GetLast() *RecordDrill {
@@ -3311,7 +3596,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3323,7 +3608,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3336,7 +3621,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Counters) GetVoters() uint64 {
@@ -3407,7 +3692,7 @@ type BoxEntry struct {
 
 func (x *BoxEntry) Reset() {
 	*x = BoxEntry{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3704,7 @@ func (x *BoxEntry) String() string {
 func (*BoxEntry) ProtoMessage() {}
 
 func (x *BoxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3717,7 @@ func (x *BoxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoxEntry.ProtoReflect.Descriptor instead.
 func (*BoxEntry) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *BoxEntry) GetScrutinId() string {
@@ -3465,7 +3750,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3477,7 +3762,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3490,7 +3775,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *Account) GetLoginKey() []byte {
@@ -3554,7 +3839,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3566,7 +3851,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3579,7 +3864,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Session) GetVoterKey() []byte {
@@ -3655,7 +3940,7 @@ type OutboxMessage struct {
 
 func (x *OutboxMessage) Reset() {
 	*x = OutboxMessage{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3667,7 +3952,7 @@ func (x *OutboxMessage) String() string {
 func (*OutboxMessage) ProtoMessage() {}
 
 func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3680,7 +3965,7 @@ func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
 func (*OutboxMessage) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *OutboxMessage) GetSeq() uint64 {
@@ -3756,7 +4041,7 @@ type JournalRecord struct {
 
 func (x *JournalRecord) Reset() {
 	*x = JournalRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3768,7 +4053,7 @@ func (x *JournalRecord) String() string {
 func (*JournalRecord) ProtoMessage() {}
 
 func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3781,7 +4066,7 @@ func (x *JournalRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
 func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *JournalRecord) GetSeq() uint64 {
@@ -3882,12 +4167,13 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\fImportVoters\x120\n" +
 	"\x06voters\x18\x01 \x03(\v2\x18.urne.fsm.v1.VoterRecordR\x06voters\x12\x1f\n" +
 	"\velection_id\x18\x02 \x01(\tR\n" +
-	"electionId\"P\n" +
+	"electionId\"w\n" +
 	"\n" +
 	"Transition\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12!\n" +
-	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\"\xdd\x02\n" +
+	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\x12%\n" +
+	"\x0earchive_digest\x18) \x01(\fR\rarchiveDigest\"\x90\x03\n" +
 	"\x0eElectionConfig\x12\x1c\n" +
 	"\torganizer\x18\x01 \x01(\tR\torganizer\x12\x1e\n" +
 	"\n" +
@@ -3898,7 +4184,8 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x13closes_at_unix_nano\x18\x05 \x01(\x03R\x10closesAtUnixNano\x121\n" +
 	"\x06bureau\x18\x06 \x03(\v2\x19.urne.fsm.v1.BureauMemberR\x06bureau\x122\n" +
 	"\x15session_timeout_nanos\x18\a \x01(\x03R\x13sessionTimeoutNanos\x12,\n" +
-	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\"j\n" +
+	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\x121\n" +
+	"\x15deletion_at_unix_nano\x18) \x01(\x03R\x12deletionAtUnixNano\"j\n" +
 	"\fBureauMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
@@ -4057,7 +4344,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x14emarged_at_unix_nano\x18\x02 \x01(\x03R\x11emargedAtUnixNano\x12\x1a\n" +
 	"\breplayed\x18\x03 \x01(\bR\breplayed\x12\x1d\n" +
 	"\n" +
-	"scrutin_id\x18\x04 \x01(\tR\tscrutinId\"\xbb\x05\n" +
+	"scrutin_id\x18\x04 \x01(\tR\tscrutinId\"\x9e\x06\n" +
 	"\rElectionState\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -4079,7 +4366,28 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x15archived_at_unix_nano\x18\x0f \x01(\x03R\x12archivedAtUnixNano\x12%\n" +
 	"\x0eresults_digest\x18\x10 \x01(\fR\rresultsDigest\x12%\n" +
 	"\x0eminutes_digest\x18\x11 \x01(\fR\rminutesDigest\x12\x1b\n" +
-	"\tclosed_by\x18\x12 \x01(\tR\bclosedBy\"\x93\x01\n" +
+	"\tclosed_by\x18\x12 \x01(\tR\bclosedBy\x12%\n" +
+	"\x0earchive_digest\x18) \x01(\fR\rarchiveDigest\x12:\n" +
+	"\vdestruction\x18* \x01(\v2\x18.urne.fsm.v1.DestructionR\vdestruction\"J\n" +
+	"\x0fDestructionStep\x12\x1f\n" +
+	"\velection_id\x18\x01 \x01(\tR\n" +
+	"electionId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x81\x01\n" +
+	"\rRecordErasure\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\x12\x14\n" +
+	"\x05files\x18\x03 \x03(\tR\x05files\x12-\n" +
+	"\x13erased_at_unix_nano\x18\x04 \x01(\x03R\x10erasedAtUnixNano\"\xec\x02\n" +
+	"\vDestruction\x12!\n" +
+	"\frequested_by\x18\x01 \x01(\tR\vrequestedBy\x123\n" +
+	"\x16requested_at_unix_nano\x18\x02 \x01(\x03R\x13requestedAtUnixNano\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12#\n" +
+	"\rauthorized_by\x18\x04 \x01(\tR\fauthorizedBy\x125\n" +
+	"\x17authorized_at_unix_nano\x18\x05 \x01(\x03R\x14authorizedAtUnixNano\x12'\n" +
+	"\x10due_at_unix_nano\x18\x06 \x01(\x03R\rdueAtUnixNano\x12\x1c\n" +
+	"\tdestroyed\x18\a \x03(\tR\tdestroyed\x12\x12\n" +
+	"\x04kept\x18\b \x03(\tR\x04kept\x126\n" +
+	"\berasures\x18\t \x03(\v2\x1a.urne.fsm.v1.RecordErasureR\berasures\"\x93\x01\n" +
 	"\n" +
 	"SealRecord\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\fR\x06digest\x12!\n" +
@@ -4144,7 +4452,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
 	"\asubject\x18\x05 \x01(\fR\asubject\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
-	"\x04prev\x18\a \x01(\fR\x04prev*\x9a\x05\n" +
+	"\x04prev\x18\a \x01(\fR\x04prev*\xfa\x05\n" +
 	"\vCommandType\x12\x13\n" +
 	"\x0fCOMMAND_UNKNOWN\x10\x00\x12\x1b\n" +
 	"\x17COMMAND_CREATE_ELECTION\x10\x01\x12\x19\n" +
@@ -4171,7 +4479,10 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x16COMMAND_REGISTER_STAMP\x10<\x12\x18\n" +
 	"\x14COMMAND_RECORD_EVENT\x10=\x12\x18\n" +
 	"\x14COMMAND_RECORD_BUILD\x10>\x12\x18\n" +
-	"\x14COMMAND_RECORD_DRILL\x10(*5\n" +
+	"\x14COMMAND_RECORD_DRILL\x10(\x12\x1f\n" +
+	"\x1bCOMMAND_REQUEST_DESTRUCTION\x10)\x12!\n" +
+	"\x1dCOMMAND_AUTHORIZE_DESTRUCTION\x10*\x12\x1a\n" +
+	"\x16COMMAND_RECORD_ERASURE\x10+*5\n" +
 	"\vCommandFlag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x17\n" +
 	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*\x9b\x04\n" +
@@ -4211,7 +4522,7 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(CommandType)(0),          // 0: urne.fsm.v1.CommandType
 	(CommandFlag)(0),          // 1: urne.fsm.v1.CommandFlag
@@ -4253,15 +4564,18 @@ var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(*ImportResult)(nil),      // 37: urne.fsm.v1.ImportResult
 	(*CastResult)(nil),        // 38: urne.fsm.v1.CastResult
 	(*ElectionState)(nil),     // 39: urne.fsm.v1.ElectionState
-	(*SealRecord)(nil),        // 40: urne.fsm.v1.SealRecord
-	(*EmargementRecord)(nil),  // 41: urne.fsm.v1.EmargementRecord
-	(*DrillRecord)(nil),       // 42: urne.fsm.v1.DrillRecord
-	(*Counters)(nil),          // 43: urne.fsm.v1.Counters
-	(*BoxEntry)(nil),          // 44: urne.fsm.v1.BoxEntry
-	(*Account)(nil),           // 45: urne.fsm.v1.Account
-	(*Session)(nil),           // 46: urne.fsm.v1.Session
-	(*OutboxMessage)(nil),     // 47: urne.fsm.v1.OutboxMessage
-	(*JournalRecord)(nil),     // 48: urne.fsm.v1.JournalRecord
+	(*DestructionStep)(nil),   // 40: urne.fsm.v1.DestructionStep
+	(*RecordErasure)(nil),     // 41: urne.fsm.v1.RecordErasure
+	(*Destruction)(nil),       // 42: urne.fsm.v1.Destruction
+	(*SealRecord)(nil),        // 43: urne.fsm.v1.SealRecord
+	(*EmargementRecord)(nil),  // 44: urne.fsm.v1.EmargementRecord
+	(*DrillRecord)(nil),       // 45: urne.fsm.v1.DrillRecord
+	(*Counters)(nil),          // 46: urne.fsm.v1.Counters
+	(*BoxEntry)(nil),          // 47: urne.fsm.v1.BoxEntry
+	(*Account)(nil),           // 48: urne.fsm.v1.Account
+	(*Session)(nil),           // 49: urne.fsm.v1.Session
+	(*OutboxMessage)(nil),     // 50: urne.fsm.v1.OutboxMessage
+	(*JournalRecord)(nil),     // 51: urne.fsm.v1.JournalRecord
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	0,  // 0: urne.fsm.v1.Command.type:type_name -> urne.fsm.v1.CommandType
@@ -4280,15 +4594,17 @@ var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	34, // 13: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
 	35, // 14: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
 	12, // 15: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
-	40, // 16: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
+	43, // 16: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
 	12, // 17: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
-	40, // 18: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
-	32, // 19: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	43, // 18: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
+	42, // 19: urne.fsm.v1.ElectionState.destruction:type_name -> urne.fsm.v1.Destruction
+	41, // 20: urne.fsm.v1.Destruction.erasures:type_name -> urne.fsm.v1.RecordErasure
+	32, // 21: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -4309,7 +4625,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   46,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

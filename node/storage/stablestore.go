@@ -2,7 +2,9 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/hashicorp/raft"
 )
@@ -12,6 +14,8 @@ import (
 type stableStore struct {
 	inner  raft.StableStore
 	sealer Sealer
+	// mu makes Reseal's read and rewrite of a key atomic with raft's own writes.
+	mu sync.Mutex
 }
 
 // NewStableStore wraps inner so that values are stored sealed, uint64 values included (as
@@ -25,8 +29,42 @@ func stableAAD(key []byte) []byte {
 }
 
 func (ss *stableStore) Set(key, val []byte) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	return ss.inner.Set(key, ss.sealer.Seal(stableAAD(key), val))
 }
+
+// ResealStable seals again, under the sealer's current primary key, every key of a stable
+// store made by NewStableStore that holds a value (after a key rotation, so that the old key
+// may be destroyed). A raft write of the same key waits meanwhile, so no newer term is lost.
+func ResealStable(st raft.StableStore, keys ...[]byte) error {
+	ss, ok := st.(*stableStore)
+	if !ok {
+		return fmt.Errorf("storage: %T is not a sealed stable store", st)
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, key := range keys {
+		val, err := ss.Get(key)
+		if err != nil {
+			if isMissing(err) {
+				continue
+			}
+			return err
+		}
+		if err := ss.inner.Set(key, ss.sealer.Seal(stableAAD(key), val)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isMissing reports raft-boltdb's not-found error, which raft itself compares by message.
+func isMissing(err error) bool {
+	return err != nil && (err.Error() == "not found" || errors.Is(err, errNotFound))
+}
+
+var errNotFound = errors.New("not found")
 
 // Get returns the inner store's error unchanged, so a missing key still reads "not found",
 // which raft compares by message.

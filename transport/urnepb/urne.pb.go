@@ -428,8 +428,10 @@ type ElectionConfig struct {
 	Bureau              []*BureauMember        `protobuf:"bytes,6,rep,name=bureau,proto3" json:"bureau,omitempty"`
 	SessionTimeoutNanos int64                  `protobuf:"varint,7,opt,name=session_timeout_nanos,json=sessionTimeoutNanos,proto3" json:"session_timeout_nanos,omitempty"`
 	OtpValidityNanos    int64                  `protobuf:"varint,8,opt,name=otp_validity_nanos,json=otpValidityNanos,proto3" json:"otp_validity_nanos,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// When every data of the election is to be destroyed; 0: two years after the vote.
+	DeletionAtUnixNano int64 `protobuf:"varint,41,opt,name=deletion_at_unix_nano,json=deletionAtUnixNano,proto3" json:"deletion_at_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *ElectionConfig) Reset() {
@@ -514,6 +516,13 @@ func (x *ElectionConfig) GetSessionTimeoutNanos() int64 {
 func (x *ElectionConfig) GetOtpValidityNanos() int64 {
 	if x != nil {
 		return x.OtpValidityNanos
+	}
+	return 0
+}
+
+func (x *ElectionConfig) GetDeletionAtUnixNano() int64 {
+	if x != nil {
+		return x.DeletionAtUnixNano
 	}
 	return 0
 }
@@ -1379,8 +1388,10 @@ func (x *ImportVotersResponse) GetRectified() uint64 {
 }
 
 type TransitionRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// ArchiveElection: SHA-256 of the sealed archive's manifest (urne archive create).
+	ArchiveDigest []byte `protobuf:"bytes,41,opt,name=archive_digest,json=archiveDigest,proto3" json:"archive_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1420,6 +1431,13 @@ func (x *TransitionRequest) GetRequestId() string {
 		return x.RequestId
 	}
 	return ""
+}
+
+func (x *TransitionRequest) GetArchiveDigest() []byte {
+	if x != nil {
+		return x.ArchiveDigest
+	}
+	return nil
 }
 
 type CastRequest struct {
@@ -2825,6 +2843,209 @@ func (x *FingerprintPage) GetFingerprints() [][]byte {
 	return nil
 }
 
+type BackupErasure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          []string               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	Files         []string               `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupErasure) Reset() {
+	*x = BackupErasure{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupErasure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupErasure) ProtoMessage() {}
+
+func (x *BackupErasure) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupErasure.ProtoReflect.Descriptor instead.
+func (*BackupErasure) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *BackupErasure) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *BackupErasure) GetFiles() []string {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+type DestructionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestructionRequest) Reset() {
+	*x = DestructionRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestructionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestructionRequest) ProtoMessage() {}
+
+func (x *DestructionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestructionRequest.ProtoReflect.Descriptor instead.
+func (*DestructionRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DestructionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DestructionRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type DestructionStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestructionStatusRequest) Reset() {
+	*x = DestructionStatusRequest{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestructionStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestructionStatusRequest) ProtoMessage() {}
+
+func (x *DestructionStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestructionStatusRequest.ProtoReflect.Descriptor instead.
+func (*DestructionStatusRequest) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
+}
+
+type DestructionStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The fsmpb.Destruction record, JSON (protojson).
+	RecordJson []byte `protobuf:"bytes,1,opt,name=record_json,json=recordJson,proto3" json:"record_json,omitempty"`
+	// The certificate (PV de destruction), JSON, and its Ed25519 signature by the cluster's
+	// receipt key; empty until every node of the configuration reported its erasure.
+	Certificate   []byte `protobuf:"bytes,2,opt,name=certificate,proto3" json:"certificate,omitempty"`
+	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestructionStatus) Reset() {
+	*x = DestructionStatus{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestructionStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestructionStatus) ProtoMessage() {}
+
+func (x *DestructionStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestructionStatus.ProtoReflect.Descriptor instead.
+func (*DestructionStatus) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *DestructionStatus) GetRecordJson() []byte {
+	if x != nil {
+		return x.RecordJson
+	}
+	return nil
+}
+
+func (x *DestructionStatus) GetCertificate() []byte {
+	if x != nil {
+		return x.Certificate
+	}
+	return nil
+}
+
+func (x *DestructionStatus) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 type RegisterEntriesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	FromSeq       uint64                 `protobuf:"varint,1,opt,name=from_seq,json=fromSeq,proto3" json:"from_seq,omitempty"`
@@ -2835,7 +3056,7 @@ type RegisterEntriesRequest struct {
 
 func (x *RegisterEntriesRequest) Reset() {
 	*x = RegisterEntriesRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2847,7 +3068,7 @@ func (x *RegisterEntriesRequest) String() string {
 func (*RegisterEntriesRequest) ProtoMessage() {}
 
 func (x *RegisterEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2860,7 +3081,7 @@ func (x *RegisterEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterEntriesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *RegisterEntriesRequest) GetFromSeq() uint64 {
@@ -2890,7 +3111,7 @@ type RegisterPage struct {
 
 func (x *RegisterPage) Reset() {
 	*x = RegisterPage{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2902,7 +3123,7 @@ func (x *RegisterPage) String() string {
 func (*RegisterPage) ProtoMessage() {}
 
 func (x *RegisterPage) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2915,7 +3136,7 @@ func (x *RegisterPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPage.ProtoReflect.Descriptor instead.
 func (*RegisterPage) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RegisterPage) GetEntries() [][]byte {
@@ -2947,7 +3168,7 @@ type CheckIntegrityRequest struct {
 
 func (x *CheckIntegrityRequest) Reset() {
 	*x = CheckIntegrityRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2959,7 +3180,7 @@ func (x *CheckIntegrityRequest) String() string {
 func (*CheckIntegrityRequest) ProtoMessage() {}
 
 func (x *CheckIntegrityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2972,7 +3193,7 @@ func (x *CheckIntegrityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIntegrityRequest.ProtoReflect.Descriptor instead.
 func (*CheckIntegrityRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
 }
 
 // IntegrityFinding is one check of one node.
@@ -2991,7 +3212,7 @@ type IntegrityFinding struct {
 
 func (x *IntegrityFinding) Reset() {
 	*x = IntegrityFinding{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +3224,7 @@ func (x *IntegrityFinding) String() string {
 func (*IntegrityFinding) ProtoMessage() {}
 
 func (x *IntegrityFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +3237,7 @@ func (x *IntegrityFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrityFinding.ProtoReflect.Descriptor instead.
 func (*IntegrityFinding) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *IntegrityFinding) GetKind() string {
@@ -3060,7 +3281,7 @@ type IntegrityReport struct {
 
 func (x *IntegrityReport) Reset() {
 	*x = IntegrityReport{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3072,7 +3293,7 @@ func (x *IntegrityReport) String() string {
 func (*IntegrityReport) ProtoMessage() {}
 
 func (x *IntegrityReport) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3085,7 +3306,7 @@ func (x *IntegrityReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrityReport.ProtoReflect.Descriptor instead.
 func (*IntegrityReport) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *IntegrityReport) GetNodeId() string {
@@ -3131,7 +3352,7 @@ type NodeRequest struct {
 
 func (x *NodeRequest) Reset() {
 	*x = NodeRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3143,7 +3364,7 @@ func (x *NodeRequest) String() string {
 func (*NodeRequest) ProtoMessage() {}
 
 func (x *NodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3156,7 +3377,7 @@ func (x *NodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRequest.ProtoReflect.Descriptor instead.
 func (*NodeRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
 }
 
 type NodeInfo struct {
@@ -3184,7 +3405,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3196,7 +3417,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3209,7 +3430,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -3332,7 +3553,7 @@ type PeersRequest struct {
 
 func (x *PeersRequest) Reset() {
 	*x = PeersRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3344,7 +3565,7 @@ func (x *PeersRequest) String() string {
 func (*PeersRequest) ProtoMessage() {}
 
 func (x *PeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3357,7 +3578,7 @@ func (x *PeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersRequest.ProtoReflect.Descriptor instead.
 func (*PeersRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
 }
 
 type Peer struct {
@@ -3378,7 +3599,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3611,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3624,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *Peer) GetId() string {
@@ -3473,7 +3694,7 @@ type PeersResponse struct {
 
 func (x *PeersResponse) Reset() {
 	*x = PeersResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3485,7 +3706,7 @@ func (x *PeersResponse) String() string {
 func (*PeersResponse) ProtoMessage() {}
 
 func (x *PeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3498,7 +3719,7 @@ func (x *PeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersResponse.ProtoReflect.Descriptor instead.
 func (*PeersResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *PeersResponse) GetPeers() []*Peer {
@@ -3532,7 +3753,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3544,7 +3765,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3557,7 +3778,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -3576,7 +3797,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3588,7 +3809,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3601,7 +3822,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3620,7 +3841,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3632,7 +3853,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3645,7 +3866,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -3663,7 +3884,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3675,7 +3896,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3688,7 +3909,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
 }
 
 type RotateKeyRequest struct {
@@ -3699,7 +3920,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3711,7 +3932,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3724,7 +3945,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
 }
 
 type RotateKeyResponse struct {
@@ -3738,7 +3959,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3750,7 +3971,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3763,7 +3984,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RotateKeyResponse) GetNodeId() string {
@@ -3795,7 +4016,7 @@ type StateDigestRequest struct {
 
 func (x *StateDigestRequest) Reset() {
 	*x = StateDigestRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +4028,7 @@ func (x *StateDigestRequest) String() string {
 func (*StateDigestRequest) ProtoMessage() {}
 
 func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +4041,7 @@ func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestRequest.ProtoReflect.Descriptor instead.
 func (*StateDigestRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
 }
 
 type StateDigestResponse struct {
@@ -3834,7 +4055,7 @@ type StateDigestResponse struct {
 
 func (x *StateDigestResponse) Reset() {
 	*x = StateDigestResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3846,7 +4067,7 @@ func (x *StateDigestResponse) String() string {
 func (*StateDigestResponse) ProtoMessage() {}
 
 func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3859,7 +4080,7 @@ func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestResponse.ProtoReflect.Descriptor instead.
 func (*StateDigestResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *StateDigestResponse) GetNodeId() string {
@@ -3891,7 +4112,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3903,7 +4124,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3916,7 +4137,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
 }
 
 type BackupInfo struct {
@@ -3934,7 +4155,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3946,7 +4167,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3959,7 +4180,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *BackupInfo) GetElectionId() string {
@@ -4018,7 +4239,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4030,7 +4251,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4043,7 +4264,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *BackupChunk) GetInfo() *BackupInfo {
@@ -4090,7 +4311,7 @@ type DrillReport struct {
 
 func (x *DrillReport) Reset() {
 	*x = DrillReport{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4102,7 +4323,7 @@ func (x *DrillReport) String() string {
 func (*DrillReport) ProtoMessage() {}
 
 func (x *DrillReport) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4115,7 +4336,7 @@ func (x *DrillReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillReport.ProtoReflect.Descriptor instead.
 func (*DrillReport) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *DrillReport) GetName() string {
@@ -4176,7 +4397,7 @@ type RecordDrillRequest struct {
 
 func (x *RecordDrillRequest) Reset() {
 	*x = RecordDrillRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4188,7 +4409,7 @@ func (x *RecordDrillRequest) String() string {
 func (*RecordDrillRequest) ProtoMessage() {}
 
 func (x *RecordDrillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4201,7 +4422,7 @@ func (x *RecordDrillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDrillRequest.ProtoReflect.Descriptor instead.
 func (*RecordDrillRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RecordDrillRequest) GetReport() *DrillReport {
@@ -4220,7 +4441,7 @@ type RecordDrillResponse struct {
 
 func (x *RecordDrillResponse) Reset() {
 	*x = RecordDrillResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4232,7 +4453,7 @@ func (x *RecordDrillResponse) String() string {
 func (*RecordDrillResponse) ProtoMessage() {}
 
 func (x *RecordDrillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4245,7 +4466,7 @@ func (x *RecordDrillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDrillResponse.ProtoReflect.Descriptor instead.
 func (*RecordDrillResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RecordDrillResponse) GetIndex() uint64 {
@@ -4264,7 +4485,7 @@ type DrillStatusRequest struct {
 
 func (x *DrillStatusRequest) Reset() {
 	*x = DrillStatusRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4497,7 @@ func (x *DrillStatusRequest) String() string {
 func (*DrillStatusRequest) ProtoMessage() {}
 
 func (x *DrillStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4510,7 @@ func (x *DrillStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillStatusRequest.ProtoReflect.Descriptor instead.
 func (*DrillStatusRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{67}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DrillStatusRequest) GetConsistency() Consistency {
@@ -4314,7 +4535,7 @@ type DrillRecord struct {
 
 func (x *DrillRecord) Reset() {
 	*x = DrillRecord{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4547,7 @@ func (x *DrillRecord) String() string {
 func (*DrillRecord) ProtoMessage() {}
 
 func (x *DrillRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4560,7 @@ func (x *DrillRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
 func (*DrillRecord) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{68}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DrillRecord) GetLast() *DrillReport {
@@ -4394,7 +4615,7 @@ type DrillStatusResponse struct {
 
 func (x *DrillStatusResponse) Reset() {
 	*x = DrillStatusResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4406,7 +4627,7 @@ func (x *DrillStatusResponse) String() string {
 func (*DrillStatusResponse) ProtoMessage() {}
 
 func (x *DrillStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4419,7 +4640,7 @@ func (x *DrillStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillStatusResponse.ProtoReflect.Descriptor instead.
 func (*DrillStatusResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{69}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DrillStatusResponse) GetDrills() []*DrillRecord {
@@ -4447,7 +4668,7 @@ type HoldNonvoterRequest struct {
 
 func (x *HoldNonvoterRequest) Reset() {
 	*x = HoldNonvoterRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4459,7 +4680,7 @@ func (x *HoldNonvoterRequest) String() string {
 func (*HoldNonvoterRequest) ProtoMessage() {}
 
 func (x *HoldNonvoterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4472,7 +4693,7 @@ func (x *HoldNonvoterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldNonvoterRequest.ProtoReflect.Descriptor instead.
 func (*HoldNonvoterRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{70}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *HoldNonvoterRequest) GetId() string {
@@ -4499,7 +4720,7 @@ type HoldNonvoterResponse struct {
 
 func (x *HoldNonvoterResponse) Reset() {
 	*x = HoldNonvoterResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4511,7 +4732,7 @@ func (x *HoldNonvoterResponse) String() string {
 func (*HoldNonvoterResponse) ProtoMessage() {}
 
 func (x *HoldNonvoterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4524,7 +4745,7 @@ func (x *HoldNonvoterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldNonvoterResponse.ProtoReflect.Descriptor instead.
 func (*HoldNonvoterResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{71}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *HoldNonvoterResponse) GetNodeId() string {
@@ -4551,7 +4772,7 @@ type ChangeSuffrageRequest struct {
 
 func (x *ChangeSuffrageRequest) Reset() {
 	*x = ChangeSuffrageRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4563,7 +4784,7 @@ func (x *ChangeSuffrageRequest) String() string {
 func (*ChangeSuffrageRequest) ProtoMessage() {}
 
 func (x *ChangeSuffrageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +4797,7 @@ func (x *ChangeSuffrageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeSuffrageRequest.ProtoReflect.Descriptor instead.
 func (*ChangeSuffrageRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{72}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ChangeSuffrageRequest) GetId() string {
@@ -4602,7 +4823,7 @@ type ChangeSuffrageResponse struct {
 
 func (x *ChangeSuffrageResponse) Reset() {
 	*x = ChangeSuffrageResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4614,7 +4835,7 @@ func (x *ChangeSuffrageResponse) String() string {
 func (*ChangeSuffrageResponse) ProtoMessage() {}
 
 func (x *ChangeSuffrageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4627,7 +4848,7 @@ func (x *ChangeSuffrageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeSuffrageResponse.ProtoReflect.Descriptor instead.
 func (*ChangeSuffrageResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{73}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ChangeSuffrageResponse) GetConfigurationIndex() uint64 {
@@ -4646,7 +4867,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4658,7 +4879,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4671,7 +4892,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{74}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -4691,7 +4912,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4703,7 +4924,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4716,7 +4937,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{75}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ApplyResponse) GetResponse() []byte {
@@ -4741,7 +4962,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4753,7 +4974,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4766,7 +4987,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{76}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{80}
 }
 
 type ReadIndexResponse struct {
@@ -4778,7 +4999,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4790,7 +5011,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4803,7 +5024,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{77}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4821,7 +5042,7 @@ type ServerStatsRequest struct {
 
 func (x *ServerStatsRequest) Reset() {
 	*x = ServerStatsRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4833,7 +5054,7 @@ func (x *ServerStatsRequest) String() string {
 func (*ServerStatsRequest) ProtoMessage() {}
 
 func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4846,7 +5067,7 @@ func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ServerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{78}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{82}
 }
 
 type ServerStatsResponse struct {
@@ -4860,7 +5081,7 @@ type ServerStatsResponse struct {
 
 func (x *ServerStatsResponse) Reset() {
 	*x = ServerStatsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4872,7 +5093,7 @@ func (x *ServerStatsResponse) String() string {
 func (*ServerStatsResponse) ProtoMessage() {}
 
 func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4885,7 +5106,7 @@ func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ServerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{79}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ServerStatsResponse) GetLastIndex() uint64 {
@@ -4926,7 +5147,7 @@ type ChaosFault struct {
 
 func (x *ChaosFault) Reset() {
 	*x = ChaosFault{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4938,7 +5159,7 @@ func (x *ChaosFault) String() string {
 func (*ChaosFault) ProtoMessage() {}
 
 func (x *ChaosFault) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4951,7 +5172,7 @@ func (x *ChaosFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosFault.ProtoReflect.Descriptor instead.
 func (*ChaosFault) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{80}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ChaosFault) GetKind() string {
@@ -5004,7 +5225,7 @@ type ChaosHealRequest struct {
 
 func (x *ChaosHealRequest) Reset() {
 	*x = ChaosHealRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5016,7 +5237,7 @@ func (x *ChaosHealRequest) String() string {
 func (*ChaosHealRequest) ProtoMessage() {}
 
 func (x *ChaosHealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5029,7 +5250,7 @@ func (x *ChaosHealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosHealRequest.ProtoReflect.Descriptor instead.
 func (*ChaosHealRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{81}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{85}
 }
 
 type ChaosListRequest struct {
@@ -5040,7 +5261,7 @@ type ChaosListRequest struct {
 
 func (x *ChaosListRequest) Reset() {
 	*x = ChaosListRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5052,7 +5273,7 @@ func (x *ChaosListRequest) String() string {
 func (*ChaosListRequest) ProtoMessage() {}
 
 func (x *ChaosListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5065,7 +5286,7 @@ func (x *ChaosListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosListRequest.ProtoReflect.Descriptor instead.
 func (*ChaosListRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{82}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{86}
 }
 
 type ChaosState struct {
@@ -5078,7 +5299,7 @@ type ChaosState struct {
 
 func (x *ChaosState) Reset() {
 	*x = ChaosState{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5090,7 +5311,7 @@ func (x *ChaosState) String() string {
 func (*ChaosState) ProtoMessage() {}
 
 func (x *ChaosState) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5103,7 +5324,7 @@ func (x *ChaosState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosState.ProtoReflect.Descriptor instead.
 func (*ChaosState) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{83}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ChaosState) GetNodeId() string {
@@ -5128,7 +5349,7 @@ type ChaosKillRequest struct {
 
 func (x *ChaosKillRequest) Reset() {
 	*x = ChaosKillRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5140,7 +5361,7 @@ func (x *ChaosKillRequest) String() string {
 func (*ChaosKillRequest) ProtoMessage() {}
 
 func (x *ChaosKillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5153,7 +5374,7 @@ func (x *ChaosKillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosKillRequest.ProtoReflect.Descriptor instead.
 func (*ChaosKillRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{84}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{88}
 }
 
 type ChaosKillResponse struct {
@@ -5165,7 +5386,7 @@ type ChaosKillResponse struct {
 
 func (x *ChaosKillResponse) Reset() {
 	*x = ChaosKillResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5177,7 +5398,7 @@ func (x *ChaosKillResponse) String() string {
 func (*ChaosKillResponse) ProtoMessage() {}
 
 func (x *ChaosKillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5190,7 +5411,7 @@ func (x *ChaosKillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosKillResponse.ProtoReflect.Descriptor instead.
 func (*ChaosKillResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{85}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *ChaosKillResponse) GetNodeId() string {
@@ -5231,7 +5452,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x06digest\x18\x01 \x01(\fR\x06digest\x12!\n" +
 	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\x12-\n" +
 	"\x13sealed_at_unix_nano\x18\x03 \x01(\x03R\x10sealedAtUnixNano\x12\x1b\n" +
-	"\tsealed_by\x18\x04 \x01(\tR\bsealedBy\"\xd9\x02\n" +
+	"\tsealed_by\x18\x04 \x01(\tR\bsealedBy\"\x8c\x03\n" +
 	"\x0eElectionConfig\x12\x1c\n" +
 	"\torganizer\x18\x01 \x01(\tR\torganizer\x12\x1e\n" +
 	"\n" +
@@ -5242,7 +5463,8 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x13closes_at_unix_nano\x18\x05 \x01(\x03R\x10closesAtUnixNano\x12-\n" +
 	"\x06bureau\x18\x06 \x03(\v2\x15.urne.v1.BureauMemberR\x06bureau\x122\n" +
 	"\x15session_timeout_nanos\x18\a \x01(\x03R\x13sessionTimeoutNanos\x12,\n" +
-	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\"j\n" +
+	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\x121\n" +
+	"\x15deletion_at_unix_nano\x18) \x01(\x03R\x12deletionAtUnixNano\"j\n" +
 	"\fBureauMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
@@ -5307,10 +5529,11 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\bimported\x18\x01 \x01(\x04R\bimported\x12\x1c\n" +
 	"\tunchanged\x18\x02 \x01(\x04R\tunchanged\x12!\n" +
 	"\ftotal_voters\x18\x03 \x01(\x04R\vtotalVoters\x12\x1c\n" +
-	"\trectified\x18\x04 \x01(\x04R\trectified\"2\n" +
+	"\trectified\x18\x04 \x01(\x04R\trectified\"Y\n" +
 	"\x11TransitionRequest\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\"_\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12%\n" +
+	"\x0earchive_digest\x18) \x01(\fR\rarchiveDigest\"_\n" +
 	"\vCastRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x19\n" +
@@ -5410,7 +5633,20 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x05voted\x18\x01 \x01(\bR\x05voted\x12/\n" +
 	"\x14emarged_at_unix_nano\x18\x02 \x01(\x03R\x11emargedAtUnixNano\"5\n" +
 	"\x0fFingerprintPage\x12\"\n" +
-	"\ffingerprints\x18\x01 \x03(\fR\ffingerprints\"k\n" +
+	"\ffingerprints\x18\x01 \x03(\fR\ffingerprints\"9\n" +
+	"\rBackupErasure\x12\x12\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\x12\x14\n" +
+	"\x05files\x18\x02 \x03(\tR\x05files\"K\n" +
+	"\x12DestructionRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x1a\n" +
+	"\x18DestructionStatusRequest\"t\n" +
+	"\x11DestructionStatus\x12\x1f\n" +
+	"\vrecord_json\x18\x01 \x01(\fR\n" +
+	"recordJson\x12 \n" +
+	"\vcertificate\x18\x02 \x01(\fR\vcertificate\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"k\n" +
 	"\x16RegisterEntriesRequest\x12\x19\n" +
 	"\bfrom_seq\x18\x01 \x01(\x04R\afromSeq\x126\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"b\n" +
@@ -5613,7 +5849,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\n" +
 	"GetAccount\x12\x1a.urne.v1.GetAccountRequest\x1a\x16.urne.v1.AccountStatus\x12C\n" +
 	"\x10ExportEmargement\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.EmargementPage0\x01\x12;\n" +
-	"\vListJournal\x12\x14.urne.v1.ReadRequest\x1a\x14.urne.v1.JournalPage0\x012\x9b\x06\n" +
+	"\vListJournal\x12\x14.urne.v1.ReadRequest\x1a\x14.urne.v1.JournalPage0\x012\xd4\b\n" +
 	"\bOperator\x12/\n" +
 	"\x04Node\x12\x14.urne.v1.NodeRequest\x1a\x11.urne.v1.NodeInfo\x126\n" +
 	"\x05Peers\x12\x15.urne.v1.PeersRequest\x1a\x16.urne.v1.PeersResponse\x12]\n" +
@@ -5625,7 +5861,11 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\vRecordDrill\x12\x1b.urne.v1.RecordDrillRequest\x1a\x1c.urne.v1.RecordDrillResponse\x12H\n" +
 	"\vDrillStatus\x12\x1b.urne.v1.DrillStatusRequest\x1a\x1c.urne.v1.DrillStatusResponse\x12K\n" +
 	"\fHoldNonvoter\x12\x1c.urne.v1.HoldNonvoterRequest\x1a\x1d.urne.v1.HoldNonvoterResponse\x12Q\n" +
-	"\x0eChangeSuffrage\x12\x1e.urne.v1.ChangeSuffrageRequest\x1a\x1f.urne.v1.ChangeSuffrageResponse2\xa0\x01\n" +
+	"\x0eChangeSuffrage\x12\x1e.urne.v1.ChangeSuffrageRequest\x1a\x1f.urne.v1.ChangeSuffrageResponse\x12M\n" +
+	"\x12RequestDestruction\x12\x1b.urne.v1.DestructionRequest\x1a\x1a.urne.v1.DestructionStatus\x12O\n" +
+	"\x14AuthorizeDestruction\x12\x1b.urne.v1.DestructionRequest\x1a\x1a.urne.v1.DestructionStatus\x12L\n" +
+	"\vDestruction\x12!.urne.v1.DestructionStatusRequest\x1a\x1a.urne.v1.DestructionStatus\x12I\n" +
+	"\x13RecordBackupErasure\x12\x16.urne.v1.BackupErasure\x1a\x1a.urne.v1.DestructionStatus2\xa0\x01\n" +
 	"\x05Audit\x12K\n" +
 	"\x0fRegisterEntries\x12\x1f.urne.v1.RegisterEntriesRequest\x1a\x15.urne.v1.RegisterPage0\x01\x12J\n" +
 	"\x0eCheckIntegrity\x12\x1e.urne.v1.CheckIntegrityRequest\x1a\x18.urne.v1.IntegrityReport2\xd0\x01\n" +
@@ -5652,7 +5892,7 @@ func file_transport_urnepb_urne_proto_rawDescGZIP() []byte {
 }
 
 var file_transport_urnepb_urne_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 86)
+var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_transport_urnepb_urne_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: urne.v1.Consistency
 	(ElectionPhase)(0),                 // 1: urne.v1.ElectionPhase
@@ -5699,49 +5939,53 @@ var file_transport_urnepb_urne_proto_goTypes = []any{
 	(*HasVotedRequest)(nil),            // 42: urne.v1.HasVotedRequest
 	(*HasVotedResponse)(nil),           // 43: urne.v1.HasVotedResponse
 	(*FingerprintPage)(nil),            // 44: urne.v1.FingerprintPage
-	(*RegisterEntriesRequest)(nil),     // 45: urne.v1.RegisterEntriesRequest
-	(*RegisterPage)(nil),               // 46: urne.v1.RegisterPage
-	(*CheckIntegrityRequest)(nil),      // 47: urne.v1.CheckIntegrityRequest
-	(*IntegrityFinding)(nil),           // 48: urne.v1.IntegrityFinding
-	(*IntegrityReport)(nil),            // 49: urne.v1.IntegrityReport
-	(*NodeRequest)(nil),                // 50: urne.v1.NodeRequest
-	(*NodeInfo)(nil),                   // 51: urne.v1.NodeInfo
-	(*PeersRequest)(nil),               // 52: urne.v1.PeersRequest
-	(*Peer)(nil),                       // 53: urne.v1.Peer
-	(*PeersResponse)(nil),              // 54: urne.v1.PeersResponse
-	(*TransferLeadershipRequest)(nil),  // 55: urne.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 56: urne.v1.TransferLeadershipResponse
-	(*RemoveServerRequest)(nil),        // 57: urne.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 58: urne.v1.RemoveServerResponse
-	(*RotateKeyRequest)(nil),           // 59: urne.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 60: urne.v1.RotateKeyResponse
-	(*StateDigestRequest)(nil),         // 61: urne.v1.StateDigestRequest
-	(*StateDigestResponse)(nil),        // 62: urne.v1.StateDigestResponse
-	(*BackupRequest)(nil),              // 63: urne.v1.BackupRequest
-	(*BackupInfo)(nil),                 // 64: urne.v1.BackupInfo
-	(*BackupChunk)(nil),                // 65: urne.v1.BackupChunk
-	(*DrillReport)(nil),                // 66: urne.v1.DrillReport
-	(*RecordDrillRequest)(nil),         // 67: urne.v1.RecordDrillRequest
-	(*RecordDrillResponse)(nil),        // 68: urne.v1.RecordDrillResponse
-	(*DrillStatusRequest)(nil),         // 69: urne.v1.DrillStatusRequest
-	(*DrillRecord)(nil),                // 70: urne.v1.DrillRecord
-	(*DrillStatusResponse)(nil),        // 71: urne.v1.DrillStatusResponse
-	(*HoldNonvoterRequest)(nil),        // 72: urne.v1.HoldNonvoterRequest
-	(*HoldNonvoterResponse)(nil),       // 73: urne.v1.HoldNonvoterResponse
-	(*ChangeSuffrageRequest)(nil),      // 74: urne.v1.ChangeSuffrageRequest
-	(*ChangeSuffrageResponse)(nil),     // 75: urne.v1.ChangeSuffrageResponse
-	(*ApplyRequest)(nil),               // 76: urne.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 77: urne.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 78: urne.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 79: urne.v1.ReadIndexResponse
-	(*ServerStatsRequest)(nil),         // 80: urne.v1.ServerStatsRequest
-	(*ServerStatsResponse)(nil),        // 81: urne.v1.ServerStatsResponse
-	(*ChaosFault)(nil),                 // 82: urne.v1.ChaosFault
-	(*ChaosHealRequest)(nil),           // 83: urne.v1.ChaosHealRequest
-	(*ChaosListRequest)(nil),           // 84: urne.v1.ChaosListRequest
-	(*ChaosState)(nil),                 // 85: urne.v1.ChaosState
-	(*ChaosKillRequest)(nil),           // 86: urne.v1.ChaosKillRequest
-	(*ChaosKillResponse)(nil),          // 87: urne.v1.ChaosKillResponse
+	(*BackupErasure)(nil),              // 45: urne.v1.BackupErasure
+	(*DestructionRequest)(nil),         // 46: urne.v1.DestructionRequest
+	(*DestructionStatusRequest)(nil),   // 47: urne.v1.DestructionStatusRequest
+	(*DestructionStatus)(nil),          // 48: urne.v1.DestructionStatus
+	(*RegisterEntriesRequest)(nil),     // 49: urne.v1.RegisterEntriesRequest
+	(*RegisterPage)(nil),               // 50: urne.v1.RegisterPage
+	(*CheckIntegrityRequest)(nil),      // 51: urne.v1.CheckIntegrityRequest
+	(*IntegrityFinding)(nil),           // 52: urne.v1.IntegrityFinding
+	(*IntegrityReport)(nil),            // 53: urne.v1.IntegrityReport
+	(*NodeRequest)(nil),                // 54: urne.v1.NodeRequest
+	(*NodeInfo)(nil),                   // 55: urne.v1.NodeInfo
+	(*PeersRequest)(nil),               // 56: urne.v1.PeersRequest
+	(*Peer)(nil),                       // 57: urne.v1.Peer
+	(*PeersResponse)(nil),              // 58: urne.v1.PeersResponse
+	(*TransferLeadershipRequest)(nil),  // 59: urne.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 60: urne.v1.TransferLeadershipResponse
+	(*RemoveServerRequest)(nil),        // 61: urne.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 62: urne.v1.RemoveServerResponse
+	(*RotateKeyRequest)(nil),           // 63: urne.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 64: urne.v1.RotateKeyResponse
+	(*StateDigestRequest)(nil),         // 65: urne.v1.StateDigestRequest
+	(*StateDigestResponse)(nil),        // 66: urne.v1.StateDigestResponse
+	(*BackupRequest)(nil),              // 67: urne.v1.BackupRequest
+	(*BackupInfo)(nil),                 // 68: urne.v1.BackupInfo
+	(*BackupChunk)(nil),                // 69: urne.v1.BackupChunk
+	(*DrillReport)(nil),                // 70: urne.v1.DrillReport
+	(*RecordDrillRequest)(nil),         // 71: urne.v1.RecordDrillRequest
+	(*RecordDrillResponse)(nil),        // 72: urne.v1.RecordDrillResponse
+	(*DrillStatusRequest)(nil),         // 73: urne.v1.DrillStatusRequest
+	(*DrillRecord)(nil),                // 74: urne.v1.DrillRecord
+	(*DrillStatusResponse)(nil),        // 75: urne.v1.DrillStatusResponse
+	(*HoldNonvoterRequest)(nil),        // 76: urne.v1.HoldNonvoterRequest
+	(*HoldNonvoterResponse)(nil),       // 77: urne.v1.HoldNonvoterResponse
+	(*ChangeSuffrageRequest)(nil),      // 78: urne.v1.ChangeSuffrageRequest
+	(*ChangeSuffrageResponse)(nil),     // 79: urne.v1.ChangeSuffrageResponse
+	(*ApplyRequest)(nil),               // 80: urne.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 81: urne.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 82: urne.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 83: urne.v1.ReadIndexResponse
+	(*ServerStatsRequest)(nil),         // 84: urne.v1.ServerStatsRequest
+	(*ServerStatsResponse)(nil),        // 85: urne.v1.ServerStatsResponse
+	(*ChaosFault)(nil),                 // 86: urne.v1.ChaosFault
+	(*ChaosHealRequest)(nil),           // 87: urne.v1.ChaosHealRequest
+	(*ChaosListRequest)(nil),           // 88: urne.v1.ChaosListRequest
+	(*ChaosState)(nil),                 // 89: urne.v1.ChaosState
+	(*ChaosKillRequest)(nil),           // 90: urne.v1.ChaosKillRequest
+	(*ChaosKillResponse)(nil),          // 91: urne.v1.ChaosKillResponse
 }
 var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 0: urne.v1.ElectionState.phase:type_name -> urne.v1.ElectionPhase
@@ -5764,14 +6008,14 @@ var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 17: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
 	0,  // 18: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
 	0,  // 19: urne.v1.RegisterEntriesRequest.consistency:type_name -> urne.v1.Consistency
-	48, // 20: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
-	53, // 21: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
-	64, // 22: urne.v1.BackupChunk.info:type_name -> urne.v1.BackupInfo
-	66, // 23: urne.v1.RecordDrillRequest.report:type_name -> urne.v1.DrillReport
+	52, // 20: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
+	57, // 21: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
+	68, // 22: urne.v1.BackupChunk.info:type_name -> urne.v1.BackupInfo
+	70, // 23: urne.v1.RecordDrillRequest.report:type_name -> urne.v1.DrillReport
 	0,  // 24: urne.v1.DrillStatusRequest.consistency:type_name -> urne.v1.Consistency
-	66, // 25: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
-	70, // 26: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
-	82, // 27: urne.v1.ChaosState.faults:type_name -> urne.v1.ChaosFault
+	70, // 25: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
+	74, // 26: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
+	86, // 27: urne.v1.ChaosState.faults:type_name -> urne.v1.ChaosFault
 	2,  // 28: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
 	18, // 29: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
 	20, // 30: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
@@ -5798,74 +6042,82 @@ var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	34, // 51: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
 	40, // 52: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
 	40, // 53: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
-	50, // 54: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
-	52, // 55: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
-	55, // 56: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
-	57, // 57: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
-	59, // 58: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
-	61, // 59: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
-	63, // 60: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
-	67, // 61: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
-	69, // 62: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
-	72, // 63: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
-	74, // 64: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
-	45, // 65: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
-	47, // 66: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
-	76, // 67: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
-	78, // 68: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
-	80, // 69: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
-	82, // 70: urne.v1.Chaos.Inject:input_type -> urne.v1.ChaosFault
-	83, // 71: urne.v1.Chaos.Heal:input_type -> urne.v1.ChaosHealRequest
-	84, // 72: urne.v1.Chaos.List:input_type -> urne.v1.ChaosListRequest
-	86, // 73: urne.v1.Chaos.Kill:input_type -> urne.v1.ChaosKillRequest
-	3,  // 74: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
-	19, // 75: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
-	3,  // 76: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
-	3,  // 77: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
-	23, // 78: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
-	3,  // 79: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
-	41, // 80: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
-	43, // 81: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
-	44, // 82: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
-	3,  // 83: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
-	3,  // 84: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
-	3,  // 85: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
-	3,  // 86: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
-	3,  // 87: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
-	3,  // 88: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
-	3,  // 89: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
-	16, // 90: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
-	26, // 91: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
-	28, // 92: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
-	30, // 93: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
-	32, // 94: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
-	23, // 95: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
-	35, // 96: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
-	35, // 97: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
-	37, // 98: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
-	39, // 99: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
-	51, // 100: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
-	54, // 101: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
-	56, // 102: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
-	58, // 103: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
-	60, // 104: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
-	62, // 105: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
-	65, // 106: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
-	68, // 107: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
-	71, // 108: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
-	73, // 109: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
-	75, // 110: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
-	46, // 111: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
-	49, // 112: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
-	77, // 113: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
-	79, // 114: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
-	81, // 115: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
-	85, // 116: urne.v1.Chaos.Inject:output_type -> urne.v1.ChaosState
-	85, // 117: urne.v1.Chaos.Heal:output_type -> urne.v1.ChaosState
-	85, // 118: urne.v1.Chaos.List:output_type -> urne.v1.ChaosState
-	87, // 119: urne.v1.Chaos.Kill:output_type -> urne.v1.ChaosKillResponse
-	74, // [74:120] is the sub-list for method output_type
-	28, // [28:74] is the sub-list for method input_type
+	54, // 54: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
+	56, // 55: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
+	59, // 56: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
+	61, // 57: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
+	63, // 58: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
+	65, // 59: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
+	67, // 60: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
+	71, // 61: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
+	73, // 62: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
+	76, // 63: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
+	78, // 64: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
+	46, // 65: urne.v1.Operator.RequestDestruction:input_type -> urne.v1.DestructionRequest
+	46, // 66: urne.v1.Operator.AuthorizeDestruction:input_type -> urne.v1.DestructionRequest
+	47, // 67: urne.v1.Operator.Destruction:input_type -> urne.v1.DestructionStatusRequest
+	45, // 68: urne.v1.Operator.RecordBackupErasure:input_type -> urne.v1.BackupErasure
+	49, // 69: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
+	51, // 70: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
+	80, // 71: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
+	82, // 72: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
+	84, // 73: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
+	86, // 74: urne.v1.Chaos.Inject:input_type -> urne.v1.ChaosFault
+	87, // 75: urne.v1.Chaos.Heal:input_type -> urne.v1.ChaosHealRequest
+	88, // 76: urne.v1.Chaos.List:input_type -> urne.v1.ChaosListRequest
+	90, // 77: urne.v1.Chaos.Kill:input_type -> urne.v1.ChaosKillRequest
+	3,  // 78: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
+	19, // 79: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
+	3,  // 80: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
+	3,  // 81: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
+	23, // 82: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
+	3,  // 83: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
+	41, // 84: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
+	43, // 85: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
+	44, // 86: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
+	3,  // 87: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
+	3,  // 88: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
+	3,  // 89: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
+	3,  // 90: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
+	3,  // 91: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
+	3,  // 92: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
+	3,  // 93: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
+	16, // 94: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
+	26, // 95: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
+	28, // 96: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
+	30, // 97: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
+	32, // 98: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
+	23, // 99: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
+	35, // 100: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
+	35, // 101: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
+	37, // 102: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
+	39, // 103: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
+	55, // 104: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
+	58, // 105: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
+	60, // 106: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
+	62, // 107: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
+	64, // 108: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
+	66, // 109: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
+	69, // 110: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
+	72, // 111: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
+	75, // 112: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
+	77, // 113: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
+	79, // 114: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
+	48, // 115: urne.v1.Operator.RequestDestruction:output_type -> urne.v1.DestructionStatus
+	48, // 116: urne.v1.Operator.AuthorizeDestruction:output_type -> urne.v1.DestructionStatus
+	48, // 117: urne.v1.Operator.Destruction:output_type -> urne.v1.DestructionStatus
+	48, // 118: urne.v1.Operator.RecordBackupErasure:output_type -> urne.v1.DestructionStatus
+	50, // 119: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
+	53, // 120: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
+	81, // 121: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
+	83, // 122: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
+	85, // 123: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
+	89, // 124: urne.v1.Chaos.Inject:output_type -> urne.v1.ChaosState
+	89, // 125: urne.v1.Chaos.Heal:output_type -> urne.v1.ChaosState
+	89, // 126: urne.v1.Chaos.List:output_type -> urne.v1.ChaosState
+	91, // 127: urne.v1.Chaos.Kill:output_type -> urne.v1.ChaosKillResponse
+	78, // [78:128] is the sub-list for method output_type
+	28, // [28:78] is the sub-list for method input_type
 	28, // [28:28] is the sub-list for extension type_name
 	28, // [28:28] is the sub-list for extension extendee
 	0,  // [0:28] is the sub-list for field type_name
@@ -5882,7 +6134,7 @@ func file_transport_urnepb_urne_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_urnepb_urne_proto_rawDesc), len(file_transport_urnepb_urne_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   86,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

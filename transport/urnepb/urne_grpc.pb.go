@@ -1114,17 +1114,21 @@ var Election_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Operator_Node_FullMethodName               = "/urne.v1.Operator/Node"
-	Operator_Peers_FullMethodName              = "/urne.v1.Operator/Peers"
-	Operator_TransferLeadership_FullMethodName = "/urne.v1.Operator/TransferLeadership"
-	Operator_RemoveServer_FullMethodName       = "/urne.v1.Operator/RemoveServer"
-	Operator_RotateKey_FullMethodName          = "/urne.v1.Operator/RotateKey"
-	Operator_StateDigest_FullMethodName        = "/urne.v1.Operator/StateDigest"
-	Operator_Backup_FullMethodName             = "/urne.v1.Operator/Backup"
-	Operator_RecordDrill_FullMethodName        = "/urne.v1.Operator/RecordDrill"
-	Operator_DrillStatus_FullMethodName        = "/urne.v1.Operator/DrillStatus"
-	Operator_HoldNonvoter_FullMethodName       = "/urne.v1.Operator/HoldNonvoter"
-	Operator_ChangeSuffrage_FullMethodName     = "/urne.v1.Operator/ChangeSuffrage"
+	Operator_Node_FullMethodName                 = "/urne.v1.Operator/Node"
+	Operator_Peers_FullMethodName                = "/urne.v1.Operator/Peers"
+	Operator_TransferLeadership_FullMethodName   = "/urne.v1.Operator/TransferLeadership"
+	Operator_RemoveServer_FullMethodName         = "/urne.v1.Operator/RemoveServer"
+	Operator_RotateKey_FullMethodName            = "/urne.v1.Operator/RotateKey"
+	Operator_StateDigest_FullMethodName          = "/urne.v1.Operator/StateDigest"
+	Operator_Backup_FullMethodName               = "/urne.v1.Operator/Backup"
+	Operator_RecordDrill_FullMethodName          = "/urne.v1.Operator/RecordDrill"
+	Operator_DrillStatus_FullMethodName          = "/urne.v1.Operator/DrillStatus"
+	Operator_HoldNonvoter_FullMethodName         = "/urne.v1.Operator/HoldNonvoter"
+	Operator_ChangeSuffrage_FullMethodName       = "/urne.v1.Operator/ChangeSuffrage"
+	Operator_RequestDestruction_FullMethodName   = "/urne.v1.Operator/RequestDestruction"
+	Operator_AuthorizeDestruction_FullMethodName = "/urne.v1.Operator/AuthorizeDestruction"
+	Operator_Destruction_FullMethodName          = "/urne.v1.Operator/Destruction"
+	Operator_RecordBackupErasure_FullMethodName  = "/urne.v1.Operator/RecordBackupErasure"
 )
 
 // OperatorClient is the client API for Operator service.
@@ -1155,6 +1159,17 @@ type OperatorClient interface {
 	HoldNonvoter(ctx context.Context, in *HoldNonvoterRequest, opts ...grpc.CallOption) (*HoldNonvoterResponse, error)
 	// ChangeSuffrage makes a server of the configuration a voter or a nonvoter (on the leader).
 	ChangeSuffrage(ctx context.Context, in *ChangeSuffrageRequest, opts ...grpc.CallOption) (*ChangeSuffrageResponse, error)
+	// RequestDestruction (operator: the processor) and AuthorizeDestruction (organizer: the
+	// controller) are the two recorded steps of the certified destruction; the second one,
+	// once the retention period has passed, destroys the election's data on every node.
+	RequestDestruction(ctx context.Context, in *DestructionRequest, opts ...grpc.CallOption) (*DestructionStatus, error)
+	AuthorizeDestruction(ctx context.Context, in *DestructionRequest, opts ...grpc.CallOption) (*DestructionStatus, error)
+	// Destruction returns the destruction's state and, once every node erased its data, the
+	// certificate signed with the cluster's receipt key.
+	Destruction(ctx context.Context, in *DestructionStatusRequest, opts ...grpc.CallOption) (*DestructionStatus, error)
+	// RecordBackupErasure (operator) records that the managed backups and archives of the
+	// election, and the backup key that sealed them, were destroyed after the authorization.
+	RecordBackupErasure(ctx context.Context, in *BackupErasure, opts ...grpc.CallOption) (*DestructionStatus, error)
 }
 
 type operatorClient struct {
@@ -1284,6 +1299,46 @@ func (c *operatorClient) ChangeSuffrage(ctx context.Context, in *ChangeSuffrageR
 	return out, nil
 }
 
+func (c *operatorClient) RequestDestruction(ctx context.Context, in *DestructionRequest, opts ...grpc.CallOption) (*DestructionStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestructionStatus)
+	err := c.cc.Invoke(ctx, Operator_RequestDestruction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) AuthorizeDestruction(ctx context.Context, in *DestructionRequest, opts ...grpc.CallOption) (*DestructionStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestructionStatus)
+	err := c.cc.Invoke(ctx, Operator_AuthorizeDestruction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) Destruction(ctx context.Context, in *DestructionStatusRequest, opts ...grpc.CallOption) (*DestructionStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestructionStatus)
+	err := c.cc.Invoke(ctx, Operator_Destruction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *operatorClient) RecordBackupErasure(ctx context.Context, in *BackupErasure, opts ...grpc.CallOption) (*DestructionStatus, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DestructionStatus)
+	err := c.cc.Invoke(ctx, Operator_RecordBackupErasure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OperatorServer is the server API for Operator service.
 // All implementations must embed UnimplementedOperatorServer
 // for forward compatibility.
@@ -1312,6 +1367,17 @@ type OperatorServer interface {
 	HoldNonvoter(context.Context, *HoldNonvoterRequest) (*HoldNonvoterResponse, error)
 	// ChangeSuffrage makes a server of the configuration a voter or a nonvoter (on the leader).
 	ChangeSuffrage(context.Context, *ChangeSuffrageRequest) (*ChangeSuffrageResponse, error)
+	// RequestDestruction (operator: the processor) and AuthorizeDestruction (organizer: the
+	// controller) are the two recorded steps of the certified destruction; the second one,
+	// once the retention period has passed, destroys the election's data on every node.
+	RequestDestruction(context.Context, *DestructionRequest) (*DestructionStatus, error)
+	AuthorizeDestruction(context.Context, *DestructionRequest) (*DestructionStatus, error)
+	// Destruction returns the destruction's state and, once every node erased its data, the
+	// certificate signed with the cluster's receipt key.
+	Destruction(context.Context, *DestructionStatusRequest) (*DestructionStatus, error)
+	// RecordBackupErasure (operator) records that the managed backups and archives of the
+	// election, and the backup key that sealed them, were destroyed after the authorization.
+	RecordBackupErasure(context.Context, *BackupErasure) (*DestructionStatus, error)
 	mustEmbedUnimplementedOperatorServer()
 }
 
@@ -1354,6 +1420,18 @@ func (UnimplementedOperatorServer) HoldNonvoter(context.Context, *HoldNonvoterRe
 }
 func (UnimplementedOperatorServer) ChangeSuffrage(context.Context, *ChangeSuffrageRequest) (*ChangeSuffrageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangeSuffrage not implemented")
+}
+func (UnimplementedOperatorServer) RequestDestruction(context.Context, *DestructionRequest) (*DestructionStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestDestruction not implemented")
+}
+func (UnimplementedOperatorServer) AuthorizeDestruction(context.Context, *DestructionRequest) (*DestructionStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method AuthorizeDestruction not implemented")
+}
+func (UnimplementedOperatorServer) Destruction(context.Context, *DestructionStatusRequest) (*DestructionStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method Destruction not implemented")
+}
+func (UnimplementedOperatorServer) RecordBackupErasure(context.Context, *BackupErasure) (*DestructionStatus, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordBackupErasure not implemented")
 }
 func (UnimplementedOperatorServer) mustEmbedUnimplementedOperatorServer() {}
 func (UnimplementedOperatorServer) testEmbeddedByValue()                  {}
@@ -1567,6 +1645,78 @@ func _Operator_ChangeSuffrage_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Operator_RequestDestruction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestructionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).RequestDestruction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_RequestDestruction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).RequestDestruction(ctx, req.(*DestructionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_AuthorizeDestruction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestructionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).AuthorizeDestruction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_AuthorizeDestruction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).AuthorizeDestruction(ctx, req.(*DestructionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_Destruction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestructionStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).Destruction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_Destruction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).Destruction(ctx, req.(*DestructionStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Operator_RecordBackupErasure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BackupErasure)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OperatorServer).RecordBackupErasure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Operator_RecordBackupErasure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OperatorServer).RecordBackupErasure(ctx, req.(*BackupErasure))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Operator_ServiceDesc is the grpc.ServiceDesc for Operator service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1613,6 +1763,22 @@ var Operator_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangeSuffrage",
 			Handler:    _Operator_ChangeSuffrage_Handler,
+		},
+		{
+			MethodName: "RequestDestruction",
+			Handler:    _Operator_RequestDestruction_Handler,
+		},
+		{
+			MethodName: "AuthorizeDestruction",
+			Handler:    _Operator_AuthorizeDestruction_Handler,
+		},
+		{
+			MethodName: "Destruction",
+			Handler:    _Operator_Destruction_Handler,
+		},
+		{
+			MethodName: "RecordBackupErasure",
+			Handler:    _Operator_RecordBackupErasure_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
