@@ -38,7 +38,7 @@ func TestCreateVerifyRoundTrip(t *testing.T) {
 	if m.Phase != "closed" || m.Counts.Voters != 20 || m.Counts.Ballots != 12 || m.Counts.Emargements != 12 {
 		t.Fatalf("manifest: %+v", m)
 	}
-	for _, name := range []string{MemberElection, MemberVoters, MemberEmargement, MemberBox, MemberRegister, MemberJournal, "tally/pv.json"} {
+	for _, name := range []string{MemberElection, MemberVoters, MemberEmargement, MemberBox, MemberRegister, "tally/pv.json"} {
 		if len(got[name]) == 0 {
 			t.Errorf("member %s missing or empty (members: %v)", name, m.Members)
 		}

@@ -28,7 +28,6 @@ const (
 	MemberVoters     = "voters.jsonl"
 	MemberScrutins   = "scrutins.jsonl"
 	MemberLists      = "lists.jsonl"
-	MemberJournal    = "journal.jsonl"
 	MemberEmargement = "emargement.jsonl"
 	MemberBox        = "ballots/box.jsonl"
 	MemberRegister   = "register.jsonl"
@@ -40,9 +39,8 @@ const (
 var stateMembers = map[string]struct{ name, what string }{
 	"box":        {MemberBox, "the encrypted ballots: fingerprint and stored value (a BoxEntry protobuf in a legal election, the opaque ballot in a test one)"},
 	"emargement": {MemberEmargement, "the émargement: keyed voter (or voter and scrutin) hash and time of each vote"},
-	"journal":    {MemberJournal, "the election journal: lifecycle steps, rectifications of the roll, authentication events"},
 	"lists":      {MemberLists, "the candidate lists as filed"},
-	"register":   {MemberRegister, "the activity register with its timestamp tokens, in the export format `urne audit verify` reads"},
+	"register":   {MemberRegister, "the activity register (lifecycle steps, rectifications of the roll, authentication events, operations) with its timestamp tokens, in the export format `urne audit verify` reads"},
 	"scrutins":   {MemberScrutins, "the scrutins"},
 	"voters":     {MemberVoters, "the final voter roll (keyed voter hash and record; secrets' hashes left out)"},
 }
@@ -237,8 +235,6 @@ func (x *extractor) line(bucket string, key, value []byte) error {
 		switch bucket {
 		case "emargement":
 			m = &fsmpb.EmargementRecord{}
-		case "journal":
-			m = &fsmpb.JournalRecord{}
 		case "lists":
 			m = &fsmpb.CandidateList{}
 		case "scrutins":

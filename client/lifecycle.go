@@ -182,21 +182,6 @@ func (c *Client) ExportEmargement(ctx context.Context, fn func(*urnepb.Emargemen
 	})
 }
 
-// Journal calls fn with every record of the activity register, in order.
-func (c *Client) Journal(ctx context.Context, fn func(*urnepb.JournalEntry) error, opts ...ReadOption) error {
-	cl, consistency := readCall("list journal", opts)
-	cl.stream = true
-	return c.do(ctx, cl, func(ctx context.Context, cc *grpc.ClientConn) error {
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		stream, err := election(cc).ListJournal(ctx, &urnepb.ReadRequest{Consistency: consistency})
-		if err != nil {
-			return err
-		}
-		return deliverPages(stream, cc.Target(), func(p *urnepb.JournalPage) []*urnepb.JournalEntry { return p.Entries }, fn)
-	})
-}
-
 // deliverPages hands each entry of a paged stream to fn; a break after the first entry is final.
 func deliverPages[P any, E any](stream grpc.ServerStreamingClient[P], endpoint string, entries func(*P) []E, fn func(E) error) error {
 	delivered := 0

@@ -82,6 +82,7 @@ type applyState struct {
 	countersDirty bool
 	mac           hash.Hash // HMAC keyed with the index key, made once per batch
 	register      registerState
+	notes         []registerNote // what the command being applied tells the register
 }
 
 // indexMAC returns the HMAC keyed with the election's index key. The key never changes

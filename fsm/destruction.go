@@ -25,14 +25,14 @@ import (
 // the vote closed, unless the election names its own deletion date.
 const ArchiveRetentionYears = 2
 
-// Journal kinds of the destruction.
+// Register actions of the destruction.
 const (
-	JournalDestructionRequested = "destruction.requested"
-	JournalDataDestroyed        = "data.destroyed"
+	JournalDestructionRequested = "request destruction"
+	JournalDataDestroyed        = "destroy data"
 )
 
 // destroyedBuckets are emptied by the destruction; the register, lists, scrutins and meta stay.
-var destroyedBuckets = [][]byte{bucketAccounts, bucketBox, bucketEmargement, bucketHomonyms, bucketJournal,
+var destroyedBuckets = [][]byte{bucketAccounts, bucketBox, bucketEmargement, bucketHomonyms,
 	bucketLogins, bucketOutbox, bucketSessions, bucketVoters}
 
 func init() {
@@ -41,19 +41,11 @@ func init() {
 	handlers[fsmpb.CommandType_COMMAND_RECORD_ERASURE] = typed(newMessage[fsmpb.RecordErasure], checkRecordErasure, applyRecordErasure)
 }
 
-// describers name in the activity register the commands of the operations (drills, ticks,
+// describers name in the activity register the commands of the operations (ticks,
 // destruction) that the register's own table does not describe.
 var describers = map[fsmpb.CommandType]func(*audit.Entry, *fsmpb.Command){
 	fsmpb.CommandType_COMMAND_TICK: func(e *audit.Entry, _ *fsmpb.Command) {
 		e.Action, e.Object = "tick", "deadlines and retention periods"
-	},
-	fsmpb.CommandType_COMMAND_RECORD_DRILL: func(e *audit.Entry, c *fsmpb.Command) {
-		e.Action, e.Object = "record drill", "drill reports"
-		p := &fsmpb.RecordDrill{}
-		if proto.Unmarshal(c.Payload, p) == nil {
-			e.Object = "drill " + clip(p.Name)
-			e.Detail = clip(fmt.Sprintf("ok=%t: %s", p.Ok, p.Summary))
-		}
 	},
 	fsmpb.CommandType_COMMAND_REQUEST_DESTRUCTION: func(e *audit.Entry, _ *fsmpb.Command) {
 		e.Action, e.Object = "request destruction", "election data"
@@ -230,7 +222,6 @@ func (s *applyState) destroy(c *fsmpb.Command, e *fsmpb.ElectionState) error {
 	}
 	d.AuthorizedBy, d.AuthorizedAtUnixNano = c.GetActor().GetPrincipal(), c.StampedAtUnixNano
 	s.counters.Voters, s.counters.Emargements, s.counters.Ballots, s.counters.OutboxPending = 0, 0, 0, 0
-	s.counters.JournalNext, s.counters.JournalHead = 0, nil
 	s.countersDirty, s.electionDirty = true, true
 	return s.journal(c, JournalDataDestroyed, nil, "destruction authorized by %s: %d kinds of records destroyed", d.AuthorizedBy, len(d.Destroyed))
 }

@@ -48,6 +48,7 @@ func legalConfig() *fsmpb.ElectionConfig {
 			{Name: "Ada President", Email: "president@example.org", Function: "president"},
 			{Name: "Bob Secretary", Email: "secretary@example.org", Function: "secretary"},
 		},
+		OrganizerEmails: []string{"organizers@example.org", "president@example.org"},
 	}
 }
 

@@ -21,7 +21,7 @@ func TestOperationsEnterTheRegister(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []struct{ actor, action, object string }{
-		{ActorOperator, "record drill", "drill failover"},
+		{ActorOperator, "drill", "drill failover"},
 		{ActorOperator, "backup", "state at index 1"},
 		{"system", "tick", "deadlines and retention periods"},
 	}
@@ -34,7 +34,7 @@ func TestOperationsEnterTheRegister(t *testing.T) {
 			t.Errorf("entry %d: %s %q %q %q, want %s %q %q", e.Seq, e.Actor, e.Action, e.Object, e.Outcome, w.actor, w.action, w.object)
 		}
 	}
-	if got[0].Detail != "ok=true: RTO 1.2 s, nothing lost" {
+	if got[0].Detail != "succeeded: RTO 1.2 s, nothing lost" {
 		t.Errorf("drill detail %q", got[0].Detail)
 	}
 }

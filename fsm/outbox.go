@@ -18,8 +18,13 @@ const (
 // outcome with OUTBOX_DONE, so a message survives a failover: a new leader sends what the old
 // one had not confirmed (at least once).
 func (s *applyState) enqueue(c *fsmpb.Command, channel, to, subject, body string) error {
+	return s.enqueueAt(c.StampedAtUnixNano, channel, to, subject, body)
+}
+
+// enqueueAt is enqueue for a message that no command's stamp dates (a membership change).
+func (s *applyState) enqueueAt(at int64, channel, to, subject, body string) error {
 	m := &fsmpb.OutboxMessage{Seq: s.counters.OutboxNext, Channel: channel, To: to, Subject: subject, Body: body,
-		EnqueuedAtUnixNano: c.StampedAtUnixNano}
+		EnqueuedAtUnixNano: at}
 	if err := putMessage(s.tx, s.sealer, bucketOutbox, seqKey(m.Seq), m); err != nil {
 		return err
 	}

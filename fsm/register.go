@@ -66,14 +66,22 @@ func (s *applyState) record(index uint64, c *fsmpb.Command, resp *fsmpb.Response
 	if _, err := s.registerHead(); err != nil {
 		return err
 	}
-	e := describe(s, c, resp)
-	e.RaftIndex = index
+	base := describe(s, c, resp)
+	base.RaftIndex = index
 	if c != nil {
-		e.Time = c.StampedAtUnixNano
-		e.Actor = actorOf(c)
-		s.attachConnection(e, c)
+		base.Time = c.StampedAtUnixNano
+		base.Actor = actorOf(c)
 	}
-	return s.appendEntry(e)
+	entries := s.notedEntries(c.GetType(), base)
+	for _, e := range entries {
+		if c != nil {
+			s.attachConnection(e, c)
+		}
+		if err := s.appendEntry(e); err != nil {
+			return err
+		}
+	}
+	return s.notice(noticeOf(c, resp), entries[len(entries)-1])
 }
 
 // registerHead returns the head as this batch has moved it, reading it once per batch.
@@ -130,9 +138,11 @@ func (s *applyState) attachConnection(e *audit.Entry, c *fsmpb.Command) {
 }
 
 // clip bounds a caller-supplied text to what an entry may hold.
-func clip(v string) string {
-	if len(v) > 256 {
-		v = v[:256]
+func clip(v string) string { return clipTo(v, 256) }
+
+func clipTo(v string, n int) string {
+	if len(v) > n {
+		v = v[:n]
 	}
 	return strings.ToValidUTF8(v, "?")
 }
@@ -163,6 +173,10 @@ func describe(s *applyState, c *fsmpb.Command, resp *fsmpb.Response) *audit.Entr
 		// No voter id, request id, fingerprint or refusal message: only that a cast happened.
 		e.Action, e.Object = "cast", "ballot box of "+election
 		e.Detail = fmt.Sprintf("%d ballots in the box", s.counters.Ballots)
+	case fsmpb.CommandType_COMMAND_RECORD_DRILL:
+		describeDrill(e, c)
+	case fsmpb.CommandType_COMMAND_OUTBOX_DONE:
+		describeDelivery(e, c)
 	case fsmpb.CommandType_COMMAND_NOOP:
 		e.Action, e.Object = "no-op", "cluster"
 	case fsmpb.CommandType_COMMAND_REGISTER_STAMP:
@@ -176,12 +190,60 @@ func describe(s *applyState, c *fsmpb.Command, resp *fsmpb.Response) *audit.Entr
 			e.Detail = clip(fmt.Sprintf("sha256 %x, version %s", p.Sha256, p.Version))
 		}
 	default:
-		e.Action, e.Object = fmt.Sprintf("command type %d", c.Type), "cluster"
+		e.Action, e.Object = fmt.Sprintf("command type %d", c.Type), election
+		if name, ok := actionNames[c.Type]; ok {
+			e.Action = name
+		}
 		if d, ok := describers[c.Type]; ok {
 			d(e, c)
 		}
 	}
 	return e
+}
+
+// actionNames name the commands whose handlers note their details (register_notes.go); the
+// name stands alone when the command is refused or changes nothing.
+var actionNames = map[fsmpb.CommandType]string{
+	fsmpb.CommandType_COMMAND_CONFIGURE_ELECTION: JournalElectionConfigured,
+	fsmpb.CommandType_COMMAND_PUT_SCRUTIN:        JournalScrutinPut,
+	fsmpb.CommandType_COMMAND_PUT_CANDIDATE_LIST: JournalListPut,
+	fsmpb.CommandType_COMMAND_SET_ELECTION_KEY:   JournalKeySet,
+	fsmpb.CommandType_COMMAND_SEAL_ELECTION:      JournalSealed,
+	fsmpb.CommandType_COMMAND_TICK:               "tick",
+	fsmpb.CommandType_COMMAND_RECORD_TALLY:       JournalTallied,
+	fsmpb.CommandType_COMMAND_ARCHIVE_ELECTION:   JournalArchived,
+	fsmpb.CommandType_COMMAND_ISSUE_IDENTIFIERS:  JournalIdentifiersIssued,
+	fsmpb.CommandType_COMMAND_RECORD_LOGIN:       "login",
+	fsmpb.CommandType_COMMAND_REQUEST_OTP:        "request code",
+	fsmpb.CommandType_COMMAND_VERIFY_OTP:         "verify code",
+	fsmpb.CommandType_COMMAND_UNLOCK_ACCOUNT:     JournalAccountUnlocked,
+}
+
+func describeDrill(e *audit.Entry, c *fsmpb.Command) {
+	e.Action, e.Object = "drill", "cluster"
+	p := &fsmpb.RecordDrill{}
+	if proto.Unmarshal(c.Payload, p) != nil {
+		return
+	}
+	result := "failed"
+	if p.Ok {
+		result = "succeeded"
+	}
+	e.Object, e.Detail = clip("drill "+p.Name), clip(result+": "+p.Summary)
+}
+
+// describeDelivery names the provider that delivered an outbox message, never the recipient
+// or a provider's error text, which may quote the address.
+func describeDelivery(e *audit.Entry, c *fsmpb.Command) {
+	e.Action, e.Object = "deliver message", "outbox"
+	p := &fsmpb.OutboxDone{}
+	if proto.Unmarshal(c.Payload, p) != nil {
+		return
+	}
+	e.Object, e.Detail = fmt.Sprintf("outbox message %d", p.Seq), "not delivered, to be retried"
+	if p.Delivered {
+		e.Detail = clip("delivered by " + p.Detail)
+	}
 }
 
 // outcome is "ok" or "refused: <reason>"; secret hides the message, which may name a ballot.
@@ -217,7 +279,7 @@ func describeEvent(e *audit.Entry, c *fsmpb.Command) {
 		e.Action, e.Object = "event", "cluster"
 		return
 	}
-	e.Action, e.Object, e.Detail = clip(p.Action), clip(p.Object), clip(p.Detail)
+	e.Action, e.Object, e.Detail = clip(p.Action), clip(p.Object), clipTo(p.Detail, maxEventText)
 	if e.Outcome == audit.OutcomeOK {
 		e.Outcome = clip(p.Outcome)
 	}

@@ -46,11 +46,21 @@ func applyRecordBuild(s *applyState, c *fsmpb.Command, p *fsmpb.RecordBuild) (*f
 	return &fsmpb.Response{}, putMessage(s.tx, s.sealer, bucketMeta, keySealedBuild, p)
 }
 
-// SealedBuild returns the build digest recorded for the election; ok is false if none is.
+// SealedBuild returns the build the election runs with: the one its seal names, or before a
+// seal (a test election opens unsealed) the one RECORD_BUILD recorded; ok is false if neither is.
 func (f *FSM) SealedBuild() (digest []byte, version string, ok bool, err error) {
 	b := &fsmpb.RecordBuild{}
 	err = f.view(func(tx *bolt.Tx) error {
-		ok, err = getMessage(tx, f.sealer, bucketMeta, keySealedBuild, b)
+		if ok, err = getMessage(tx, f.sealer, bucketMeta, keySealedBuild, b); err != nil {
+			return err
+		}
+		e, err := readElection(tx, f.sealer)
+		if seal := e.GetSeal(); err == nil && seal != nil {
+			if !bytes.Equal(b.Sha256, seal.BuildDigest) {
+				b.Version = "sealed " + stamp(seal.SealedAtUnixNano)
+			}
+			b.Sha256, ok = seal.BuildDigest, true
+		}
 		return err
 	})
 	if err != nil {
@@ -95,7 +105,7 @@ func applyRegisterStamp(s *applyState, c *fsmpb.Command, p *fsmpb.RegisterStamp)
 }
 
 // maxEventText bounds the texts of a recorded event; a failure report may be long.
-const maxEventText = 1024
+const maxEventText = audit.MaxFieldSize
 
 func checkRecordEvent(p *fsmpb.RecordEvent) error {
 	if p.Action == "" {

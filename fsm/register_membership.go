@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/urne-vote/urne/audit"
+	"github.com/urne-vote/urne/fsm/fsmpb"
 )
 
 // recordMembership records a change of the raft configuration (a server added, promoted or
@@ -31,7 +32,10 @@ func (s *applyState) recordMembership(l *raft.Log) error {
 		}
 		e.Time = prev.Time
 	}
-	return s.appendEntry(e)
+	if err := s.appendEntry(e); err != nil {
+		return err
+	}
+	return s.notice(fsmpb.Notice_NOTICE_SEALED_CHANGE, e)
 }
 
 // describeConfiguration lists the servers by suffrage; an undecodable entry is said so, since

@@ -275,3 +275,55 @@ func TestOpensDatabaseWithoutRegister(t *testing.T) {
 		t.Fatalf("register after upgrade: %+v", e)
 	}
 }
+
+// TestOpensDatabaseWithJournal opens a database of the version that kept a journal beside the
+// register: it opens, the journal bucket is dropped, and the register goes on.
+func TestOpensDatabaseWithJournal(t *testing.T) {
+	h := newHarness(t)
+	s := h.f.sealer
+	h.openElection("alice")
+	before := len(h.entries())
+	h.tamper(s, func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("journal"))
+		if err != nil {
+			return err
+		}
+		return b.Put(seqKey(0), s.Seal([]byte("journal/\x00\x00\x00\x00\x00\x00\x00\x00"), []byte("an old journal record")))
+	})
+	if err := h.f.view(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("journal")) != nil {
+			return errors.New("the journal bucket survived the open")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	h.mustApply(typeNoop, nil)
+	if e := h.entries(); len(e) != before+1 {
+		t.Fatalf("register after upgrade: %d entries, want %d", len(e), before+1)
+	}
+	if _, err := h.f.VerifyRegister(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDrillsAndDeliveriesRecorded: a drill and an outbox delivery are named in the register;
+// a failed delivery's error text (which may quote the recipient) is not.
+func TestDrillsAndDeliveriesRecorded(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice")
+	h.mustApply(fsmpb.CommandType_COMMAND_RECORD_DRILL, &fsmpb.RecordDrill{Name: "failover", Ok: true, Summary: "leader lost, 0 writes lost", StartedAtUnixNano: 3, FinishedAtUnixNano: 4})
+	h.mustApply(typeDone, &fsmpb.OutboxDone{Seq: 7, Detail: "550 no mailbox alice@example.org"})
+	h.mustApply(typeDone, &fsmpb.OutboxDone{Seq: 7, Delivered: true, Detail: "smtp relay 2"})
+	e := h.entries()
+	e = e[len(e)-3:]
+	if e[0].Action != "drill" || e[0].Object != "drill failover" || e[0].Detail != "succeeded: leader lost, 0 writes lost" {
+		t.Fatalf("drill entry %+v", e[0])
+	}
+	if e[1].Action != "deliver message" || e[1].Object != "outbox message 7" || strings.Contains(e[1].Detail, "alice") {
+		t.Fatalf("failed delivery entry %+v", e[1])
+	}
+	if e[2].Detail != "delivered by smtp relay 2" {
+		t.Fatalf("delivery entry %+v", e[2])
+	}
+}

@@ -36,8 +36,8 @@ const (
 // sweep has dealt with (erased, or had none): the walk resumes after it.
 var keyRetentionCursor = []byte("retention/register")
 
-// JournalRetention is the journal kind of a sweep that removed something.
-const JournalRetention = "retention.purged"
+// JournalRetention is the register action of a sweep that removed something.
+const JournalRetention = "purge expired records"
 
 // sweep is what one pass of the retention rules found (and, when applying, removed).
 type sweep struct {

@@ -2,12 +2,15 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/urne-vote/urne/audit"
 	"github.com/urne-vote/urne/fsm/fsmpb"
 )
 
@@ -59,7 +62,7 @@ func TestHomonymsAreRefused(t *testing.T) {
 	h.mustApply(typeImport, &fsmpb.ImportVoters{Voters: []*fsmpb.VoterRecord{third}})
 }
 
-func TestRectificationsAreJournaled(t *testing.T) {
+func TestRectificationsAreRecorded(t *testing.T) {
 	h := newHarness(t)
 	h.mustApply(typeCreate, &fsmpb.CreateElection{ElectionId: electionID, Profile: ProfileCivilService})
 	h.mustApply(typeImport, &fsmpb.ImportVoters{Voters: []*fsmpb.VoterRecord{legalVoter("alice", "A"), legalVoter("bob", "A")}})
@@ -69,43 +72,53 @@ func TestRectificationsAreJournaled(t *testing.T) {
 	if res.Imported != 1 || res.Rectified != 1 || res.Unchanged != 1 || res.TotalVoters != 2 {
 		t.Fatalf("import result = %v", res)
 	}
-	var rectification *fsmpb.JournalRecord
-	err := h.f.ForEachJournal(func(r *fsmpb.JournalRecord) error {
-		if r.Kind == JournalRollRectified {
-			rectification = r
+	entries := detailedEntries(t, h)
+	if got := actionsOf(entries); strings.Join(got, "|") != "create election|import voters|rectify voter|import voters" {
+		t.Fatalf("register actions %v", got)
+	}
+	rect, imported := entries[2], entries[3]
+	wantObject := "voter account " + hex.EncodeToString(voterKey(fixedIndexKey, "alice")[:8])
+	if rect.Detail != "rectified: email, secret, collège" || rect.Object != wantObject {
+		t.Fatalf("rectification entry = %+v", rect)
+	}
+	// One command, two entries: same command index, actor and time, chained one after the other.
+	if rect.RaftIndex != imported.RaftIndex || rect.Time != imported.Time || imported.Prev != rect.Hash() {
+		t.Fatalf("entries of one import: %+v then %+v", rect, imported)
+	}
+	for _, e := range h.entries() {
+		if strings.Contains(e.Detail+e.Object, "alice") {
+			t.Fatalf("the register names a voter or shows a value: %+v", e)
 		}
-		return nil
-	})
-	if err != nil || rectification == nil {
-		t.Fatalf("no rectification journaled: %v", err)
-	}
-	if rectification.Detail != "rectified: email, secret, collège" || !bytes.Equal(rectification.Subject, voterKey(fixedIndexKey, "alice")) {
-		t.Fatalf("rectification record = %v", rectification)
-	}
-	if bytes.Contains([]byte(rectification.String()), []byte("alice@new")) {
-		t.Fatal("the journal shows the new email")
 	}
 }
 
-func TestJournalChainDetectsTampering(t *testing.T) {
+// TestDetailedEntryTamperingDetected rewrites, with the key, the detail of a seal entry: the
+// register's chain no longer verifies and the first bad entry is named.
+func TestDetailedEntryTamperingDetected(t *testing.T) {
 	h := newHarness(t)
 	h.openElection("alice")
-	if n, _, err := h.f.VerifyJournal(); err != nil || n != 3 {
-		t.Fatalf("journal: %d records, %v", n, err)
-	}
-	err := h.f.db.Update(func(tx *bolt.Tx) error {
-		rec := &fsmpb.JournalRecord{}
-		if _, err := getMessage(tx, h.f.sealer, bucketJournal, seqKey(1), rec); err != nil {
-			return err
+	var target *audit.Entry
+	for _, e := range detailedEntries(t, h) {
+		if e.Action == JournalElectionCreated {
+			target = e
 		}
-		rec.Detail = "nothing happened"
-		return putMessage(tx, h.f.sealer, bucketJournal, seqKey(1), rec)
-	})
+	}
+	if target == nil {
+		t.Fatal("no creation entry")
+	}
+	target.Detail = "nothing happened"
+	b, err := target.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := h.f.VerifyJournal(); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("a rewritten journal record verified: %v", err)
+	err = h.f.db.Update(func(tx *bolt.Tx) error { return putSealed(tx, h.f.sealer, bucketRegister, registerKey(target.Seq), b) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.f.VerifyRegister(nil)
+	var bad *audit.BadEntryError
+	if !errors.As(err, &bad) || bad.Seq != target.Seq {
+		t.Fatalf("a rewritten entry %d verified or was misnamed: %v", target.Seq, err)
 	}
 }
 

@@ -174,7 +174,17 @@ func (sr *snapshotReader) readUint(n int) (uint64, error) {
 }
 
 // next returns the next record, or ok=false once the trailer has been read and verified.
+// Records of a retired bucket (a stream of an earlier version) are counted and skipped.
 func (sr *snapshotReader) next() (rec snapshotRecord, ok bool, err error) {
+	for {
+		rec, ok, err = sr.nextAny()
+		if !ok || err != nil || !retired(rec.bucket) {
+			return rec, ok, err
+		}
+	}
+}
+
+func (sr *snapshotReader) nextAny() (rec snapshotRecord, ok bool, err error) {
 	tag, err := sr.readUint(1)
 	if err != nil {
 		return rec, false, err
@@ -197,7 +207,7 @@ func (sr *snapshotReader) readRecord() (rec snapshotRecord, err error) {
 	if rec.bucket, err = sr.readField(1, 1, 16); err != nil {
 		return rec, err
 	}
-	if bucketRank(rec.bucket) < 0 {
+	if bucketRank(rec.bucket) < 0 && !retired(rec.bucket) {
 		return rec, fmt.Errorf("%w: unknown bucket %q", ErrCorrupt, rec.bucket)
 	}
 	if rec.key, err = sr.readField(2, 1, maxSnapshotKey); err != nil {
@@ -205,6 +215,9 @@ func (sr *snapshotReader) readRecord() (rec snapshotRecord, err error) {
 	}
 	if rec.value, err = sr.readField(4, 0, maxSnapshotValue); err != nil {
 		return rec, err
+	}
+	if retired(rec.bucket) {
+		return rec, nil
 	}
 	if sr.started && !recordAfter(rec, sr.prev) {
 		return rec, fmt.Errorf("%w: records out of order at bucket %s", ErrCorrupt, rec.bucket)

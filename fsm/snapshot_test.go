@@ -220,7 +220,7 @@ func TestGoldenSnapshotBytes(t *testing.T) {
 	h.openElection("alice", "bob")
 	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
 	got := snapshotBytes(t, h.f)
-	wantBytes := readGolden(t, "testdata/snapshot_v1_journal.hex", got)
+	wantBytes := readGolden(t, "testdata/snapshot_v2_register.hex", got)
 	if !bytes.Equal(got, wantBytes) {
 		t.Fatal("the snapshot stream of a fixed state changed")
 	}
@@ -244,14 +244,44 @@ func TestRestoresFirstVersionSnapshot(t *testing.T) {
 	if c := h.counts(); c.Voters != 2 || c.Ballots != 1 || c.Phase != PhaseOpen {
 		t.Fatalf("restored counts = %+v", c)
 	}
-	if n, _, err := h.f.VerifyJournal(); err != nil || n != 0 {
-		t.Fatalf("journal of a first-version state: %d records, %v", n, err)
+	before, err := h.f.VerifyRegister(nil)
+	if err != nil {
+		t.Fatalf("register of a first-version state: %v", err)
 	}
 	h.last = h.f.AppliedIndex()
 	h.mustApply(typeCast, cast("r2", "bob", "ballot-B"))
 	h.mustApply(typeClose, &fsmpb.Transition{})
-	if n, _, err := h.f.VerifyJournal(); err != nil || n != 1 {
-		t.Fatalf("journal after closing: %d records, %v", n, err)
+	if rep, err := h.f.VerifyRegister(nil); err != nil || rep.Entries != before.Entries+2 {
+		t.Fatalf("register after closing: %+v, %v", rep, err)
+	}
+}
+
+// TestRestoresJournalSnapshot restores a snapshot of the version that kept a journal beside
+// the register: the journal's records are skipped, the register and the rest come back whole,
+// and the restored database has no journal bucket.
+func TestRestoresJournalSnapshot(t *testing.T) {
+	old := readGolden(t, "testdata/snapshot_v1_journal.hex", nil)
+	if !bytes.Contains(old, []byte("journal")) {
+		t.Fatal("the golden stream holds no journal records")
+	}
+	h := newHarness(t)
+	if err := h.f.Restore(io.NopCloser(bytes.NewReader(old))); err != nil {
+		t.Fatalf("a snapshot with a journal does not restore: %v", err)
+	}
+	if c := h.counts(); c.Voters != 2 || c.Ballots != 1 || c.Phase != PhaseOpen {
+		t.Fatalf("restored counts = %+v", c)
+	}
+	before, err := h.f.VerifyRegister(nil)
+	if err != nil || before.Entries == 0 {
+		t.Fatalf("restored register: %+v, %v", before, err)
+	}
+	if bytes.Contains(snapshotBytes(t, h.f), []byte("journal")) {
+		t.Fatal("the journal survived the restore")
+	}
+	h.last = h.f.AppliedIndex()
+	h.mustApply(typeClose, &fsmpb.Transition{})
+	if rep, err := h.f.VerifyRegister(nil); err != nil || rep.Entries != before.Entries+1 {
+		t.Fatalf("register after closing: %+v, %v", rep, err)
 	}
 }
 

@@ -1,11 +1,13 @@
 package fsm
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -28,7 +30,6 @@ var (
 	bucketBox        = []byte("box")
 	bucketEmargement = []byte("emargement")
 	bucketHomonyms   = []byte("homonyms")
-	bucketJournal    = []byte("journal")
 	bucketLists      = []byte("lists")
 	bucketLogins     = []byte("logins")
 	bucketMeta       = []byte("meta")
@@ -36,9 +37,14 @@ var (
 	bucketScrutins   = []byte("scrutins")
 	bucketSessions   = []byte("sessions")
 	bucketVoters     = []byte("voters")
-	allBuckets       = [][]byte{bucketAccounts, bucketBox, bucketEmargement, bucketHomonyms, bucketJournal,
+	allBuckets       = [][]byte{bucketAccounts, bucketBox, bucketEmargement, bucketHomonyms,
 		bucketLists, bucketLogins, bucketMeta, bucketOutbox, bucketRegister, bucketScrutins, bucketSessions, bucketVoters}
 	coreBuckets = [][]byte{bucketBox, bucketEmargement, bucketMeta, bucketVoters}
+	// retiredBuckets are left by earlier versions and hold nothing this one reads: the
+	// journal was a second hash chain beside the register, which now carries its details. A
+	// database that has one opens; its read-write open drops it, and a snapshot streaming one
+	// restores without it.
+	retiredBuckets = [][]byte{[]byte("journal")}
 
 	keyAppliedIndex = []byte("applied_index")
 	keyCounters     = []byte("counters")
@@ -194,14 +200,26 @@ func keyedHash(mac hash.Hash, label string, parts ...[]byte) []byte {
 	return mac.Sum(nil)
 }
 
-// seqKey is the key of an append-only record (journal, outbox): its sequence, big-endian.
+// seqKey is the key of an append-only record (outbox): its sequence, big-endian.
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 func createBuckets(tx *bolt.Tx) error {
+	for _, name := range retiredBuckets {
+		if tx.Bucket(name) == nil {
+			continue
+		}
+		if err := tx.DeleteBucket(name); err != nil {
+			return fmt.Errorf("drop retired bucket %s: %w", name, err)
+		}
+	}
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+func retired(name []byte) bool {
+	return slices.ContainsFunc(retiredBuckets, func(b []byte) bool { return bytes.Equal(b, name) })
 }

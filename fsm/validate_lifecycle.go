@@ -48,6 +48,14 @@ func checkConfigure(p *fsmpb.ConfigureElection) error {
 	if cfg.SessionTimeoutNanos > int64(maxSessionTimeout) || cfg.OtpValidityNanos > int64(maxOTPValidity) {
 		return fmt.Errorf("%w: session timeout at most %s, code validity at most %s", ErrInvalid, maxSessionTimeout, maxOTPValidity)
 	}
+	if len(cfg.OrganizerEmails) > MaxBureauMembers {
+		return fmt.Errorf("%w: %d organizer emails, at most %d", ErrInvalid, len(cfg.OrganizerEmails), MaxBureauMembers)
+	}
+	for _, email := range cfg.OrganizerEmails {
+		if err := checkRequiredText("organizer email", email); err != nil {
+			return err
+		}
+	}
 	return checkBureau(cfg.Bureau)
 }
 

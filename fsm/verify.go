@@ -78,6 +78,9 @@ func verifyTx(tx *bolt.Tx, s Sealer) (err error) {
 func checkBuckets(tx *bolt.Tx) (int, error) {
 	present := 0
 	err := tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+		if retired(name) {
+			return nil
+		}
 		if bucketRank(name) < 0 {
 			return fmt.Errorf("%w: unexpected bucket %q: not an Urne state database", ErrCorrupt, name)
 		}

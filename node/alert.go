@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
-// alertSender delivers an integrity alert. The election lifecycle's replicated outbox is to
-// take this role; until then alerts go straight to an SMTP relay.
+// alertSender delivers an integrity alert outside the replicated outbox: alerts normally
+// travel as register entries the state machine mails to the bureau and the organizers, but a
+// cluster that cannot commit (no quorum) cannot record them, and its operators must still
+// hear of it. AlertMailConfig names that fallback relay.
 type alertSender interface {
 	SendAlert(ctx context.Context, subject, body string) error
 }
@@ -49,7 +51,8 @@ func (s smtpSender) message(subject, body string) []byte {
 	return []byte(b.String())
 }
 
-// noSender is used when no SMTP relay is configured: alerts are only logged and counted.
+// noSender is used when no fallback relay is configured: unrecorded alerts are only logged
+// and counted.
 type noSender struct{}
 
 func (noSender) SendAlert(context.Context, string, string) error {

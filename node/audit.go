@@ -68,12 +68,7 @@ func (s *auditService) RegisterEntries(req *urnepb.RegisterEntriesRequest, strea
 	if err == nil && len(page.Entries) > 0 {
 		err = stream.Send(page)
 	}
-	outcome := "ok"
-	if err != nil {
-		outcome = "failed"
-	}
-	s.n.recordAction(stream.Context(), &fsmpb.RecordEvent{Action: "export", Object: "activity register",
-		Outcome: outcome, Detail: fmt.Sprintf("from entry %d, served by node %s", req.FromSeq, s.n.cfg.NodeID)})
+	s.n.recordDownload(stream.Context(), "export", "activity register", fmt.Sprintf("from entry %d", req.FromSeq), err)
 	return toStatus(err)
 }
 
@@ -106,4 +101,15 @@ func (n *Node) recordAction(ctx context.Context, ev *fsmpb.RecordEvent) {
 	if _, _, err := n.Propose(ctx, cmd); err != nil {
 		n.log.Warn("recording an action in the register failed", "action", ev.Action, "err", err)
 	}
+}
+
+// recordDownload records, on behalf of the caller, that a copy of election data left this
+// node (a register or émargement export, a backup), or failed to.
+func (n *Node) recordDownload(ctx context.Context, action, object, detail string, err error) {
+	ev := &fsmpb.RecordEvent{Action: action, Object: object, Outcome: "ok", Detail: detail + ", served by node " + n.cfg.NodeID}
+	if err != nil {
+		ev.Outcome = "failed"
+		ev.Detail += ": " + err.Error()
+	}
+	n.recordAction(ctx, ev)
 }

@@ -41,8 +41,9 @@ type TimestampAuthority struct {
 	Cert string `json:"cert"`
 }
 
-// AlertMailConfig says where integrity alerts are mailed (a plain relay; the outbox's
-// providers in Delivery carry the election's own mail).
+// AlertMailConfig names the fallback relay of integrity alerts: alerts go to the bureau and
+// the organizers through the replicated outbox (the providers of Delivery); this relay gets
+// only those the cluster could not record, the operators' address for a cluster without quorum.
 type AlertMailConfig struct {
 	// Server is host:port of an SMTP relay; empty disables alert emails.
 	Server string   `json:"server,omitempty"`
@@ -64,7 +65,7 @@ type AuditConfig struct {
 	TimestampTimeout Duration `json:"timestamp_timeout,omitempty"`
 	// IntegrityInterval is how often every node runs its integrity check.
 	IntegrityInterval Duration `json:"integrity_interval,omitempty"`
-	// SMTP receives an alert email whenever an integrity check fails.
+	// SMTP receives the alert of a failed integrity check the cluster could not record.
 	SMTP AlertMailConfig `json:"smtp,omitempty"`
 	// BinaryPath is the binary the integrity check hashes; the running executable by default.
 	BinaryPath string `json:"binary_path,omitempty"`

@@ -27,9 +27,9 @@ func newAuditMetrics(reg *prometheus.Registry, n *Node) *auditMetrics {
 		integrityLastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "urne_integrity_last_success_timestamp_seconds",
 			Help: "Unix time of the last integrity check of this node that found nothing wrong."}),
 		integrityFails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "urne_integrity_failures_total",
-			Help: "Integrity check failures, by kind (register, ballot_box, binary, replicas, check)."}, []string{"kind"}),
+			Help: "Integrity check failures, by kind (register, seal, ballot_box, binary, replicas, check)."}, []string{"kind"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "urne_integrity_alerts_total",
-			Help: "Integrity alert emails, by result (sent, failed)."}, []string{"result"}),
+			Help: "Integrity alerts, by result: queued (in the replicated outbox), sent (straight to the fallback relay when the cluster could not record them), failed."}, []string{"result"}),
 	}
 	reg.MustRegister(m.stampRequests, m.stampLastOK, m.integrityOK, m.integrityLastOK, m.integrityFails, m.alerts,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "urne_register_entries", Help: "Entries of the activity register on this node."},

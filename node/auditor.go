@@ -20,6 +20,7 @@ type auditor struct {
 	checker *checker
 	trusted []*x509.Certificate
 	build   buildSource
+	conns   *connLog
 }
 
 // buildSource tells the digest of the build this node runs. The election's seal is to record
@@ -56,7 +57,7 @@ func newAuditor(n *Node) (*auditor, error) {
 			return nil, fmt.Errorf("find the node binary: %w", err)
 		}
 	}
-	a := &auditor{metrics: newAuditMetrics(n.reg, n), build: binaryFile{path: path}}
+	a := &auditor{metrics: newAuditMetrics(n.reg, n), build: binaryFile{path: path}, conns: newConnLog(n)}
 	for _, t := range authorities {
 		a.trusted = append(a.trusted, t.Cert)
 	}
@@ -99,8 +100,8 @@ func (n *Node) recordBuildOnce(ctx context.Context) {
 
 // boundText keeps a text within what a recorded event may hold, as valid UTF-8.
 func boundText(s string) string {
-	if len(s) > 1000 {
-		s = s[:1000]
+	if len(s) > 4000 {
+		s = s[:4000]
 	}
 	return strings.ToValidUTF8(s, "")
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/urne-vote/urne/fsm/fsmpb"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
 
@@ -20,7 +19,7 @@ const stateHeaderSize = 20
 // Backup streams the state machine at one applied index. It runs on the leader only, after a
 // read barrier, so the copy holds every write acknowledged before the call; the snapshot's
 // read transaction lets applies go on while it streams.
-func (s *operatorService) Backup(_ *urnepb.BackupRequest, stream urnepb.Operator_BackupServer) error {
+func (s *operatorService) Backup(_ *urnepb.BackupRequest, stream urnepb.Operator_BackupServer) (err error) {
 	n := s.n
 	if n.raft.State() != raft.Leader {
 		return toStatus(fmt.Errorf("%w: backups stream from the leader; this node is %s", ErrNoLeader, n.raft.State()))
@@ -34,19 +33,14 @@ func (s *operatorService) Backup(_ *urnepb.BackupRequest, stream urnepb.Operator
 	}
 	defer snap.Release()
 	sink := &backupSink{n: n, stream: stream, takenAt: time.Now()}
-	err = snap.Persist(sink)
-	if err == nil {
-		err = sink.err
-	}
-	// Every copy of the state taken out of the cluster is in the register, failed ones too.
-	ev := &fsmpb.RecordEvent{Action: "backup", Object: fmt.Sprintf("state at index %d", sink.index), Outcome: "ok",
-		Detail: fmt.Sprintf("%d bytes streamed to the caller", sink.size)}
-	if err != nil {
-		ev.Outcome, ev.Detail = "failed", err.Error()
-	}
-	n.recordAction(stream.Context(), ev)
-	if err != nil {
+	defer func() {
+		n.recordDownload(stream.Context(), "backup", "state of the election", fmt.Sprintf("at index %d, %d bytes", sink.index, sink.size), err)
+	}()
+	if err := snap.Persist(sink); err != nil {
 		return toStatus(fmt.Errorf("backup: %w", err))
+	}
+	if sink.err != nil {
+		return toStatus(sink.err)
 	}
 	n.log.Info("backup streamed", "index", sink.index, "bytes", sink.size)
 	return nil

@@ -63,7 +63,6 @@ var policy = auth.Policy{
 	urnepb.Election_UnlockAccount_FullMethodName:     {pOperator},
 	urnepb.Election_GetAccount_FullMethodName:        {pOperator},
 	urnepb.Election_ExportEmargement_FullMethodName:  {pBureau},
-	urnepb.Election_ListJournal_FullMethodName:       {pBureau, pObserver, pOrganizer, pOperator},
 
 	urnepb.Operator_Node_FullMethodName:               {pOperator, pOrganizer, pApp, pBureau, pObserver, pNode},
 	urnepb.Operator_Peers_FullMethodName:              {pOperator, pNode},
@@ -82,7 +81,7 @@ var policy = auth.Policy{
 	urnepb.Operator_Destruction_FullMethodName:          {pOperator, pOrganizer, pBureau, pObserver, pNode},
 	urnepb.Operator_RecordBackupErasure_FullMethodName:  {pOperator},
 
-	urnepb.Audit_RegisterEntries_FullMethodName: {pBureau, pOrganizer, pOperator, pNode},
+	urnepb.Audit_RegisterEntries_FullMethodName: {pBureau, pObserver, pOrganizer, pOperator, pNode},
 	urnepb.Audit_CheckIntegrity_FullMethodName:  {pBureau, pOrganizer, pOperator, pNode},
 
 	urnepb.Chaos_Inject_FullMethodName: {pOperator},
@@ -103,10 +102,10 @@ func (n *Node) startGRPC() error {
 		return fmt.Errorf("grpc listener: %w", err)
 	}
 	n.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(n.serverTLS)),
+		grpc.Creds(observedCreds{TransportCredentials: credentials.NewTLS(n.serverTLS), observe: n.auditor.conns.handshake}),
 		grpc.MaxRecvMsgSize(maxMessageSize),
-		grpc.ChainUnaryInterceptor(auth.UnaryInterceptor(policy, n.cfg.ElectionID, n.log), n.metrics.unaryInterceptor),
-		grpc.ChainStreamInterceptor(auth.StreamInterceptor(policy, n.cfg.ElectionID, n.log)),
+		grpc.ChainUnaryInterceptor(auth.UnaryInterceptor(policy, n.cfg.ElectionID, n.log, n.auditor.conns.refused), n.metrics.unaryInterceptor),
+		grpc.ChainStreamInterceptor(auth.StreamInterceptor(policy, n.cfg.ElectionID, n.log, n.auditor.conns.refused)),
 	)
 	urnepb.RegisterElectionServer(n.grpc, &electionService{n: n})
 	urnepb.RegisterOperatorServer(n.grpc, &operatorService{n: n})

@@ -18,6 +18,7 @@ import (
 // Kinds of integrity findings, the label of urne_integrity_failures_total.
 const (
 	kindRegister  = "register"
+	kindSeal      = "seal"
 	kindBox       = "ballot_box"
 	kindBinary    = "binary"
 	kindReplicas  = "replicas"
@@ -28,10 +29,11 @@ const (
 const alertRepeat = time.Hour
 
 // checker runs the integrity check of one node: every IntegrityInterval and on demand. One
-// check runs at a time.
+// check runs at a time. Alerts go through the replicated outbox; fallback, when set, mails
+// them straight to an SMTP relay when the cluster cannot record them (no quorum).
 type checker struct {
-	n      *Node
-	sender alertSender
+	n        *Node
+	fallback alertSender
 
 	mu        sync.Mutex
 	lastAlert string // failures last mailed
@@ -43,7 +45,7 @@ func newChecker(n *Node) *checker {
 	if n.cfg.SMTP.Server != "" {
 		s = smtpSender{cfg: n.cfg.SMTP}
 	}
-	return &checker{n: n, sender: s}
+	return &checker{n: n, fallback: s}
 }
 
 // run checks every interval, with some jitter so that the nodes do not all write their
@@ -58,6 +60,9 @@ func (c *checker) run() {
 			return
 		case <-time.After(wait):
 		}
+		c.n.recordRestore(c.n.ctx)
+		c.n.recordConfiguration(c.n.ctx)
+		c.n.auditor.conns.flush(c.n.ctx)
 		c.check(c.n.ctx, "scheduled")
 	}
 }
@@ -69,7 +74,7 @@ func (c *checker) check(ctx context.Context, trigger string) *urnepb.IntegrityRe
 	defer c.mu.Unlock()
 	rep := &urnepb.IntegrityReport{NodeId: c.n.cfg.NodeID, CheckedAtUnixNano: time.Now().UnixNano(), Ok: true,
 		AppliedIndex: c.n.fsm.AppliedIndex()}
-	rep.Findings = []*urnepb.IntegrityFinding{c.checkRegister(), c.checkBox(), c.checkBinary(), c.checkReplicas(ctx)}
+	rep.Findings = []*urnepb.IntegrityFinding{c.checkRegister(), c.checkSeal(), c.checkBox(), c.checkBinary(), c.checkReplicas(ctx)}
 	for _, f := range rep.Findings {
 		rep.Ok = rep.Ok && f.Ok
 	}
@@ -92,6 +97,22 @@ func (c *checker) checkRegister() *urnepb.IntegrityFinding {
 	return finding(kindRegister, nil, fmt.Sprintf("%d entries chain, %d timestamps verify, head %s", rep.Entries, len(rep.Stamps), rep.Head))
 }
 
+// checkSeal recomputes the seal over the current configuration, scrutins, lists and roll and
+// compares it with the recorded one: a record edited under the seal shows here.
+func (c *checker) checkSeal() *urnepb.IntegrityFinding {
+	recorded, now, err := c.n.fsm.SealDigest()
+	switch {
+	case err != nil:
+		return finding(kindSeal, err, "")
+	case recorded == nil:
+		return finding(kindSeal, nil, "the election is not sealed")
+	case !bytes.Equal(recorded, now):
+		return finding(kindSeal, fmt.Errorf("node %s: the configuration, scrutins, lists and roll hash to %x, the election was sealed as %x",
+			c.n.cfg.NodeID, now, recorded), "")
+	}
+	return finding(kindSeal, nil, fmt.Sprintf("the configuration, scrutins, lists and roll match the seal %x", recorded))
+}
+
 func (c *checker) checkBox() *urnepb.IntegrityFinding {
 	box, err := c.n.fsm.CheckBox()
 	return finding(kindBox, err, fmt.Sprintf("%d ballots match the running digest %x", box.Ballots, box.Computed))
@@ -111,7 +132,8 @@ func (c *checker) checkBinary() *urnepb.IntegrityFinding {
 	return finding(kindBinary, err, fmt.Sprintf("the binary matches the sealed build %x (%s)", sealed, version))
 }
 
-// publish records the result and alerts on failure.
+// publish records the result: metrics, and the register, whose entry is mailed to the bureau
+// and the organizers through the outbox when the check failed.
 func (c *checker) publish(ctx context.Context, rep *urnepb.IntegrityReport, trigger string) {
 	m := c.n.auditor.metrics
 	var failed []string
@@ -128,49 +150,81 @@ func (c *checker) publish(ctx context.Context, rep *urnepb.IntegrityReport, trig
 		m.integrityOK.Set(0)
 		c.n.log.Error("integrity check failed", "trigger", trigger, "failures", strings.Join(failed, " | "))
 	}
-	c.record(ctx, rep, trigger, failed)
-	if !rep.Ok {
-		c.alert(ctx, rep, failed)
+	ev := c.event(rep, trigger)
+	key := alertKey(rep)
+	alert := !rep.Ok && c.alertDue(key)
+	if alert {
+		ev.Notice = fsmpb.Notice_NOTICE_ALERT
 	}
-}
-
-// record writes the result into the register.
-func (c *checker) record(ctx context.Context, rep *urnepb.IntegrityReport, trigger string, failed []string) {
-	ev := &fsmpb.RecordEvent{Action: "integrity check", Object: "node " + c.n.cfg.NodeID, Outcome: "ok",
-		Detail: boundText(fmt.Sprintf("%s check at applied index %d", trigger, rep.AppliedIndex))}
-	if !rep.Ok {
-		ev.Outcome = "failed"
-		ev.Detail = boundText(trigger + " check: " + strings.Join(failed, " | "))
-	}
-	if _, _, err := c.n.proposeOwn(ctx, fsmpb.CommandType_COMMAND_RECORD_EVENT, ev); err != nil && !errors.Is(err, context.Canceled) {
+	_, _, err := c.n.proposeOwn(ctx, fsmpb.CommandType_COMMAND_RECORD_EVENT, ev)
+	switch {
+	case err != nil && !errors.Is(err, context.Canceled):
 		c.n.log.Warn("recording the integrity check in the register failed", "err", err)
+		if alert {
+			c.mailDirectly(ctx, rep, ev)
+		}
+	case alert:
+		m.alerts.WithLabelValues("queued").Inc()
+		c.alerted(key)
 	}
 }
 
-// alert mails the failures, unless the same failures were mailed less than alertRepeat ago.
-func (c *checker) alert(ctx context.Context, rep *urnepb.IntegrityReport, failed []string) {
-	summary := strings.Join(failed, "\n")
-	if summary == c.lastAlert && time.Since(c.alertedAt) < alertRepeat {
-		return
+// event is the register entry of a check: every finding, failed ones first, one per line
+// of the alert email.
+func (c *checker) event(rep *urnepb.IntegrityReport, trigger string) *fsmpb.RecordEvent {
+	ev := &fsmpb.RecordEvent{Action: "integrity check", Object: "node " + c.n.cfg.NodeID, Outcome: "ok"}
+	if rep.Ok {
+		ev.Detail = boundText(fmt.Sprintf("%s check at applied index %d", trigger, rep.AppliedIndex))
+		return ev
 	}
-	subject := fmt.Sprintf("[urne] integrity check failed on node %s (election %s)", c.n.cfg.NodeID, c.n.cfg.ElectionID)
-	var body strings.Builder
-	fmt.Fprintf(&body, "The integrity check of node %s (datacenter %s) of election %s failed at %s, applied index %d.\n\n",
-		c.n.cfg.NodeID, c.n.cfg.Datacenter, c.n.cfg.ElectionID, time.Unix(0, rep.CheckedAtUnixNano).UTC().Format(time.RFC3339), rep.AppliedIndex)
-	for _, f := range rep.Findings {
-		state := "OK    "
-		if !f.Ok {
-			state = "FAILED"
+	ev.Outcome = "failed"
+	lines := []string{fmt.Sprintf("%s check of node %s (datacenter %s) at applied index %d", trigger, c.n.cfg.NodeID, c.n.cfg.Datacenter, rep.AppliedIndex)}
+	for _, ok := range []bool{false, true} {
+		for _, f := range rep.Findings {
+			if f.Ok == ok {
+				state := "FAILED"
+				if f.Ok {
+					state = "OK"
+				}
+				lines = append(lines, fmt.Sprintf("%s %s: %s", state, f.Kind, f.Detail))
+			}
 		}
-		fmt.Fprintf(&body, "%s %s: %s\n", state, f.Kind, f.Detail)
 	}
-	if err := c.sender.SendAlert(ctx, subject, body.String()); err != nil {
+	ev.Detail = boundText(strings.Join(lines, " | "))
+	return ev
+}
+
+// alertKey names what failed: the kinds, and the nodes blamed. Details (indexes, digests)
+// change from one check to the next and do not make a failure new.
+func alertKey(rep *urnepb.IntegrityReport) string {
+	var parts []string
+	for _, f := range rep.Findings {
+		if !f.Ok {
+			parts = append(parts, f.Kind+"["+strings.Join(f.Nodes, ",")+"]")
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// alertDue tells whether a failure is to be mailed: not if the same one was mailed less than
+// alertRepeat ago.
+func (c *checker) alertDue(key string) bool {
+	return key != c.lastAlert || time.Since(c.alertedAt) >= alertRepeat
+}
+
+func (c *checker) alerted(key string) { c.lastAlert, c.alertedAt = key, time.Now() }
+
+// mailDirectly sends an alert the cluster could not record to the fallback relay, if any.
+func (c *checker) mailDirectly(ctx context.Context, rep *urnepb.IntegrityReport, ev *fsmpb.RecordEvent) {
+	subject := fmt.Sprintf("[urne] integrity check failed on node %s (election %s), not recorded", c.n.cfg.NodeID, c.n.cfg.ElectionID)
+	body := fmt.Sprintf("The cluster could not record this integrity check of node %s at %s: it is mailed directly.\n\n%s\n",
+		c.n.cfg.NodeID, time.Unix(0, rep.CheckedAtUnixNano).UTC().Format(time.RFC3339), strings.ReplaceAll(ev.Detail, " | ", "\n"))
+	if err := c.fallback.SendAlert(ctx, subject, body); err != nil {
 		c.n.auditor.metrics.alerts.WithLabelValues("failed").Inc()
 		c.n.log.Error("integrity alert not delivered", "err", err)
 		return
 	}
 	c.n.auditor.metrics.alerts.WithLabelValues("sent").Inc()
-	c.lastAlert, c.alertedAt = summary, time.Now()
 }
 
 // sortedKeys lists a map's keys in order, for stable messages.

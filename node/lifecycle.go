@@ -2,12 +2,8 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -40,25 +36,6 @@ var (
 
 // maxEnvelopeSize bounds an envelope: the largest inner ballot plus the envelope's own bytes.
 const maxEnvelopeSize = fsm.MaxBallotSize + 4096
-
-// buildDigest is the SHA-256 of the running executable, computed once: sealing records it and
-// opening compares it.
-var buildDigest = sync.OnceValues(func() ([]byte, error) {
-	path, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("locate the running executable: %w", err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read the running executable: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("hash the running executable: %w", err)
-	}
-	return h.Sum(nil), nil
-})
 
 // convert copies a message into another type with the same field numbers, through its
 // encoding: the API's election model and the state machine's share their numbering.
@@ -112,7 +89,7 @@ func (s *electionService) SetElectionKey(ctx context.Context, req *urnepb.SetEle
 
 // SealElection seals with the digest of the binary this node runs.
 func (s *electionService) SealElection(ctx context.Context, _ *urnepb.TransitionRequest) (*urnepb.ElectionState, error) {
-	build, err := buildDigest()
+	build, err := s.n.auditor.build.BuildDigest()
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -192,7 +169,7 @@ func castResult(c *fsmpb.CastResult) string {
 	return "accepted"
 }
 
-// entriesPerPage bounds one streamed page of émargements or journal records.
+// entriesPerPage bounds one streamed page of émargements.
 const entriesPerPage = 1024
 
 // ExportEmargement streams the émargement list for the bureau: who voted in which scrutin, when.
@@ -201,7 +178,9 @@ func (s *electionService) ExportEmargement(req *urnepb.ReadRequest, stream urnep
 		return toStatus(err)
 	}
 	page := &urnepb.EmargementPage{}
+	var sent uint64
 	err := s.n.fsm.ForEachEmargement(func(e fsm.EmargementEntry) error {
+		sent++
 		page.Entries = append(page.Entries, &urnepb.EmargementEntry{VoterId: e.VoterID, Name: e.Name,
 			DateOfBirth: e.DateOfBirth, ScrutinId: e.ScrutinID, EmargedAtUnixNano: e.EmargedAt})
 		if len(page.Entries) < entriesPerPage {
@@ -214,30 +193,6 @@ func (s *electionService) ExportEmargement(req *urnepb.ReadRequest, stream urnep
 	if err == nil && len(page.Entries) > 0 {
 		err = stream.Send(page)
 	}
-	return toStatus(err)
-}
-
-// ListJournal streams the activity register in order.
-func (s *electionService) ListJournal(req *urnepb.ReadRequest, stream urnepb.Election_ListJournalServer) error {
-	if err := s.n.ReadBarrier(stream.Context(), req.Consistency); err != nil {
-		return toStatus(err)
-	}
-	page := &urnepb.JournalPage{}
-	err := s.n.fsm.ForEachJournal(func(r *fsmpb.JournalRecord) error {
-		entry, err := convert(r, &urnepb.JournalEntry{})
-		if err != nil {
-			return err
-		}
-		page.Entries = append(page.Entries, entry)
-		if len(page.Entries) < entriesPerPage {
-			return nil
-		}
-		err = stream.Send(page)
-		page = &urnepb.JournalPage{}
-		return err
-	})
-	if err == nil && len(page.Entries) > 0 {
-		err = stream.Send(page)
-	}
+	s.n.recordDownload(stream.Context(), "export", "émargement list", fmt.Sprintf("%d entries", sent), err)
 	return toStatus(err)
 }

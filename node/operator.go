@@ -123,7 +123,7 @@ func (s *operatorService) RotateKey(ctx context.Context, _ *urnepb.RotateKeyRequ
 	}
 	s.n.log.Info("data key rotated", "primary_key_id", id)
 	s.n.recordAction(ctx, &fsmpb.RecordEvent{Action: "key rotation", Object: "keyring of node " + s.n.cfg.NodeID,
-		Outcome: "ok", Detail: fmt.Sprintf("new primary data key %d", id)})
+		Outcome: "ok", Detail: fmt.Sprintf("new primary data key %d", id), Notice: fsmpb.Notice_NOTICE_SEALED_CHANGE})
 	return &urnepb.RotateKeyResponse{NodeId: s.n.cfg.NodeID, PrimaryKeyId: id, KeyIds: s.n.keys.KeyIDs()}, nil
 }
 

@@ -25,8 +25,9 @@ const seedTerm = 1
 // raft snapshot, which the node restores into its state machine when it starts (its state
 // database is then behind the snapshot). Write the stream, then Commit; Abort on any error.
 type Seed struct {
-	dir  string
-	sink raft.SnapshotSink
+	dir   string
+	index uint64
+	sink  raft.SnapshotSink
 }
 
 // SeedDataDir prepares cfg.DataDir, which must not exist or be empty, to start from the state
@@ -41,7 +42,7 @@ func SeedDataDir(cfg Config, index uint64) (*Seed, error) {
 	if err := requireEmptyDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	s := &Seed{dir: cfg.DataDir}
+	s := &Seed{dir: cfg.DataDir, index: index}
 	sink, err := s.create(cfg, index)
 	if err != nil {
 		_ = os.RemoveAll(cfg.DataDir)
@@ -77,11 +78,16 @@ func (s *Seed) create(cfg Config, index uint64) (raft.SnapshotSink, error) {
 // Write adds state bytes to the snapshot.
 func (s *Seed) Write(p []byte) (int, error) { return s.sink.Write(p) }
 
-// Commit seals and keeps the snapshot.
+// Commit seals and keeps the snapshot, and leaves the mark that makes the node record the
+// restore in the activity register when it starts.
 func (s *Seed) Commit() error {
 	if err := s.sink.Close(); err != nil {
 		s.Abort()
 		return fmt.Errorf("seal the seeded snapshot: %w", err)
+	}
+	if err := writeRestoreMark(s.dir, s.index); err != nil {
+		s.Abort()
+		return err
 	}
 	return nil
 }

@@ -57,7 +57,7 @@ func (s *electionService) CreateElection(ctx context.Context, req *urnepb.Create
 // OpenElection opens with the digest of the binary this node runs: a sealed election opens
 // only on the build it was sealed with.
 func (s *electionService) OpenElection(ctx context.Context, _ *urnepb.TransitionRequest) (*urnepb.ElectionState, error) {
-	build, err := buildDigest()
+	build, err := s.n.auditor.build.BuildDigest()
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -15,11 +15,16 @@ import (
 )
 
 // stampAfter are the commands after which the leader stamps the register's head at once:
-// the milestones of the election. The lifecycle's seal and tally join this set.
+// the milestones of the election. A tick is proposed only when the closing time has come,
+// so an accepted one is the close on time.
 var stampAfter = map[fsmpb.CommandType]bool{
-	fsmpb.CommandType_COMMAND_CREATE_ELECTION: true,
-	fsmpb.CommandType_COMMAND_OPEN_ELECTION:   true,
-	fsmpb.CommandType_COMMAND_CLOSE_ELECTION:  true,
+	fsmpb.CommandType_COMMAND_CREATE_ELECTION:  true,
+	fsmpb.CommandType_COMMAND_SEAL_ELECTION:    true,
+	fsmpb.CommandType_COMMAND_OPEN_ELECTION:    true,
+	fsmpb.CommandType_COMMAND_CLOSE_ELECTION:   true,
+	fsmpb.CommandType_COMMAND_TICK:             true,
+	fsmpb.CommandType_COMMAND_RECORD_TALLY:     true,
+	fsmpb.CommandType_COMMAND_ARCHIVE_ELECTION: true,
 }
 
 // stamper has the register's head stamped by a trusted authority: every interval and after
@@ -108,14 +113,20 @@ func (s *stamper) stampHead(ctx context.Context) error {
 	return nil
 }
 
-// recordFailure counts a failed stamp and records it in the register, so the gap shows.
+// recordFailure counts a failed stamp and records it in the register, so the gap shows. The
+// first failure of a gap is an alert, mailed to the bureau and the organizers; the retries
+// that follow are only recorded.
 func (s *stamper) recordFailure(ctx context.Context, seq uint64, cause error) {
 	s.failures++
 	s.n.auditor.metrics.stamped(false)
 	s.n.log.Warn("no timestamp authority stamped the register", "entry", seq, "attempt", s.failures, "err", cause)
-	detail := boundText(fmt.Sprintf("attempt %d: %v", s.failures, cause))
-	_, _, err := s.n.proposeOwn(ctx, fsmpb.CommandType_COMMAND_RECORD_EVENT, &fsmpb.RecordEvent{
-		Action: "timestamp", Object: fmt.Sprintf("register entry %d", seq), Outcome: "failed", Detail: detail})
+	ev := &fsmpb.RecordEvent{Action: "timestamp", Object: fmt.Sprintf("register entry %d", seq), Outcome: "failed",
+		Detail: boundText(fmt.Sprintf("attempt %d: %v; voting goes on, stamping is retried every %s",
+			s.failures, cause, time.Duration(s.n.cfg.TimestampRetry)))}
+	if s.failures == 1 {
+		ev.Notice = fsmpb.Notice_NOTICE_ALERT
+	}
+	_, _, err := s.n.proposeOwn(ctx, fsmpb.CommandType_COMMAND_RECORD_EVENT, ev)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.n.log.Warn("recording a timestamp failure failed", "err", err)
 	}

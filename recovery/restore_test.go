@@ -73,6 +73,10 @@ func startFolder(t *testing.T, dir string) *client.Client {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The node records the restore, and drops this mark, at its first integrity check.
+		if _, err := os.Stat(filepath.Join(ncfg.DataDir, "restored")); err != nil {
+			t.Fatalf("restored node %s carries no restore mark: %v", n.ID, err)
+		}
 		nd, err := node.New(ncfg, node.Options{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)

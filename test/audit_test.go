@@ -3,6 +3,8 @@ package test
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/urne-vote/urne/audit"
 	"github.com/urne-vote/urne/client"
 	"github.com/urne-vote/urne/test/harness"
+	"github.com/urne-vote/urne/transport/urnepb"
 )
 
 // registerOf lists the register of node id as it stands there.
@@ -92,4 +95,40 @@ func TestRegisterRecordsTheElection(t *testing.T) {
 	if strings.Contains(text, "v000001") || rep.Entries < 8 {
 		t.Fatalf("register names a voter or is short (%d entries):\n%s", rep.Entries, text)
 	}
+	checkDownloadsRecorded(t, c)
+}
+
+// checkDownloadsRecorded takes a backup and exports the émargement, and finds both, with who
+// asked, in the register.
+func checkDownloadsRecorded(t *testing.T, c *harness.Cluster) {
+	t.Helper()
+	ctx := harness.Context(t, time.Minute)
+	c.IssueClient("bureau")
+	var emarged int
+	if err := c.Client("bureau").ExportEmargement(ctx, func(*urnepb.EmargementEntry) error { emarged++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	stream, err := c.Client("operator").Backup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, stream); err != nil {
+		t.Fatal(err)
+	}
+	harness.Poll(t, 20*time.Second, func() error {
+		var found []string
+		for _, e := range registerOf(t, c, c.Client("organizer"), c.WaitLeader()) {
+			switch {
+			case e.Actor == "client:bureau" && e.Action == "export" && e.Object == "émargement list" &&
+				strings.HasPrefix(e.Detail, fmt.Sprintf("%d entries, served by node ", emarged)):
+				found = append(found, "émargement")
+			case e.Actor == "client:operator" && e.Action == "backup" && e.Outcome == "ok" && strings.HasPrefix(e.Detail, "at index "):
+				found = append(found, "backup")
+			}
+		}
+		if !slices.Contains(found, "émargement") || !slices.Contains(found, "backup") {
+			return fmt.Errorf("downloads recorded: %v", found)
+		}
+		return nil
+	})
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/urne-vote/urne/fsm"
 	"github.com/urne-vote/urne/fsm/fsmpb"
@@ -18,31 +19,43 @@ import (
 	"github.com/urne-vote/urne/node"
 	"github.com/urne-vote/urne/test/harness"
 	"github.com/urne-vote/urne/test/mailtest"
+	"github.com/urne-vote/urne/transport/urnepb"
 )
 
-// integrityCluster is a 3-node cluster whose nodes check their integrity every second,
-// watch a binary file of their own and mail alerts to a real local SMTP server.
+// integrityCluster is a 3-node cluster whose nodes check their integrity every second and
+// watch a binary file of their own, running a sealed, open election whose bureau and
+// organizers get the outbox's emails from a real local SMTP server.
 type integrityCluster struct {
 	*harness.Cluster
 	mail     *mailtest.Server
 	binaries map[string]string
+	edit     func(cfg *node.Config)
 }
+
+// Recipients of the alerts: a bureau member and an organizer.
+const (
+	bureauEmail    = "bureau@example.org"
+	organizerEmail = "organizers@example.org"
+)
 
 func newIntegrityCluster(t *testing.T) *integrityCluster {
 	t.Helper()
 	ic := &integrityCluster{Cluster: harness.Prepare(t, "3"), mail: mailtest.Start(t), binaries: map[string]string{}}
 	bins := t.TempDir()
-	startWith(t, ic.Cluster, func(cfg *node.Config) {
+	ic.edit = func(cfg *node.Config) {
 		path := filepath.Join(bins, cfg.NodeID+"-urne")
-		if err := os.WriteFile(path, []byte("urne build 1.0.0\n"), 0o700); err != nil {
-			t.Fatal(err)
+		if _, err := os.Stat(path); err != nil {
+			if err := os.WriteFile(path, []byte("urne build 1.0.0\n"), 0o700); err != nil {
+				t.Fatal(err)
+			}
 		}
 		ic.binaries[cfg.NodeID] = path
 		cfg.BinaryPath = path
 		cfg.IntegrityInterval = node.Duration(time.Second)
-		cfg.SMTP = node.AlertMailConfig{Server: ic.mail.Addr, From: "urne@example.org", To: []string{"bureau@example.org", "organizers@example.org"}}
-	})
-	openElection(t, ic.Cluster, 20)
+		cfg.Delivery = node.DeliveryConfig{Email: []node.SMTPConfig{{Addr: ic.mail.Addr, From: "urne@example.org", TLS: node.SMTPPlain}}}
+	}
+	startWith(t, ic.Cluster, ic.edit)
+	sealAndOpen(t, ic.Cluster, 20)
 	app := ic.Client("app")
 	for i := 1; i <= 5; i++ {
 		v := fmt.Sprintf("v%06d", i)
@@ -52,19 +65,42 @@ func newIntegrityCluster(t *testing.T) *integrityCluster {
 	}
 	harness.Poll(t, 30*time.Second, func() error {
 		for _, id := range ic.Running() {
-			if _, _, ok, err := ic.Node(id).FSM().SealedBuild(); !ok || err != nil {
-				return fmt.Errorf("%s: no build recorded yet (%v)", id, err)
-			}
 			if v := metric(t, ic.Cluster, id, "urne_integrity_check_success"); v != 1 {
 				return fmt.Errorf("%s: no successful integrity check yet", id)
 			}
 		}
 		return nil
 	})
-	if n := len(ic.mail.Messages()); n != 0 {
-		t.Fatalf("%d alerts mailed before any tampering: %+v", n, ic.mail.Messages())
+	if _, err := ic.mail.Find("[urne]"); err == nil {
+		t.Fatalf("alerts mailed before any tampering: %+v", ic.mail.Messages())
 	}
 	return ic
+}
+
+// sealAndOpen runs a test election with a bureau member and an organizer to tell, sealed
+// before it opens.
+func sealAndOpen(t *testing.T, c *harness.Cluster, voters int) {
+	t.Helper()
+	ctx := harness.Context(t, time.Minute)
+	org := c.Client("organizer")
+	if _, err := org.CreateElection(ctx, "test-election", "Test election"); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	_, err := org.ConfigureElection(ctx, &urnepb.ElectionConfig{Organizer: "Test organizer",
+		Bureau:          []*urnepb.BureauMember{{Name: "Ada", Email: bureauEmail, Function: "president"}},
+		OrganizerEmails: []string{organizerEmail}})
+	if err != nil {
+		t.Fatalf("configure: %v", err)
+	}
+	if _, err := org.ImportVoters(ctx, harness.Slice(harness.Voters("v", voters))); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if _, err := org.SealElection(ctx); err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+	if _, err := org.OpenElection(ctx); err != nil {
+		t.Fatalf("open: %v", err)
+	}
 }
 
 // follower returns a running node that does not lead.
@@ -103,28 +139,29 @@ func (ic *integrityCluster) tamperStopped(id string, fn func(tx *bolt.Tx, kr *ke
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cfg.BinaryPath = ic.binaries[id]
-	cfg.IntegrityInterval = node.Duration(time.Second)
-	cfg.SMTP = node.AlertMailConfig{Server: ic.mail.Addr, From: "urne@example.org", To: []string{"bureau@example.org", "organizers@example.org"}}
+	ic.edit(&cfg)
 	if err := ic.TryStartConfig(cfg); err != nil {
 		t.Fatalf("restart %s after tampering: %v", id, err)
 	}
 }
 
-// expectDetected waits for an alert naming every needle, then checks the failure counter of
-// kind on reporter.
+// expectDetected waits for the alert naming every needle, mailed through the outbox to the
+// bureau member and the organizer, then checks the failure counter of kind on reporter.
 func (ic *integrityCluster) expectDetected(reporter, kind string, needles ...string) {
 	t := ic.T
 	t.Helper()
-	harness.Poll(t, 30*time.Second, func() error {
-		_, err := ic.mail.Find(needles...)
-		return err
-	})
+	needles = append([]string{"Subject: [urne] Alerte, vote test-election : integrity check, node " + reporter}, needles...)
+	for _, to := range []string{bureauEmail, organizerEmail} {
+		harness.Poll(t, 30*time.Second, func() error {
+			m, err := ic.mail.Find(append([]string{"To: " + to}, needles...)...)
+			if err == nil && (len(m.To) != 1 || m.To[0] != to) {
+				return fmt.Errorf("alert sent to %v", m.To)
+			}
+			return err
+		})
+	}
 	m, _ := ic.mail.Find(needles...)
 	t.Logf("alert received by %v:\n%s", m.To, m.Data)
-	if len(m.To) != 2 || !strings.Contains(m.Data, "Subject: [urne] integrity check failed on node") {
-		t.Fatalf("alert %+v", m)
-	}
 	harness.Poll(t, 10*time.Second, func() error {
 		if v := metric(t, ic.Cluster, reporter, fmt.Sprintf(`urne_integrity_failures_total{kind=%q}`, kind)); v < 1 {
 			return fmt.Errorf("%s counted %v failures of kind %s", reporter, v, kind)
@@ -159,6 +196,35 @@ func TestIntegrityDetectsDroppedRegisterEntry(t *testing.T) {
 	ic.expectDetected(victim, "register", "node "+victim, "FAILED register", "entry 4", "missing")
 }
 
+// TestIntegrityDetectsEditedVoter rewrites, with the node's key, a voter's name under the seal:
+// the record decrypts cleanly, and the recomputed seal no longer matches.
+func TestIntegrityDetectsEditedVoter(t *testing.T) {
+	ic := newIntegrityCluster(t)
+	victim := ic.follower()
+	ic.tamperStopped(victim, func(tx *bolt.Tx, kr *keyring.Keyring) error {
+		voters := tx.Bucket([]byte("voters"))
+		k, sealed := voters.Cursor().First()
+		k = append([]byte(nil), k...)
+		aad := append([]byte("voters/"), k...)
+		plain, err := kr.Open(aad, sealed)
+		if err != nil {
+			return err
+		}
+		v := &fsmpb.VoterRecord{}
+		if err := proto.Unmarshal(plain, v); err != nil {
+			return err
+		}
+		v.Name = "Someone Else"
+		b, err := proto.Marshal(v)
+		if err != nil {
+			return err
+		}
+		return voters.Put(k, kr.Seal(aad, b))
+	})
+	ic.expectDetected(victim, "seal", "FAILED seal: node "+victim+": the configuration, scrutins, lists and roll hash to")
+	ic.expectDetected(ic.WaitLeader(), "replicas", "FAILED replicas: replica "+victim+" diverges")
+}
+
 func TestIntegrityDetectsSwappedBinary(t *testing.T) {
 	ic := newIntegrityCluster(t)
 	victim := ic.follower()
@@ -191,4 +257,85 @@ func TestIntegrityDetectsDivergedReplica(t *testing.T) {
 		return nil
 	})
 	ic.expectDetected(ic.WaitLeader(), "replicas", "FAILED replicas: replica "+victim+" diverges")
+}
+
+// TestSealedChangesNotified: a key rotation and a membership change during the sealed
+// election are mailed, through the outbox, to the bureau member and the organizer.
+func TestSealedChangesNotified(t *testing.T) {
+	ic := newIntegrityCluster(t)
+	ctx := harness.Context(t, time.Minute)
+	op := ic.Client("operator")
+	victim := ic.follower()
+	if _, err := op.RotateKey(ctx, ic.GRPC(victim)); err != nil {
+		t.Fatal(err)
+	}
+	if err := op.RemoveServer(ctx, victim); err != nil {
+		t.Fatal(err)
+	}
+	for _, needle := range []string{
+		"Subject: [urne] Changement, vote test-election : key rotation, keyring of node " + victim,
+		"Subject: [urne] Changement, vote test-election : membership change, raft configuration",
+	} {
+		for _, to := range []string{bureauEmail, organizerEmail} {
+			harness.Poll(t, 30*time.Second, func() error {
+				_, err := ic.mail.Find("To: "+to, needle, "pendant que le vote est ouvert")
+				return err
+			})
+		}
+	}
+}
+
+// TestRestoreNotified: a node started from a restored data directory (the mark a seeded
+// directory holds) records the restore at its next check; the first node of the bootstrap
+// list has it mailed to the bureau member and the organizer, and the mark goes.
+func TestRestoreNotified(t *testing.T) {
+	ic := newIntegrityCluster(t)
+	first := ic.File.Nodes[0].ID
+	for _, n := range ic.File.Nodes {
+		first = min(first, n.ID)
+	}
+	cfg := ic.Config(first)
+	ic.Stop(first)
+	mark := filepath.Join(cfg.DataDir, "restored")
+	if err := os.WriteFile(mark, []byte("42\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ic.edit(&cfg)
+	if err := ic.TryStartConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{bureauEmail, organizerEmail} {
+		harness.Poll(t, 30*time.Second, func() error {
+			_, err := ic.mail.Find("To: "+to, "Subject: [urne] Changement, vote test-election : restore, node "+first,
+				"state restored from a backup at index 42")
+			return err
+		})
+	}
+	harness.Poll(t, 10*time.Second, func() error {
+		if _, err := os.Stat(mark); err == nil {
+			return fmt.Errorf("the restore mark of %s is still there", first)
+		}
+		return nil
+	})
+}
+
+// TestConfigurationChangeNotified: a node restarted with another configuration records the
+// change at its next check, and the bureau member and the organizer are told.
+func TestConfigurationChangeNotified(t *testing.T) {
+	ic := newIntegrityCluster(t)
+	victim := ic.follower()
+	cfg := ic.Config(victim)
+	ic.Stop(victim)
+	ic.edit(&cfg)
+	cfg.TimestampInterval = node.Duration(time.Hour)
+	if err := ic.TryStartConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{bureauEmail, organizerEmail} {
+		harness.Poll(t, 30*time.Second, func() error {
+			_, err := ic.mail.Find("To: "+to, "Subject: [urne] Changement, vote test-election : change configuration, node "+victim,
+				"configuration sha256 ")
+			return err
+		})
+	}
 }

@@ -355,8 +355,8 @@ func (lc *legalCluster) closesOnTime(t *testing.T, s2 *urnepb.VerifyCodeResponse
 	wantErr(t, "cast after close", err, client.ErrWrongPhase)
 	lc.AssertSameState()
 	for _, id := range lc.Running() {
-		if n, _, err := lc.Node(id).FSM().VerifyJournal(); err != nil || n == 0 {
-			t.Fatalf("journal of %s: %d records, %v", id, n, err)
+		if rep, err := lc.Node(id).FSM().VerifyRegister(nil); err != nil || rep.Entries == 0 {
+			t.Fatalf("register of %s: %+v, %v", id, rep, err)
 		}
 	}
 }

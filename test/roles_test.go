@@ -50,7 +50,6 @@ var expectedAccess = map[string]string{
 	"Election/UnlockAccount":        "operator",
 	"Election/GetAccount":           "operator",
 	"Election/ExportEmargement":     "bureau",
-	"Election/ListJournal":          "bureau observer operator organizer",
 	"Operator/Node":                 "app bureau node observer operator organizer",
 	"Operator/Peers":                "node operator",
 	"Operator/TransferLeadership":   "node operator",
@@ -66,6 +65,8 @@ var expectedAccess = map[string]string{
 	"Operator/AuthorizeDestruction": "organizer",
 	"Operator/Destruction":          "bureau node observer operator organizer",
 	"Operator/RecordBackupErasure":  "operator",
+	"Audit/RegisterEntries":         "bureau node observer operator organizer",
+	"Audit/CheckIntegrity":          "bureau node operator organizer",
 	"Internal/Apply":                "node",
 	"Internal/ReadIndex":            "node",
 	"Internal/ServerStats":          "node",
@@ -113,10 +114,10 @@ type apiMethod struct {
 	streamed bool
 }
 
-// apiMethods lists every method of the three services from their descriptors.
+// apiMethods lists every method of the four services from their descriptors.
 func apiMethods(t *testing.T) []apiMethod {
 	var out []apiMethod
-	for _, service := range []string{"urne.v1.Election", "urne.v1.Operator", "urne.v1.Internal"} {
+	for _, service := range []string{"urne.v1.Election", "urne.v1.Operator", "urne.v1.Audit", "urne.v1.Internal"} {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/urne-vote/urne/client"
 	"github.com/urne-vote/urne/node"
 	"github.com/urne-vote/urne/test/harness"
+	"github.com/urne-vote/urne/test/mailtest"
 	"github.com/urne-vote/urne/tsa/tsatest"
 )
 
@@ -94,9 +95,14 @@ func metric(t testing.TB, c *harness.Cluster, id, sample string) float64 {
 // certificate.
 func TestTimestampAuthorityDown(t *testing.T) {
 	srv := tsatest.NewAuthority(t, "Test TSA").ServeOpenSSL(t)
+	mail := mailtest.Start(t)
 	c := harness.Prepare(t, "3")
-	startWith(t, c, withAuthority(t, srv))
-	openElection(t, c, 200)
+	stampOften := withAuthority(t, srv)
+	startWith(t, c, func(cfg *node.Config) {
+		stampOften(cfg)
+		cfg.Delivery = node.DeliveryConfig{Email: []node.SMTPConfig{{Addr: mail.Addr, From: "urne@example.org", TLS: node.SMTPPlain}}}
+	})
+	sealAndOpen(t, c, 200)
 	stamps := func() (ok, failed int) {
 		out := string(exportOf(t, c))
 		return strings.Count(out, `"stamp":{`), strings.Count(out, `"action":"timestamp","object":"register entry`) - strings.Count(out, `"stamp":{`)
@@ -136,6 +142,17 @@ func TestTimestampAuthorityDown(t *testing.T) {
 	leader := c.WaitLeader()
 	if v := metric(t, c, leader, `urne_timestamp_requests_total{result="failed"}`); v < 2 {
 		t.Fatalf("failed timestamp requests counted %v", v)
+	}
+	// The first failure of the gap is an alert to the bureau and the organizers; the retries are not.
+	alert := "Subject: [urne] Alerte, vote test-election : timestamp, register entry"
+	for _, to := range []string{bureauEmail, organizerEmail} {
+		harness.Poll(t, 20*time.Second, func() error {
+			_, err := mail.Find("To: "+to, alert, "attempt 1: ", "voting goes on")
+			return err
+		})
+	}
+	if _, err := mail.Find(alert, "attempt 2: "); err == nil {
+		t.Fatal("a retry was mailed")
 	}
 
 	srv.Up()

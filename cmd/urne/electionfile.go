@@ -18,6 +18,7 @@ const maxElectionFile = 4 << 20
 // window and bureau, its scrutins and their candidate lists. Unknown fields are refused.
 type electionFile struct {
 	Organizer      string       `json:"organizer"`
+	OrganizerEmail []string     `json:"organizer_emails"`
 	Controller     string       `json:"controller"`
 	Processor      string       `json:"processor"`
 	OpensAt        time.Time    `json:"opens_at"`
@@ -125,7 +126,7 @@ func (f *electionFile) check() error {
 // config is the API form of the file's configuration.
 func (f *electionFile) config() *urnepb.ElectionConfig {
 	cfg := &urnepb.ElectionConfig{Organizer: f.Organizer, Controller: f.Controller, Processor: f.Processor,
-		SessionTimeoutNanos: int64(f.SessionTimeout), OtpValidityNanos: int64(f.CodeValidity)}
+		SessionTimeoutNanos: int64(f.SessionTimeout), OtpValidityNanos: int64(f.CodeValidity), OrganizerEmails: f.OrganizerEmail}
 	if !f.OpensAt.IsZero() {
 		cfg.OpensAtUnixNano, cfg.ClosesAtUnixNano = f.OpensAt.UnixNano(), f.ClosesAt.UnixNano()
 	}

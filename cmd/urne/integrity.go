@@ -44,12 +44,13 @@ func (a *app) integrityCheckCommand() *cobra.Command {
 	var conn *connFlags
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Have every node check the register, the ballot box, its binary and the replicas now",
+		Short: "Have every node check the register, the seal, the ballot box, its binary and the replicas now",
 		Long: "Have every node run its integrity check now: the chain and timestamps of the activity\n" +
-			"register, the ballot box against its running digest, the node binary against the build\n" +
-			"recorded for the election, and the agreement of the replicas' state digests at the same\n" +
-			"applied index. Each result enters the register; a failure is mailed to the configured\n" +
-			"recipients. The exit code is 2 when any node found a failure.",
+			"register, the seal recomputed over the configuration, scrutins, lists and roll, the ballot\n" +
+			"box against its running digest, the node binary against the sealed build, and the\n" +
+			"agreement of the replicas' state digests at the same applied index. Each result enters\n" +
+			"the register; a failure is mailed to the bureau members and the organizers through the\n" +
+			"outbox. The exit code is 2 when any node found a failure.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, t, err := conn.dial()

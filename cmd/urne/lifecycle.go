@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +34,6 @@ func (a *app) lifecycleCommands() []*cobra.Command {
 		a.electionRecordTallyCommand(),
 		a.electionIssueCommand(),
 		a.electionEmargementCommand(),
-		a.electionJournalCommand(),
 	}
 }
 
@@ -229,37 +227,6 @@ func (a *app) electionEmargementCommand() *cobra.Command {
 	return cmd
 }
 
-// journalView is one record of `election journal`.
-type journalView struct {
-	Seq     uint64     `json:"seq"`
-	At      *time.Time `json:"at"`
-	Kind    string     `json:"kind"`
-	Actor   string     `json:"actor"`
-	Subject string     `json:"subject,omitempty"`
-	Detail  string     `json:"detail"`
-}
-
-func (a *app) electionJournalCommand() *cobra.Command {
-	cmd, _ := clientCmd("journal", "List the hash-chained activity register", roleBureau,
-		func(cmd *cobra.Command, c *client.Client) error {
-			var rows []journalView
-			err := c.Journal(cmd.Context(), func(e *urnepb.JournalEntry) error {
-				rows = append(rows, journalView{Seq: e.Seq, At: unixNano(e.AtUnixNano), Kind: e.Kind, Actor: e.Actor,
-					Subject: hex.EncodeToString(e.Subject), Detail: e.Detail})
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			return a.emit(rows, func(w io.Writer) {
-				for _, r := range rows {
-					fprintf(w, "%5d %s %-20s %-18s %s\n", r.Seq, r.At.Format(time.RFC3339), r.Kind, r.Actor, r.Detail)
-				}
-			})
-		})
-	return cmd
-}
-
 // accountView is the JSON of `operator account` and `operator unlock`.
 type accountView struct {
 	VoterID       string     `json:"voter_id"`
@@ -283,7 +250,7 @@ func (a *app) emitAccount(st *urnepb.AccountStatus) error {
 
 func (a *app) operatorAccountCommands() []*cobra.Command {
 	var voter, reason string
-	unlock, _ := operatorCmd("unlock --voter ID --reason TEXT", "Unlock a voter's account after checking who asks (journaled)",
+	unlock, _ := operatorCmd("unlock --voter ID --reason TEXT", "Unlock a voter's account after checking who asks (recorded in the activity register)",
 		func(ctx context.Context, c *client.Client, _ *clusterTarget) error {
 			st, err := c.UnlockAccount(ctx, voter, reason)
 			if err != nil {
@@ -292,7 +259,7 @@ func (a *app) operatorAccountCommands() []*cobra.Command {
 			return a.emitAccount(st)
 		})
 	unlock.Flags().StringVar(&voter, "voter", "", "voter id")
-	unlock.Flags().StringVar(&reason, "reason", "", "why, as the journal will say")
+	unlock.Flags().StringVar(&reason, "reason", "", "why, as the activity register will say")
 	must(unlock.MarkFlagRequired("voter"))
 	must(unlock.MarkFlagRequired("reason"))
 	var who string

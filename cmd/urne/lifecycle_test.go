@@ -12,6 +12,7 @@ import (
 
 const sampleElection = `{
   "organizer": "Le Cnam", "controller": "Le Cnam", "processor": "Urne hosting",
+  "organizer_emails": ["elections@example.org"],
   "opens_at": "%OPENS%", "closes_at": "%CLOSES%",
   "session_timeout": "20m", "code_validity": "5m",
   "bureau": [{"name": "Ada", "email": "ada@example.org", "function": "president"}],
@@ -35,7 +36,8 @@ func TestParseElectionFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := f.config()
-	if cfg.SessionTimeoutNanos != int64(20*time.Minute) || cfg.ClosesAtUnixNano-cfg.OpensAtUnixNano != int64(48*time.Hour) || len(cfg.Bureau) != 1 {
+	if cfg.SessionTimeoutNanos != int64(20*time.Minute) || cfg.ClosesAtUnixNano-cfg.OpensAtUnixNano != int64(48*time.Hour) || len(cfg.Bureau) != 1 ||
+		len(cfg.OrganizerEmails) != 1 {
 		t.Fatalf("config = %v", cfg)
 	}
 	scrutins, lists := f.scrutins()
@@ -80,7 +82,7 @@ func FuzzElectionFile(f *testing.F) {
 
 // TestLifecycleCommands runs the legal path's commands against an in-process node: create,
 // configure, import with the legal fields, key, seal as the bureau, refusal after sealing,
-// identifiers, journal and account.
+// identifiers, register and account.
 func TestLifecycleCommands(t *testing.T) {
 	c := harness.New(t, "1")
 	dir := t.TempDir()
@@ -119,10 +121,12 @@ func TestLifecycleCommands(t *testing.T) {
 	if out := cli("election", "issue-identifiers", "--role", "organizer"); !strings.Contains(out, `"issued": 2`) {
 		t.Fatalf("issue-identifiers: %s", out)
 	}
-	var journal []journalView
-	decodeOne(t, cli("election", "journal"), &journal)
-	if len(journal) < 7 || journal[len(journal)-1].Kind != "identifiers.issued" {
-		t.Fatalf("journal: %+v", journal)
+	register := cli("audit", "export")
+	for _, want := range []string{`"action":"seal election","object":"election`, `"action":"configure election"`,
+		`"action":"issue identifiers"`, `"detail":"2 identifiers issued, 0 voters without one"`} {
+		if !strings.Contains(register, want) {
+			t.Fatalf("the register lacks %s:\n%s", want, register)
+		}
 	}
 	var acc accountView
 	decodeOne(t, cli("operator", "account", "--voter", "v1"), &acc)

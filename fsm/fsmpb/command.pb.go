@@ -205,6 +205,59 @@ func (CommandFlag) EnumDescriptor() ([]byte, []int) {
 	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{1}
 }
 
+// Notice says which recorded events are mailed to the election's bureau members and organizers.
+type Notice int32
+
+const (
+	Notice_NOTICE_NONE Notice = 0
+	// A change of the system while the election is sealed, open or closed: configuration,
+	// membership, key rotation, restore. Outside those phases nobody is told.
+	Notice_NOTICE_SEALED_CHANGE Notice = 1
+	// An alert (a failed integrity check): told in every phase once the election has a bureau.
+	Notice_NOTICE_ALERT Notice = 2
+)
+
+// Enum value maps for Notice.
+var (
+	Notice_name = map[int32]string{
+		0: "NOTICE_NONE",
+		1: "NOTICE_SEALED_CHANGE",
+		2: "NOTICE_ALERT",
+	}
+	Notice_value = map[string]int32{
+		"NOTICE_NONE":          0,
+		"NOTICE_SEALED_CHANGE": 1,
+		"NOTICE_ALERT":         2,
+	}
+)
+
+func (x Notice) Enum() *Notice {
+	p := new(Notice)
+	*p = x
+	return p
+}
+
+func (x Notice) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Notice) Descriptor() protoreflect.EnumDescriptor {
+	return file_fsm_fsmpb_command_proto_enumTypes[2].Descriptor()
+}
+
+func (Notice) Type() protoreflect.EnumType {
+	return &file_fsm_fsmpb_command_proto_enumTypes[2]
+}
+
+func (x Notice) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Notice.Descriptor instead.
+func (Notice) EnumDescriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
+}
+
 type ResponseCode int32
 
 const (
@@ -289,11 +342,11 @@ func (x ResponseCode) String() string {
 }
 
 func (ResponseCode) Descriptor() protoreflect.EnumDescriptor {
-	return file_fsm_fsmpb_command_proto_enumTypes[2].Descriptor()
+	return file_fsm_fsmpb_command_proto_enumTypes[3].Descriptor()
 }
 
 func (ResponseCode) Type() protoreflect.EnumType {
-	return &file_fsm_fsmpb_command_proto_enumTypes[2]
+	return &file_fsm_fsmpb_command_proto_enumTypes[3]
 }
 
 func (x ResponseCode) Number() protoreflect.EnumNumber {
@@ -302,7 +355,7 @@ func (x ResponseCode) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ResponseCode.Descriptor instead.
 func (ResponseCode) EnumDescriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{2}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{3}
 }
 
 type Command struct {
@@ -579,8 +632,10 @@ type RecordEvent struct {
 	Action string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
 	Object string                 `protobuf:"bytes,2,opt,name=object,proto3" json:"object,omitempty"`
 	// "ok", "failed", ...
-	Outcome       string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	Detail        string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	Outcome string `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Detail  string `protobuf:"bytes,4,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Who the state machine tells by email, through the outbox, once the event is recorded.
+	Notice        Notice `protobuf:"varint,5,opt,name=notice,proto3,enum=urne.fsm.v1.Notice" json:"notice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -641,6 +696,13 @@ func (x *RecordEvent) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *RecordEvent) GetNotice() Notice {
+	if x != nil {
+		return x.Notice
+	}
+	return Notice_NOTICE_NONE
 }
 
 type CreateElection struct {
@@ -954,8 +1016,10 @@ type ElectionConfig struct {
 	// When every data of the election is to be destroyed (the processing register's
 	// "suppression des données"); 0 takes the profile's default (two years after the vote).
 	DeletionAtUnixNano int64 `protobuf:"varint,41,opt,name=deletion_at_unix_nano,json=deletionAtUnixNano,proto3" json:"deletion_at_unix_nano,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Where the organizers are told of alerts and of changes to a sealed election.
+	OrganizerEmails []string `protobuf:"bytes,9,rep,name=organizer_emails,json=organizerEmails,proto3" json:"organizer_emails,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ElectionConfig) Reset() {
@@ -1049,6 +1113,13 @@ func (x *ElectionConfig) GetDeletionAtUnixNano() int64 {
 		return x.DeletionAtUnixNano
 	}
 	return 0
+}
+
+func (x *ElectionConfig) GetOrganizerEmails() []string {
+	if x != nil {
+		return x.OrganizerEmails
+	}
+	return nil
 }
 
 type BureauMember struct {
@@ -3587,11 +3658,8 @@ type Counters struct {
 	OutboxNext        uint64 `protobuf:"varint,4,opt,name=outbox_next,json=outboxNext,proto3" json:"outbox_next,omitempty"`
 	OutboxPending     uint64 `protobuf:"varint,5,opt,name=outbox_pending,json=outboxPending,proto3" json:"outbox_pending,omitempty"`
 	IdentifiersIssued uint64 `protobuf:"varint,6,opt,name=identifiers_issued,json=identifiersIssued,proto3" json:"identifiers_issued,omitempty"`
-	JournalNext       uint64 `protobuf:"varint,7,opt,name=journal_next,json=journalNext,proto3" json:"journal_next,omitempty"`
-	// Hash of the last journal record.
-	JournalHead   []byte `protobuf:"bytes,8,opt,name=journal_head,json=journalHead,proto3" json:"journal_head,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Counters) Reset() {
@@ -3664,20 +3732,6 @@ func (x *Counters) GetIdentifiersIssued() uint64 {
 		return x.IdentifiersIssued
 	}
 	return 0
-}
-
-func (x *Counters) GetJournalNext() uint64 {
-	if x != nil {
-		return x.JournalNext
-	}
-	return 0
-}
-
-func (x *Counters) GetJournalHead() []byte {
-	if x != nil {
-		return x.JournalHead
-	}
-	return nil
 }
 
 // How a ballot of the legal path sits in the box: its scrutin and the inner ballot, no time,
@@ -4024,100 +4078,6 @@ func (x *OutboxMessage) GetLastError() string {
 	return ""
 }
 
-// One entry of the activity register: hash-chained to the one before.
-type JournalRecord struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	Seq        uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	AtUnixNano int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
-	Kind       string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	Actor      string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
-	// Keyed hash naming the voter concerned, if any: never a name.
-	Subject       []byte `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
-	Detail        string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
-	Prev          []byte `protobuf:"bytes,7,opt,name=prev,proto3" json:"prev,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *JournalRecord) Reset() {
-	*x = JournalRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JournalRecord) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JournalRecord) ProtoMessage() {}
-
-func (x *JournalRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JournalRecord.ProtoReflect.Descriptor instead.
-func (*JournalRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{48}
-}
-
-func (x *JournalRecord) GetSeq() uint64 {
-	if x != nil {
-		return x.Seq
-	}
-	return 0
-}
-
-func (x *JournalRecord) GetAtUnixNano() int64 {
-	if x != nil {
-		return x.AtUnixNano
-	}
-	return 0
-}
-
-func (x *JournalRecord) GetKind() string {
-	if x != nil {
-		return x.Kind
-	}
-	return ""
-}
-
-func (x *JournalRecord) GetActor() string {
-	if x != nil {
-		return x.Actor
-	}
-	return ""
-}
-
-func (x *JournalRecord) GetSubject() []byte {
-	if x != nil {
-		return x.Subject
-	}
-	return nil
-}
-
-func (x *JournalRecord) GetDetail() string {
-	if x != nil {
-		return x.Detail
-	}
-	return ""
-}
-
-func (x *JournalRecord) GetPrev() []byte {
-	if x != nil {
-		return x.Prev
-	}
-	return nil
-}
-
 var File_fsm_fsmpb_command_proto protoreflect.FileDescriptor
 
 const file_fsm_fsmpb_command_proto_rawDesc = "" +
@@ -4140,12 +4100,13 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x05token\x18\x04 \x01(\fR\x05token\"?\n" +
 	"\vRecordBuild\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"o\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\x9c\x01\n" +
 	"\vRecordEvent\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x16\n" +
 	"\x06object\x18\x02 \x01(\tR\x06object\x12\x18\n" +
 	"\aoutcome\x18\x03 \x01(\tR\aoutcome\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"|\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\x12+\n" +
+	"\x06notice\x18\x05 \x01(\x0e2\x13.urne.fsm.v1.NoticeR\x06notice\"|\n" +
 	"\x0eCreateElection\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -4173,7 +4134,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12!\n" +
 	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\x12%\n" +
-	"\x0earchive_digest\x18) \x01(\fR\rarchiveDigest\"\x90\x03\n" +
+	"\x0earchive_digest\x18) \x01(\fR\rarchiveDigest\"\xbb\x03\n" +
 	"\x0eElectionConfig\x12\x1c\n" +
 	"\torganizer\x18\x01 \x01(\tR\torganizer\x12\x1e\n" +
 	"\n" +
@@ -4185,7 +4146,8 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x06bureau\x18\x06 \x03(\v2\x19.urne.fsm.v1.BureauMemberR\x06bureau\x122\n" +
 	"\x15session_timeout_nanos\x18\a \x01(\x03R\x13sessionTimeoutNanos\x12,\n" +
 	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\x121\n" +
-	"\x15deletion_at_unix_nano\x18) \x01(\x03R\x12deletionAtUnixNano\"j\n" +
+	"\x15deletion_at_unix_nano\x18) \x01(\x03R\x12deletionAtUnixNano\x12)\n" +
+	"\x10organizer_emails\x18\t \x03(\tR\x0forganizerEmails\"j\n" +
 	"\fBureauMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
@@ -4403,7 +4365,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x19last_success_at_unix_nano\x18\x03 \x01(\x03R\x15lastSuccessAtUnixNano\x123\n" +
 	"\x16last_success_rto_nanos\x18\x04 \x01(\x03R\x13lastSuccessRtoNanos\x12\x12\n" +
 	"\x04runs\x18\x05 \x01(\x04R\x04runs\x12\x1a\n" +
-	"\bfailures\x18\x06 \x01(\x04R\bfailures\"\x9b\x02\n" +
+	"\bfailures\x18\x06 \x01(\x04R\bfailures\"\xfd\x01\n" +
 	"\bCounters\x12\x16\n" +
 	"\x06voters\x18\x01 \x01(\x04R\x06voters\x12 \n" +
 	"\vemargements\x18\x02 \x01(\x04R\vemargements\x12\x18\n" +
@@ -4411,9 +4373,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\voutbox_next\x18\x04 \x01(\x04R\n" +
 	"outboxNext\x12%\n" +
 	"\x0eoutbox_pending\x18\x05 \x01(\x04R\routboxPending\x12-\n" +
-	"\x12identifiers_issued\x18\x06 \x01(\x04R\x11identifiersIssued\x12!\n" +
-	"\fjournal_next\x18\a \x01(\x04R\vjournalNext\x12!\n" +
-	"\fjournal_head\x18\b \x01(\fR\vjournalHead\"A\n" +
+	"\x12identifiers_issued\x18\x06 \x01(\x04R\x11identifiersIssuedJ\x04\b\a\x10\bJ\x04\b\b\x10\tR\fjournal_nextR\fjournal_head\"A\n" +
 	"\bBoxEntry\x12\x1d\n" +
 	"\n" +
 	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x16\n" +
@@ -4443,16 +4403,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x15enqueued_at_unix_nano\x18\x06 \x01(\x03R\x12enqueuedAtUnixNano\x12\x1a\n" +
 	"\battempts\x18\a \x01(\rR\battempts\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\b \x01(\tR\tlastError\"\xb3\x01\n" +
-	"\rJournalRecord\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
-	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
-	"atUnixNano\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
-	"\asubject\x18\x05 \x01(\fR\asubject\x12\x16\n" +
-	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
-	"\x04prev\x18\a \x01(\fR\x04prev*\xfa\x05\n" +
+	"last_error\x18\b \x01(\tR\tlastError*\xfa\x05\n" +
 	"\vCommandType\x12\x13\n" +
 	"\x0fCOMMAND_UNKNOWN\x10\x00\x12\x1b\n" +
 	"\x17COMMAND_CREATE_ELECTION\x10\x01\x12\x19\n" +
@@ -4485,7 +4436,11 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x16COMMAND_RECORD_ERASURE\x10+*5\n" +
 	"\vCommandFlag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x17\n" +
-	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*\x9b\x04\n" +
+	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*E\n" +
+	"\x06Notice\x12\x0f\n" +
+	"\vNOTICE_NONE\x10\x00\x12\x18\n" +
+	"\x14NOTICE_SEALED_CHANGE\x10\x01\x12\x10\n" +
+	"\fNOTICE_ALERT\x10\x02*\x9b\x04\n" +
 	"\fResponseCode\x12\x0f\n" +
 	"\vRESPONSE_OK\x10\x00\x12\x14\n" +
 	"\x10RESPONSE_INVALID\x10\x01\x12\x18\n" +
@@ -4521,90 +4476,91 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 	return file_fsm_fsmpb_command_proto_rawDescData
 }
 
-var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(CommandType)(0),          // 0: urne.fsm.v1.CommandType
 	(CommandFlag)(0),          // 1: urne.fsm.v1.CommandFlag
-	(ResponseCode)(0),         // 2: urne.fsm.v1.ResponseCode
-	(*Command)(nil),           // 3: urne.fsm.v1.Command
-	(*Actor)(nil),             // 4: urne.fsm.v1.Actor
-	(*RegisterStamp)(nil),     // 5: urne.fsm.v1.RegisterStamp
-	(*RecordBuild)(nil),       // 6: urne.fsm.v1.RecordBuild
-	(*RecordEvent)(nil),       // 7: urne.fsm.v1.RecordEvent
-	(*CreateElection)(nil),    // 8: urne.fsm.v1.CreateElection
-	(*VoterRecord)(nil),       // 9: urne.fsm.v1.VoterRecord
-	(*ImportVoters)(nil),      // 10: urne.fsm.v1.ImportVoters
-	(*Transition)(nil),        // 11: urne.fsm.v1.Transition
-	(*ElectionConfig)(nil),    // 12: urne.fsm.v1.ElectionConfig
-	(*BureauMember)(nil),      // 13: urne.fsm.v1.BureauMember
-	(*ConfigureElection)(nil), // 14: urne.fsm.v1.ConfigureElection
-	(*ListRule)(nil),          // 15: urne.fsm.v1.ListRule
-	(*Scrutin)(nil),           // 16: urne.fsm.v1.Scrutin
-	(*PutScrutin)(nil),        // 17: urne.fsm.v1.PutScrutin
-	(*Candidate)(nil),         // 18: urne.fsm.v1.Candidate
-	(*CandidateList)(nil),     // 19: urne.fsm.v1.CandidateList
-	(*PutCandidateList)(nil),  // 20: urne.fsm.v1.PutCandidateList
-	(*SetElectionKey)(nil),    // 21: urne.fsm.v1.SetElectionKey
-	(*SealElection)(nil),      // 22: urne.fsm.v1.SealElection
-	(*Tick)(nil),              // 23: urne.fsm.v1.Tick
-	(*RecordTally)(nil),       // 24: urne.fsm.v1.RecordTally
-	(*IssueIdentifiers)(nil),  // 25: urne.fsm.v1.IssueIdentifiers
-	(*OutboxDone)(nil),        // 26: urne.fsm.v1.OutboxDone
-	(*RecordLogin)(nil),       // 27: urne.fsm.v1.RecordLogin
-	(*RequestOTP)(nil),        // 28: urne.fsm.v1.RequestOTP
-	(*VerifyOTP)(nil),         // 29: urne.fsm.v1.VerifyOTP
-	(*UnlockAccount)(nil),     // 30: urne.fsm.v1.UnlockAccount
-	(*Cast)(nil),              // 31: urne.fsm.v1.Cast
-	(*RecordDrill)(nil),       // 32: urne.fsm.v1.RecordDrill
-	(*Response)(nil),          // 33: urne.fsm.v1.Response
-	(*IssueResult)(nil),       // 34: urne.fsm.v1.IssueResult
-	(*AuthResult)(nil),        // 35: urne.fsm.v1.AuthResult
-	(*ElectionResult)(nil),    // 36: urne.fsm.v1.ElectionResult
-	(*ImportResult)(nil),      // 37: urne.fsm.v1.ImportResult
-	(*CastResult)(nil),        // 38: urne.fsm.v1.CastResult
-	(*ElectionState)(nil),     // 39: urne.fsm.v1.ElectionState
-	(*DestructionStep)(nil),   // 40: urne.fsm.v1.DestructionStep
-	(*RecordErasure)(nil),     // 41: urne.fsm.v1.RecordErasure
-	(*Destruction)(nil),       // 42: urne.fsm.v1.Destruction
-	(*SealRecord)(nil),        // 43: urne.fsm.v1.SealRecord
-	(*EmargementRecord)(nil),  // 44: urne.fsm.v1.EmargementRecord
-	(*DrillRecord)(nil),       // 45: urne.fsm.v1.DrillRecord
-	(*Counters)(nil),          // 46: urne.fsm.v1.Counters
-	(*BoxEntry)(nil),          // 47: urne.fsm.v1.BoxEntry
-	(*Account)(nil),           // 48: urne.fsm.v1.Account
-	(*Session)(nil),           // 49: urne.fsm.v1.Session
-	(*OutboxMessage)(nil),     // 50: urne.fsm.v1.OutboxMessage
-	(*JournalRecord)(nil),     // 51: urne.fsm.v1.JournalRecord
+	(Notice)(0),               // 2: urne.fsm.v1.Notice
+	(ResponseCode)(0),         // 3: urne.fsm.v1.ResponseCode
+	(*Command)(nil),           // 4: urne.fsm.v1.Command
+	(*Actor)(nil),             // 5: urne.fsm.v1.Actor
+	(*RegisterStamp)(nil),     // 6: urne.fsm.v1.RegisterStamp
+	(*RecordBuild)(nil),       // 7: urne.fsm.v1.RecordBuild
+	(*RecordEvent)(nil),       // 8: urne.fsm.v1.RecordEvent
+	(*CreateElection)(nil),    // 9: urne.fsm.v1.CreateElection
+	(*VoterRecord)(nil),       // 10: urne.fsm.v1.VoterRecord
+	(*ImportVoters)(nil),      // 11: urne.fsm.v1.ImportVoters
+	(*Transition)(nil),        // 12: urne.fsm.v1.Transition
+	(*ElectionConfig)(nil),    // 13: urne.fsm.v1.ElectionConfig
+	(*BureauMember)(nil),      // 14: urne.fsm.v1.BureauMember
+	(*ConfigureElection)(nil), // 15: urne.fsm.v1.ConfigureElection
+	(*ListRule)(nil),          // 16: urne.fsm.v1.ListRule
+	(*Scrutin)(nil),           // 17: urne.fsm.v1.Scrutin
+	(*PutScrutin)(nil),        // 18: urne.fsm.v1.PutScrutin
+	(*Candidate)(nil),         // 19: urne.fsm.v1.Candidate
+	(*CandidateList)(nil),     // 20: urne.fsm.v1.CandidateList
+	(*PutCandidateList)(nil),  // 21: urne.fsm.v1.PutCandidateList
+	(*SetElectionKey)(nil),    // 22: urne.fsm.v1.SetElectionKey
+	(*SealElection)(nil),      // 23: urne.fsm.v1.SealElection
+	(*Tick)(nil),              // 24: urne.fsm.v1.Tick
+	(*RecordTally)(nil),       // 25: urne.fsm.v1.RecordTally
+	(*IssueIdentifiers)(nil),  // 26: urne.fsm.v1.IssueIdentifiers
+	(*OutboxDone)(nil),        // 27: urne.fsm.v1.OutboxDone
+	(*RecordLogin)(nil),       // 28: urne.fsm.v1.RecordLogin
+	(*RequestOTP)(nil),        // 29: urne.fsm.v1.RequestOTP
+	(*VerifyOTP)(nil),         // 30: urne.fsm.v1.VerifyOTP
+	(*UnlockAccount)(nil),     // 31: urne.fsm.v1.UnlockAccount
+	(*Cast)(nil),              // 32: urne.fsm.v1.Cast
+	(*RecordDrill)(nil),       // 33: urne.fsm.v1.RecordDrill
+	(*Response)(nil),          // 34: urne.fsm.v1.Response
+	(*IssueResult)(nil),       // 35: urne.fsm.v1.IssueResult
+	(*AuthResult)(nil),        // 36: urne.fsm.v1.AuthResult
+	(*ElectionResult)(nil),    // 37: urne.fsm.v1.ElectionResult
+	(*ImportResult)(nil),      // 38: urne.fsm.v1.ImportResult
+	(*CastResult)(nil),        // 39: urne.fsm.v1.CastResult
+	(*ElectionState)(nil),     // 40: urne.fsm.v1.ElectionState
+	(*DestructionStep)(nil),   // 41: urne.fsm.v1.DestructionStep
+	(*RecordErasure)(nil),     // 42: urne.fsm.v1.RecordErasure
+	(*Destruction)(nil),       // 43: urne.fsm.v1.Destruction
+	(*SealRecord)(nil),        // 44: urne.fsm.v1.SealRecord
+	(*EmargementRecord)(nil),  // 45: urne.fsm.v1.EmargementRecord
+	(*DrillRecord)(nil),       // 46: urne.fsm.v1.DrillRecord
+	(*Counters)(nil),          // 47: urne.fsm.v1.Counters
+	(*BoxEntry)(nil),          // 48: urne.fsm.v1.BoxEntry
+	(*Account)(nil),           // 49: urne.fsm.v1.Account
+	(*Session)(nil),           // 50: urne.fsm.v1.Session
+	(*OutboxMessage)(nil),     // 51: urne.fsm.v1.OutboxMessage
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	0,  // 0: urne.fsm.v1.Command.type:type_name -> urne.fsm.v1.CommandType
-	4,  // 1: urne.fsm.v1.Command.actor:type_name -> urne.fsm.v1.Actor
-	9,  // 2: urne.fsm.v1.ImportVoters.voters:type_name -> urne.fsm.v1.VoterRecord
-	13, // 3: urne.fsm.v1.ElectionConfig.bureau:type_name -> urne.fsm.v1.BureauMember
-	12, // 4: urne.fsm.v1.ConfigureElection.config:type_name -> urne.fsm.v1.ElectionConfig
-	15, // 5: urne.fsm.v1.Scrutin.list_rule:type_name -> urne.fsm.v1.ListRule
-	16, // 6: urne.fsm.v1.PutScrutin.scrutin:type_name -> urne.fsm.v1.Scrutin
-	18, // 7: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
-	19, // 8: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
-	2,  // 9: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
-	36, // 10: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
-	37, // 11: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
-	38, // 12: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
-	34, // 13: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
-	35, // 14: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
-	12, // 15: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
-	43, // 16: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
-	12, // 17: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
-	43, // 18: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
-	42, // 19: urne.fsm.v1.ElectionState.destruction:type_name -> urne.fsm.v1.Destruction
-	41, // 20: urne.fsm.v1.Destruction.erasures:type_name -> urne.fsm.v1.RecordErasure
-	32, // 21: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	5,  // 1: urne.fsm.v1.Command.actor:type_name -> urne.fsm.v1.Actor
+	2,  // 2: urne.fsm.v1.RecordEvent.notice:type_name -> urne.fsm.v1.Notice
+	10, // 3: urne.fsm.v1.ImportVoters.voters:type_name -> urne.fsm.v1.VoterRecord
+	14, // 4: urne.fsm.v1.ElectionConfig.bureau:type_name -> urne.fsm.v1.BureauMember
+	13, // 5: urne.fsm.v1.ConfigureElection.config:type_name -> urne.fsm.v1.ElectionConfig
+	16, // 6: urne.fsm.v1.Scrutin.list_rule:type_name -> urne.fsm.v1.ListRule
+	17, // 7: urne.fsm.v1.PutScrutin.scrutin:type_name -> urne.fsm.v1.Scrutin
+	19, // 8: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
+	20, // 9: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
+	3,  // 10: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
+	37, // 11: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
+	38, // 12: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
+	39, // 13: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
+	35, // 14: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
+	36, // 15: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
+	13, // 16: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
+	44, // 17: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
+	13, // 18: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
+	44, // 19: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
+	43, // 20: urne.fsm.v1.ElectionState.destruction:type_name -> urne.fsm.v1.Destruction
+	42, // 21: urne.fsm.v1.Destruction.erasures:type_name -> urne.fsm.v1.RecordErasure
+	33, // 22: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -4624,8 +4580,8 @@ func file_fsm_fsmpb_command_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   49,
+			NumEnums:      4,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

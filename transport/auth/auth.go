@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 
@@ -103,9 +104,13 @@ func ContextWithIdentity(ctx context.Context, id pki.Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
+// RefusalObserver hears of every call the interceptors refuse: the caller's address, the
+// principal when the certificate named one, the method and why.
+type RefusalObserver func(remote net.Addr, principal, method string, reason error)
+
 // UnaryInterceptor checks every unary call against p; see checker.authorize.
-func UnaryInterceptor(p Policy, electionID string, logger *slog.Logger) grpc.UnaryServerInterceptor {
-	c := newChecker(p, electionID, logger)
+func UnaryInterceptor(p Policy, electionID string, logger *slog.Logger, observers ...RefusalObserver) grpc.UnaryServerInterceptor {
+	c := newChecker(p, electionID, logger, observers)
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := c.authorize(ctx, info.FullMethod)
 		if err != nil {
@@ -116,8 +121,8 @@ func UnaryInterceptor(p Policy, electionID string, logger *slog.Logger) grpc.Una
 }
 
 // StreamInterceptor checks every streaming call against p.
-func StreamInterceptor(p Policy, electionID string, logger *slog.Logger) grpc.StreamServerInterceptor {
-	c := newChecker(p, electionID, logger)
+func StreamInterceptor(p Policy, electionID string, logger *slog.Logger, observers ...RefusalObserver) grpc.StreamServerInterceptor {
+	c := newChecker(p, electionID, logger, observers)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx, err := c.authorize(ss.Context(), info.FullMethod)
 		if err != nil {
@@ -139,13 +144,24 @@ type checker struct {
 	policy     Policy
 	electionID string
 	logger     *slog.Logger
+	observers  []RefusalObserver
 }
 
-func newChecker(p Policy, electionID string, logger *slog.Logger) *checker {
+func newChecker(p Policy, electionID string, logger *slog.Logger, observers []RefusalObserver) *checker {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &checker{policy: p, electionID: electionID, logger: logger}
+	return &checker{policy: p, electionID: electionID, logger: logger, observers: observers}
+}
+
+func (c *checker) refused(p *peer.Peer, principal, method string, reason error) {
+	var remote net.Addr
+	if p != nil {
+		remote = p.Addr
+	}
+	for _, o := range c.observers {
+		o(remote, principal, method, reason)
+	}
 }
 
 // authorize identifies the caller from its TLS certificate, checks its election and the policy,
@@ -155,11 +171,13 @@ func (c *checker) authorize(ctx context.Context, method string) (context.Context
 	id, err := c.identify(p)
 	if err != nil {
 		c.logger.Warn("refused RPC", "method", method, "remote", remoteOf(p), "reason", err.Error())
+		c.refused(p, "", method, err)
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	if !c.policy.Allows(method, Principal(id)) {
 		err := c.denial(method, id)
 		c.logger.Warn("denied RPC", "method", method, "identity", id.String(), "remote", remoteOf(p), "reason", err.Error())
+		c.refused(p, Principal(id), method, err)
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	return ContextWithIdentity(ctx, id), nil

@@ -430,8 +430,10 @@ type ElectionConfig struct {
 	OtpValidityNanos    int64                  `protobuf:"varint,8,opt,name=otp_validity_nanos,json=otpValidityNanos,proto3" json:"otp_validity_nanos,omitempty"`
 	// When every data of the election is to be destroyed; 0: two years after the vote.
 	DeletionAtUnixNano int64 `protobuf:"varint,41,opt,name=deletion_at_unix_nano,json=deletionAtUnixNano,proto3" json:"deletion_at_unix_nano,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Where the organizers are told of alerts and of changes to a sealed election.
+	OrganizerEmails []string `protobuf:"bytes,9,rep,name=organizer_emails,json=organizerEmails,proto3" json:"organizer_emails,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ElectionConfig) Reset() {
@@ -525,6 +527,13 @@ func (x *ElectionConfig) GetDeletionAtUnixNano() int64 {
 		return x.DeletionAtUnixNano
 	}
 	return 0
+}
+
+func (x *ElectionConfig) GetOrganizerEmails() []string {
+	if x != nil {
+		return x.OrganizerEmails
+	}
+	return nil
 }
 
 type BureauMember struct {
@@ -2430,142 +2439,6 @@ func (x *EmargementPage) GetEntries() []*EmargementEntry {
 	return nil
 }
 
-type JournalEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
-	AtUnixNano    int64                  `protobuf:"varint,2,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
-	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	Actor         string                 `protobuf:"bytes,4,opt,name=actor,proto3" json:"actor,omitempty"`
-	Subject       []byte                 `protobuf:"bytes,5,opt,name=subject,proto3" json:"subject,omitempty"`
-	Detail        string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
-	Prev          []byte                 `protobuf:"bytes,7,opt,name=prev,proto3" json:"prev,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *JournalEntry) Reset() {
-	*x = JournalEntry{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JournalEntry) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JournalEntry) ProtoMessage() {}
-
-func (x *JournalEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JournalEntry.ProtoReflect.Descriptor instead.
-func (*JournalEntry) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{36}
-}
-
-func (x *JournalEntry) GetSeq() uint64 {
-	if x != nil {
-		return x.Seq
-	}
-	return 0
-}
-
-func (x *JournalEntry) GetAtUnixNano() int64 {
-	if x != nil {
-		return x.AtUnixNano
-	}
-	return 0
-}
-
-func (x *JournalEntry) GetKind() string {
-	if x != nil {
-		return x.Kind
-	}
-	return ""
-}
-
-func (x *JournalEntry) GetActor() string {
-	if x != nil {
-		return x.Actor
-	}
-	return ""
-}
-
-func (x *JournalEntry) GetSubject() []byte {
-	if x != nil {
-		return x.Subject
-	}
-	return nil
-}
-
-func (x *JournalEntry) GetDetail() string {
-	if x != nil {
-		return x.Detail
-	}
-	return ""
-}
-
-func (x *JournalEntry) GetPrev() []byte {
-	if x != nil {
-		return x.Prev
-	}
-	return nil
-}
-
-type JournalPage struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*JournalEntry        `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *JournalPage) Reset() {
-	*x = JournalPage{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JournalPage) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JournalPage) ProtoMessage() {}
-
-func (x *JournalPage) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JournalPage.ProtoReflect.Descriptor instead.
-func (*JournalPage) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{37}
-}
-
-func (x *JournalPage) GetEntries() []*JournalEntry {
-	if x != nil {
-		return x.Entries
-	}
-	return nil
-}
-
 type ReadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Consistency   Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=urne.v1.Consistency" json:"consistency,omitempty"`
@@ -2575,7 +2448,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2587,7 +2460,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2600,7 +2473,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{38}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ReadRequest) GetConsistency() Consistency {
@@ -2625,7 +2498,7 @@ type CountsResponse struct {
 
 func (x *CountsResponse) Reset() {
 	*x = CountsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2637,7 +2510,7 @@ func (x *CountsResponse) String() string {
 func (*CountsResponse) ProtoMessage() {}
 
 func (x *CountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2650,7 +2523,7 @@ func (x *CountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountsResponse.ProtoReflect.Descriptor instead.
 func (*CountsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{39}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CountsResponse) GetVoters() uint64 {
@@ -2705,7 +2578,7 @@ type HasVotedRequest struct {
 
 func (x *HasVotedRequest) Reset() {
 	*x = HasVotedRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2590,7 @@ func (x *HasVotedRequest) String() string {
 func (*HasVotedRequest) ProtoMessage() {}
 
 func (x *HasVotedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2603,7 @@ func (x *HasVotedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasVotedRequest.ProtoReflect.Descriptor instead.
 func (*HasVotedRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{40}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *HasVotedRequest) GetVoterId() string {
@@ -2757,7 +2630,7 @@ type HasVotedResponse struct {
 
 func (x *HasVotedResponse) Reset() {
 	*x = HasVotedResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2769,7 +2642,7 @@ func (x *HasVotedResponse) String() string {
 func (*HasVotedResponse) ProtoMessage() {}
 
 func (x *HasVotedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2782,7 +2655,7 @@ func (x *HasVotedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasVotedResponse.ProtoReflect.Descriptor instead.
 func (*HasVotedResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{41}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *HasVotedResponse) GetVoted() bool {
@@ -2808,7 +2681,7 @@ type FingerprintPage struct {
 
 func (x *FingerprintPage) Reset() {
 	*x = FingerprintPage{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2820,7 +2693,7 @@ func (x *FingerprintPage) String() string {
 func (*FingerprintPage) ProtoMessage() {}
 
 func (x *FingerprintPage) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2833,7 +2706,7 @@ func (x *FingerprintPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerprintPage.ProtoReflect.Descriptor instead.
 func (*FingerprintPage) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{42}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FingerprintPage) GetFingerprints() [][]byte {
@@ -2853,7 +2726,7 @@ type BackupErasure struct {
 
 func (x *BackupErasure) Reset() {
 	*x = BackupErasure{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +2738,7 @@ func (x *BackupErasure) String() string {
 func (*BackupErasure) ProtoMessage() {}
 
 func (x *BackupErasure) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +2751,7 @@ func (x *BackupErasure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupErasure.ProtoReflect.Descriptor instead.
 func (*BackupErasure) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *BackupErasure) GetKeys() []string {
@@ -2905,7 +2778,7 @@ type DestructionRequest struct {
 
 func (x *DestructionRequest) Reset() {
 	*x = DestructionRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +2790,7 @@ func (x *DestructionRequest) String() string {
 func (*DestructionRequest) ProtoMessage() {}
 
 func (x *DestructionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +2803,7 @@ func (x *DestructionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionRequest.ProtoReflect.Descriptor instead.
 func (*DestructionRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DestructionRequest) GetRequestId() string {
@@ -2955,7 +2828,7 @@ type DestructionStatusRequest struct {
 
 func (x *DestructionStatusRequest) Reset() {
 	*x = DestructionStatusRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2967,7 +2840,7 @@ func (x *DestructionStatusRequest) String() string {
 func (*DestructionStatusRequest) ProtoMessage() {}
 
 func (x *DestructionStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2980,7 +2853,7 @@ func (x *DestructionStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionStatusRequest.ProtoReflect.Descriptor instead.
 func (*DestructionStatusRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
 }
 
 type DestructionStatus struct {
@@ -2997,7 +2870,7 @@ type DestructionStatus struct {
 
 func (x *DestructionStatus) Reset() {
 	*x = DestructionStatus{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3009,7 +2882,7 @@ func (x *DestructionStatus) String() string {
 func (*DestructionStatus) ProtoMessage() {}
 
 func (x *DestructionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3022,7 +2895,7 @@ func (x *DestructionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionStatus.ProtoReflect.Descriptor instead.
 func (*DestructionStatus) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DestructionStatus) GetRecordJson() []byte {
@@ -3056,7 +2929,7 @@ type RegisterEntriesRequest struct {
 
 func (x *RegisterEntriesRequest) Reset() {
 	*x = RegisterEntriesRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3068,7 +2941,7 @@ func (x *RegisterEntriesRequest) String() string {
 func (*RegisterEntriesRequest) ProtoMessage() {}
 
 func (x *RegisterEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3081,7 +2954,7 @@ func (x *RegisterEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterEntriesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *RegisterEntriesRequest) GetFromSeq() uint64 {
@@ -3111,7 +2984,7 @@ type RegisterPage struct {
 
 func (x *RegisterPage) Reset() {
 	*x = RegisterPage{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3123,7 +2996,7 @@ func (x *RegisterPage) String() string {
 func (*RegisterPage) ProtoMessage() {}
 
 func (x *RegisterPage) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3136,7 +3009,7 @@ func (x *RegisterPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPage.ProtoReflect.Descriptor instead.
 func (*RegisterPage) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *RegisterPage) GetEntries() [][]byte {
@@ -3168,7 +3041,7 @@ type CheckIntegrityRequest struct {
 
 func (x *CheckIntegrityRequest) Reset() {
 	*x = CheckIntegrityRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3180,7 +3053,7 @@ func (x *CheckIntegrityRequest) String() string {
 func (*CheckIntegrityRequest) ProtoMessage() {}
 
 func (x *CheckIntegrityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3193,7 +3066,7 @@ func (x *CheckIntegrityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIntegrityRequest.ProtoReflect.Descriptor instead.
 func (*CheckIntegrityRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
 }
 
 // IntegrityFinding is one check of one node.
@@ -3212,7 +3085,7 @@ type IntegrityFinding struct {
 
 func (x *IntegrityFinding) Reset() {
 	*x = IntegrityFinding{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3224,7 +3097,7 @@ func (x *IntegrityFinding) String() string {
 func (*IntegrityFinding) ProtoMessage() {}
 
 func (x *IntegrityFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3237,7 +3110,7 @@ func (x *IntegrityFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrityFinding.ProtoReflect.Descriptor instead.
 func (*IntegrityFinding) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *IntegrityFinding) GetKind() string {
@@ -3281,7 +3154,7 @@ type IntegrityReport struct {
 
 func (x *IntegrityReport) Reset() {
 	*x = IntegrityReport{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3293,7 +3166,7 @@ func (x *IntegrityReport) String() string {
 func (*IntegrityReport) ProtoMessage() {}
 
 func (x *IntegrityReport) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3306,7 +3179,7 @@ func (x *IntegrityReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrityReport.ProtoReflect.Descriptor instead.
 func (*IntegrityReport) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *IntegrityReport) GetNodeId() string {
@@ -3352,7 +3225,7 @@ type NodeRequest struct {
 
 func (x *NodeRequest) Reset() {
 	*x = NodeRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3364,7 +3237,7 @@ func (x *NodeRequest) String() string {
 func (*NodeRequest) ProtoMessage() {}
 
 func (x *NodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3377,7 +3250,7 @@ func (x *NodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRequest.ProtoReflect.Descriptor instead.
 func (*NodeRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
 }
 
 type NodeInfo struct {
@@ -3405,7 +3278,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3417,7 +3290,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3430,7 +3303,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -3553,7 +3426,7 @@ type PeersRequest struct {
 
 func (x *PeersRequest) Reset() {
 	*x = PeersRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3565,7 +3438,7 @@ func (x *PeersRequest) String() string {
 func (*PeersRequest) ProtoMessage() {}
 
 func (x *PeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3578,7 +3451,7 @@ func (x *PeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersRequest.ProtoReflect.Descriptor instead.
 func (*PeersRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
 }
 
 type Peer struct {
@@ -3599,7 +3472,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3611,7 +3484,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3624,7 +3497,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *Peer) GetId() string {
@@ -3694,7 +3567,7 @@ type PeersResponse struct {
 
 func (x *PeersResponse) Reset() {
 	*x = PeersResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3706,7 +3579,7 @@ func (x *PeersResponse) String() string {
 func (*PeersResponse) ProtoMessage() {}
 
 func (x *PeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3719,7 +3592,7 @@ func (x *PeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersResponse.ProtoReflect.Descriptor instead.
 func (*PeersResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *PeersResponse) GetPeers() []*Peer {
@@ -3753,7 +3626,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3765,7 +3638,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3778,7 +3651,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -3797,7 +3670,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +3682,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +3695,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3841,7 +3714,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3853,7 +3726,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3866,7 +3739,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -3884,7 +3757,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3896,7 +3769,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3909,7 +3782,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
 }
 
 type RotateKeyRequest struct {
@@ -3920,7 +3793,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3932,7 +3805,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3945,7 +3818,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
 }
 
 type RotateKeyResponse struct {
@@ -3959,7 +3832,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3971,7 +3844,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3984,7 +3857,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RotateKeyResponse) GetNodeId() string {
@@ -4016,7 +3889,7 @@ type StateDigestRequest struct {
 
 func (x *StateDigestRequest) Reset() {
 	*x = StateDigestRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +3901,7 @@ func (x *StateDigestRequest) String() string {
 func (*StateDigestRequest) ProtoMessage() {}
 
 func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +3914,7 @@ func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestRequest.ProtoReflect.Descriptor instead.
 func (*StateDigestRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
 }
 
 type StateDigestResponse struct {
@@ -4055,7 +3928,7 @@ type StateDigestResponse struct {
 
 func (x *StateDigestResponse) Reset() {
 	*x = StateDigestResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4067,7 +3940,7 @@ func (x *StateDigestResponse) String() string {
 func (*StateDigestResponse) ProtoMessage() {}
 
 func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4080,7 +3953,7 @@ func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestResponse.ProtoReflect.Descriptor instead.
 func (*StateDigestResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *StateDigestResponse) GetNodeId() string {
@@ -4112,7 +3985,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4124,7 +3997,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4137,7 +4010,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
 }
 
 type BackupInfo struct {
@@ -4155,7 +4028,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4167,7 +4040,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4180,7 +4053,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *BackupInfo) GetElectionId() string {
@@ -4239,7 +4112,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4251,7 +4124,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4264,7 +4137,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{67}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *BackupChunk) GetInfo() *BackupInfo {
@@ -4311,7 +4184,7 @@ type DrillReport struct {
 
 func (x *DrillReport) Reset() {
 	*x = DrillReport{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4323,7 +4196,7 @@ func (x *DrillReport) String() string {
 func (*DrillReport) ProtoMessage() {}
 
 func (x *DrillReport) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4336,7 +4209,7 @@ func (x *DrillReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillReport.ProtoReflect.Descriptor instead.
 func (*DrillReport) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{68}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DrillReport) GetName() string {
@@ -4397,7 +4270,7 @@ type RecordDrillRequest struct {
 
 func (x *RecordDrillRequest) Reset() {
 	*x = RecordDrillRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4409,7 +4282,7 @@ func (x *RecordDrillRequest) String() string {
 func (*RecordDrillRequest) ProtoMessage() {}
 
 func (x *RecordDrillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4422,7 +4295,7 @@ func (x *RecordDrillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDrillRequest.ProtoReflect.Descriptor instead.
 func (*RecordDrillRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{69}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RecordDrillRequest) GetReport() *DrillReport {
@@ -4441,7 +4314,7 @@ type RecordDrillResponse struct {
 
 func (x *RecordDrillResponse) Reset() {
 	*x = RecordDrillResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4453,7 +4326,7 @@ func (x *RecordDrillResponse) String() string {
 func (*RecordDrillResponse) ProtoMessage() {}
 
 func (x *RecordDrillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4466,7 +4339,7 @@ func (x *RecordDrillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDrillResponse.ProtoReflect.Descriptor instead.
 func (*RecordDrillResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{70}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RecordDrillResponse) GetIndex() uint64 {
@@ -4485,7 +4358,7 @@ type DrillStatusRequest struct {
 
 func (x *DrillStatusRequest) Reset() {
 	*x = DrillStatusRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4497,7 +4370,7 @@ func (x *DrillStatusRequest) String() string {
 func (*DrillStatusRequest) ProtoMessage() {}
 
 func (x *DrillStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4510,7 +4383,7 @@ func (x *DrillStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillStatusRequest.ProtoReflect.Descriptor instead.
 func (*DrillStatusRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{71}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DrillStatusRequest) GetConsistency() Consistency {
@@ -4535,7 +4408,7 @@ type DrillRecord struct {
 
 func (x *DrillRecord) Reset() {
 	*x = DrillRecord{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4547,7 +4420,7 @@ func (x *DrillRecord) String() string {
 func (*DrillRecord) ProtoMessage() {}
 
 func (x *DrillRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4560,7 +4433,7 @@ func (x *DrillRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
 func (*DrillRecord) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{72}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *DrillRecord) GetLast() *DrillReport {
@@ -4615,7 +4488,7 @@ type DrillStatusResponse struct {
 
 func (x *DrillStatusResponse) Reset() {
 	*x = DrillStatusResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4627,7 +4500,7 @@ func (x *DrillStatusResponse) String() string {
 func (*DrillStatusResponse) ProtoMessage() {}
 
 func (x *DrillStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4640,7 +4513,7 @@ func (x *DrillStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillStatusResponse.ProtoReflect.Descriptor instead.
 func (*DrillStatusResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{73}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *DrillStatusResponse) GetDrills() []*DrillRecord {
@@ -4668,7 +4541,7 @@ type HoldNonvoterRequest struct {
 
 func (x *HoldNonvoterRequest) Reset() {
 	*x = HoldNonvoterRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4680,7 +4553,7 @@ func (x *HoldNonvoterRequest) String() string {
 func (*HoldNonvoterRequest) ProtoMessage() {}
 
 func (x *HoldNonvoterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4693,7 +4566,7 @@ func (x *HoldNonvoterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldNonvoterRequest.ProtoReflect.Descriptor instead.
 func (*HoldNonvoterRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{74}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *HoldNonvoterRequest) GetId() string {
@@ -4720,7 +4593,7 @@ type HoldNonvoterResponse struct {
 
 func (x *HoldNonvoterResponse) Reset() {
 	*x = HoldNonvoterResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4732,7 +4605,7 @@ func (x *HoldNonvoterResponse) String() string {
 func (*HoldNonvoterResponse) ProtoMessage() {}
 
 func (x *HoldNonvoterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4745,7 +4618,7 @@ func (x *HoldNonvoterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldNonvoterResponse.ProtoReflect.Descriptor instead.
 func (*HoldNonvoterResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{75}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *HoldNonvoterResponse) GetNodeId() string {
@@ -4772,7 +4645,7 @@ type ChangeSuffrageRequest struct {
 
 func (x *ChangeSuffrageRequest) Reset() {
 	*x = ChangeSuffrageRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4784,7 +4657,7 @@ func (x *ChangeSuffrageRequest) String() string {
 func (*ChangeSuffrageRequest) ProtoMessage() {}
 
 func (x *ChangeSuffrageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4797,7 +4670,7 @@ func (x *ChangeSuffrageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeSuffrageRequest.ProtoReflect.Descriptor instead.
 func (*ChangeSuffrageRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{76}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ChangeSuffrageRequest) GetId() string {
@@ -4823,7 +4696,7 @@ type ChangeSuffrageResponse struct {
 
 func (x *ChangeSuffrageResponse) Reset() {
 	*x = ChangeSuffrageResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4835,7 +4708,7 @@ func (x *ChangeSuffrageResponse) String() string {
 func (*ChangeSuffrageResponse) ProtoMessage() {}
 
 func (x *ChangeSuffrageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4848,7 +4721,7 @@ func (x *ChangeSuffrageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeSuffrageResponse.ProtoReflect.Descriptor instead.
 func (*ChangeSuffrageResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{77}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ChangeSuffrageResponse) GetConfigurationIndex() uint64 {
@@ -4867,7 +4740,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4879,7 +4752,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4892,7 +4765,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{78}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -4912,7 +4785,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4924,7 +4797,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4937,7 +4810,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{79}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ApplyResponse) GetResponse() []byte {
@@ -4962,7 +4835,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4974,7 +4847,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4987,7 +4860,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{80}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{78}
 }
 
 type ReadIndexResponse struct {
@@ -4999,7 +4872,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5011,7 +4884,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5024,7 +4897,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{81}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -5042,7 +4915,7 @@ type ServerStatsRequest struct {
 
 func (x *ServerStatsRequest) Reset() {
 	*x = ServerStatsRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5054,7 +4927,7 @@ func (x *ServerStatsRequest) String() string {
 func (*ServerStatsRequest) ProtoMessage() {}
 
 func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5067,7 +4940,7 @@ func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ServerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{82}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{80}
 }
 
 type ServerStatsResponse struct {
@@ -5081,7 +4954,7 @@ type ServerStatsResponse struct {
 
 func (x *ServerStatsResponse) Reset() {
 	*x = ServerStatsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5093,7 +4966,7 @@ func (x *ServerStatsResponse) String() string {
 func (*ServerStatsResponse) ProtoMessage() {}
 
 func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5106,7 +4979,7 @@ func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ServerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{83}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ServerStatsResponse) GetLastIndex() uint64 {
@@ -5147,7 +5020,7 @@ type ChaosFault struct {
 
 func (x *ChaosFault) Reset() {
 	*x = ChaosFault{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5159,7 +5032,7 @@ func (x *ChaosFault) String() string {
 func (*ChaosFault) ProtoMessage() {}
 
 func (x *ChaosFault) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5172,7 +5045,7 @@ func (x *ChaosFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosFault.ProtoReflect.Descriptor instead.
 func (*ChaosFault) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{84}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ChaosFault) GetKind() string {
@@ -5225,7 +5098,7 @@ type ChaosHealRequest struct {
 
 func (x *ChaosHealRequest) Reset() {
 	*x = ChaosHealRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5237,7 +5110,7 @@ func (x *ChaosHealRequest) String() string {
 func (*ChaosHealRequest) ProtoMessage() {}
 
 func (x *ChaosHealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5250,7 +5123,7 @@ func (x *ChaosHealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosHealRequest.ProtoReflect.Descriptor instead.
 func (*ChaosHealRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{85}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{83}
 }
 
 type ChaosListRequest struct {
@@ -5261,7 +5134,7 @@ type ChaosListRequest struct {
 
 func (x *ChaosListRequest) Reset() {
 	*x = ChaosListRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5273,7 +5146,7 @@ func (x *ChaosListRequest) String() string {
 func (*ChaosListRequest) ProtoMessage() {}
 
 func (x *ChaosListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5286,7 +5159,7 @@ func (x *ChaosListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosListRequest.ProtoReflect.Descriptor instead.
 func (*ChaosListRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{86}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{84}
 }
 
 type ChaosState struct {
@@ -5299,7 +5172,7 @@ type ChaosState struct {
 
 func (x *ChaosState) Reset() {
 	*x = ChaosState{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5311,7 +5184,7 @@ func (x *ChaosState) String() string {
 func (*ChaosState) ProtoMessage() {}
 
 func (x *ChaosState) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5324,7 +5197,7 @@ func (x *ChaosState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosState.ProtoReflect.Descriptor instead.
 func (*ChaosState) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{87}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ChaosState) GetNodeId() string {
@@ -5349,7 +5222,7 @@ type ChaosKillRequest struct {
 
 func (x *ChaosKillRequest) Reset() {
 	*x = ChaosKillRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[88]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5361,7 +5234,7 @@ func (x *ChaosKillRequest) String() string {
 func (*ChaosKillRequest) ProtoMessage() {}
 
 func (x *ChaosKillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[88]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5374,7 +5247,7 @@ func (x *ChaosKillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosKillRequest.ProtoReflect.Descriptor instead.
 func (*ChaosKillRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{88}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{86}
 }
 
 type ChaosKillResponse struct {
@@ -5386,7 +5259,7 @@ type ChaosKillResponse struct {
 
 func (x *ChaosKillResponse) Reset() {
 	*x = ChaosKillResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[89]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5398,7 +5271,7 @@ func (x *ChaosKillResponse) String() string {
 func (*ChaosKillResponse) ProtoMessage() {}
 
 func (x *ChaosKillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[89]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5411,7 +5284,7 @@ func (x *ChaosKillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosKillResponse.ProtoReflect.Descriptor instead.
 func (*ChaosKillResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{89}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ChaosKillResponse) GetNodeId() string {
@@ -5452,7 +5325,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x06digest\x18\x01 \x01(\fR\x06digest\x12!\n" +
 	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\x12-\n" +
 	"\x13sealed_at_unix_nano\x18\x03 \x01(\x03R\x10sealedAtUnixNano\x12\x1b\n" +
-	"\tsealed_by\x18\x04 \x01(\tR\bsealedBy\"\x8c\x03\n" +
+	"\tsealed_by\x18\x04 \x01(\tR\bsealedBy\"\xb7\x03\n" +
 	"\x0eElectionConfig\x12\x1c\n" +
 	"\torganizer\x18\x01 \x01(\tR\torganizer\x12\x1e\n" +
 	"\n" +
@@ -5464,7 +5337,8 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x06bureau\x18\x06 \x03(\v2\x15.urne.v1.BureauMemberR\x06bureau\x122\n" +
 	"\x15session_timeout_nanos\x18\a \x01(\x03R\x13sessionTimeoutNanos\x12,\n" +
 	"\x12otp_validity_nanos\x18\b \x01(\x03R\x10otpValidityNanos\x121\n" +
-	"\x15deletion_at_unix_nano\x18) \x01(\x03R\x12deletionAtUnixNano\"j\n" +
+	"\x15deletion_at_unix_nano\x18) \x01(\x03R\x12deletionAtUnixNano\x12)\n" +
+	"\x10organizer_emails\x18\t \x03(\tR\x0forganizerEmails\"j\n" +
 	"\fBureauMember\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
@@ -5605,18 +5479,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"scrutin_id\x18\x04 \x01(\tR\tscrutinId\x12/\n" +
 	"\x14emarged_at_unix_nano\x18\x05 \x01(\x03R\x11emargedAtUnixNano\"D\n" +
 	"\x0eEmargementPage\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.urne.v1.EmargementEntryR\aentries\"\xb2\x01\n" +
-	"\fJournalEntry\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
-	"\fat_unix_nano\x18\x02 \x01(\x03R\n" +
-	"atUnixNano\x12\x12\n" +
-	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x14\n" +
-	"\x05actor\x18\x04 \x01(\tR\x05actor\x12\x18\n" +
-	"\asubject\x18\x05 \x01(\fR\asubject\x12\x16\n" +
-	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x12\n" +
-	"\x04prev\x18\a \x01(\fR\x04prev\">\n" +
-	"\vJournalPage\x12/\n" +
-	"\aentries\x18\x01 \x03(\v2\x15.urne.v1.JournalEntryR\aentries\"E\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.urne.v1.EmargementEntryR\aentries\"E\n" +
 	"\vReadRequest\x126\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"\xcf\x01\n" +
 	"\x0eCountsResponse\x12\x16\n" +
@@ -5818,7 +5681,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\fPHASE_CLOSED\x10\x03\x12\x10\n" +
 	"\fPHASE_SEALED\x10\x04\x12\x11\n" +
 	"\rPHASE_TALLIED\x10\x05\x12\x12\n" +
-	"\x0ePHASE_ARCHIVED\x10\x062\x87\x0e\n" +
+	"\x0ePHASE_ARCHIVED\x10\x062\xca\r\n" +
 	"\bElection\x12H\n" +
 	"\x0eCreateElection\x12\x1e.urne.v1.CreateElectionRequest\x1a\x16.urne.v1.ElectionState\x12M\n" +
 	"\fImportVoters\x12\x1c.urne.v1.ImportVotersRequest\x1a\x1d.urne.v1.ImportVotersResponse(\x01\x12B\n" +
@@ -5848,8 +5711,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\rUnlockAccount\x12\x1d.urne.v1.UnlockAccountRequest\x1a\x16.urne.v1.AccountStatus\x12@\n" +
 	"\n" +
 	"GetAccount\x12\x1a.urne.v1.GetAccountRequest\x1a\x16.urne.v1.AccountStatus\x12C\n" +
-	"\x10ExportEmargement\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.EmargementPage0\x01\x12;\n" +
-	"\vListJournal\x12\x14.urne.v1.ReadRequest\x1a\x14.urne.v1.JournalPage0\x012\xd4\b\n" +
+	"\x10ExportEmargement\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.EmargementPage0\x012\xd4\b\n" +
 	"\bOperator\x12/\n" +
 	"\x04Node\x12\x14.urne.v1.NodeRequest\x1a\x11.urne.v1.NodeInfo\x126\n" +
 	"\x05Peers\x12\x15.urne.v1.PeersRequest\x1a\x16.urne.v1.PeersResponse\x12]\n" +
@@ -5892,7 +5754,7 @@ func file_transport_urnepb_urne_proto_rawDescGZIP() []byte {
 }
 
 var file_transport_urnepb_urne_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
 var file_transport_urnepb_urne_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: urne.v1.Consistency
 	(ElectionPhase)(0),                 // 1: urne.v1.ElectionPhase
@@ -5932,60 +5794,58 @@ var file_transport_urnepb_urne_proto_goTypes = []any{
 	(*AccountStatus)(nil),              // 35: urne.v1.AccountStatus
 	(*EmargementEntry)(nil),            // 36: urne.v1.EmargementEntry
 	(*EmargementPage)(nil),             // 37: urne.v1.EmargementPage
-	(*JournalEntry)(nil),               // 38: urne.v1.JournalEntry
-	(*JournalPage)(nil),                // 39: urne.v1.JournalPage
-	(*ReadRequest)(nil),                // 40: urne.v1.ReadRequest
-	(*CountsResponse)(nil),             // 41: urne.v1.CountsResponse
-	(*HasVotedRequest)(nil),            // 42: urne.v1.HasVotedRequest
-	(*HasVotedResponse)(nil),           // 43: urne.v1.HasVotedResponse
-	(*FingerprintPage)(nil),            // 44: urne.v1.FingerprintPage
-	(*BackupErasure)(nil),              // 45: urne.v1.BackupErasure
-	(*DestructionRequest)(nil),         // 46: urne.v1.DestructionRequest
-	(*DestructionStatusRequest)(nil),   // 47: urne.v1.DestructionStatusRequest
-	(*DestructionStatus)(nil),          // 48: urne.v1.DestructionStatus
-	(*RegisterEntriesRequest)(nil),     // 49: urne.v1.RegisterEntriesRequest
-	(*RegisterPage)(nil),               // 50: urne.v1.RegisterPage
-	(*CheckIntegrityRequest)(nil),      // 51: urne.v1.CheckIntegrityRequest
-	(*IntegrityFinding)(nil),           // 52: urne.v1.IntegrityFinding
-	(*IntegrityReport)(nil),            // 53: urne.v1.IntegrityReport
-	(*NodeRequest)(nil),                // 54: urne.v1.NodeRequest
-	(*NodeInfo)(nil),                   // 55: urne.v1.NodeInfo
-	(*PeersRequest)(nil),               // 56: urne.v1.PeersRequest
-	(*Peer)(nil),                       // 57: urne.v1.Peer
-	(*PeersResponse)(nil),              // 58: urne.v1.PeersResponse
-	(*TransferLeadershipRequest)(nil),  // 59: urne.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 60: urne.v1.TransferLeadershipResponse
-	(*RemoveServerRequest)(nil),        // 61: urne.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 62: urne.v1.RemoveServerResponse
-	(*RotateKeyRequest)(nil),           // 63: urne.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 64: urne.v1.RotateKeyResponse
-	(*StateDigestRequest)(nil),         // 65: urne.v1.StateDigestRequest
-	(*StateDigestResponse)(nil),        // 66: urne.v1.StateDigestResponse
-	(*BackupRequest)(nil),              // 67: urne.v1.BackupRequest
-	(*BackupInfo)(nil),                 // 68: urne.v1.BackupInfo
-	(*BackupChunk)(nil),                // 69: urne.v1.BackupChunk
-	(*DrillReport)(nil),                // 70: urne.v1.DrillReport
-	(*RecordDrillRequest)(nil),         // 71: urne.v1.RecordDrillRequest
-	(*RecordDrillResponse)(nil),        // 72: urne.v1.RecordDrillResponse
-	(*DrillStatusRequest)(nil),         // 73: urne.v1.DrillStatusRequest
-	(*DrillRecord)(nil),                // 74: urne.v1.DrillRecord
-	(*DrillStatusResponse)(nil),        // 75: urne.v1.DrillStatusResponse
-	(*HoldNonvoterRequest)(nil),        // 76: urne.v1.HoldNonvoterRequest
-	(*HoldNonvoterResponse)(nil),       // 77: urne.v1.HoldNonvoterResponse
-	(*ChangeSuffrageRequest)(nil),      // 78: urne.v1.ChangeSuffrageRequest
-	(*ChangeSuffrageResponse)(nil),     // 79: urne.v1.ChangeSuffrageResponse
-	(*ApplyRequest)(nil),               // 80: urne.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 81: urne.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 82: urne.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 83: urne.v1.ReadIndexResponse
-	(*ServerStatsRequest)(nil),         // 84: urne.v1.ServerStatsRequest
-	(*ServerStatsResponse)(nil),        // 85: urne.v1.ServerStatsResponse
-	(*ChaosFault)(nil),                 // 86: urne.v1.ChaosFault
-	(*ChaosHealRequest)(nil),           // 87: urne.v1.ChaosHealRequest
-	(*ChaosListRequest)(nil),           // 88: urne.v1.ChaosListRequest
-	(*ChaosState)(nil),                 // 89: urne.v1.ChaosState
-	(*ChaosKillRequest)(nil),           // 90: urne.v1.ChaosKillRequest
-	(*ChaosKillResponse)(nil),          // 91: urne.v1.ChaosKillResponse
+	(*ReadRequest)(nil),                // 38: urne.v1.ReadRequest
+	(*CountsResponse)(nil),             // 39: urne.v1.CountsResponse
+	(*HasVotedRequest)(nil),            // 40: urne.v1.HasVotedRequest
+	(*HasVotedResponse)(nil),           // 41: urne.v1.HasVotedResponse
+	(*FingerprintPage)(nil),            // 42: urne.v1.FingerprintPage
+	(*BackupErasure)(nil),              // 43: urne.v1.BackupErasure
+	(*DestructionRequest)(nil),         // 44: urne.v1.DestructionRequest
+	(*DestructionStatusRequest)(nil),   // 45: urne.v1.DestructionStatusRequest
+	(*DestructionStatus)(nil),          // 46: urne.v1.DestructionStatus
+	(*RegisterEntriesRequest)(nil),     // 47: urne.v1.RegisterEntriesRequest
+	(*RegisterPage)(nil),               // 48: urne.v1.RegisterPage
+	(*CheckIntegrityRequest)(nil),      // 49: urne.v1.CheckIntegrityRequest
+	(*IntegrityFinding)(nil),           // 50: urne.v1.IntegrityFinding
+	(*IntegrityReport)(nil),            // 51: urne.v1.IntegrityReport
+	(*NodeRequest)(nil),                // 52: urne.v1.NodeRequest
+	(*NodeInfo)(nil),                   // 53: urne.v1.NodeInfo
+	(*PeersRequest)(nil),               // 54: urne.v1.PeersRequest
+	(*Peer)(nil),                       // 55: urne.v1.Peer
+	(*PeersResponse)(nil),              // 56: urne.v1.PeersResponse
+	(*TransferLeadershipRequest)(nil),  // 57: urne.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 58: urne.v1.TransferLeadershipResponse
+	(*RemoveServerRequest)(nil),        // 59: urne.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 60: urne.v1.RemoveServerResponse
+	(*RotateKeyRequest)(nil),           // 61: urne.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 62: urne.v1.RotateKeyResponse
+	(*StateDigestRequest)(nil),         // 63: urne.v1.StateDigestRequest
+	(*StateDigestResponse)(nil),        // 64: urne.v1.StateDigestResponse
+	(*BackupRequest)(nil),              // 65: urne.v1.BackupRequest
+	(*BackupInfo)(nil),                 // 66: urne.v1.BackupInfo
+	(*BackupChunk)(nil),                // 67: urne.v1.BackupChunk
+	(*DrillReport)(nil),                // 68: urne.v1.DrillReport
+	(*RecordDrillRequest)(nil),         // 69: urne.v1.RecordDrillRequest
+	(*RecordDrillResponse)(nil),        // 70: urne.v1.RecordDrillResponse
+	(*DrillStatusRequest)(nil),         // 71: urne.v1.DrillStatusRequest
+	(*DrillRecord)(nil),                // 72: urne.v1.DrillRecord
+	(*DrillStatusResponse)(nil),        // 73: urne.v1.DrillStatusResponse
+	(*HoldNonvoterRequest)(nil),        // 74: urne.v1.HoldNonvoterRequest
+	(*HoldNonvoterResponse)(nil),       // 75: urne.v1.HoldNonvoterResponse
+	(*ChangeSuffrageRequest)(nil),      // 76: urne.v1.ChangeSuffrageRequest
+	(*ChangeSuffrageResponse)(nil),     // 77: urne.v1.ChangeSuffrageResponse
+	(*ApplyRequest)(nil),               // 78: urne.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 79: urne.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 80: urne.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 81: urne.v1.ReadIndexResponse
+	(*ServerStatsRequest)(nil),         // 82: urne.v1.ServerStatsRequest
+	(*ServerStatsResponse)(nil),        // 83: urne.v1.ServerStatsResponse
+	(*ChaosFault)(nil),                 // 84: urne.v1.ChaosFault
+	(*ChaosHealRequest)(nil),           // 85: urne.v1.ChaosHealRequest
+	(*ChaosListRequest)(nil),           // 86: urne.v1.ChaosListRequest
+	(*ChaosState)(nil),                 // 87: urne.v1.ChaosState
+	(*ChaosKillRequest)(nil),           // 88: urne.v1.ChaosKillRequest
+	(*ChaosKillResponse)(nil),          // 89: urne.v1.ChaosKillResponse
 }
 var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 0: urne.v1.ElectionState.phase:type_name -> urne.v1.ElectionPhase
@@ -6003,124 +5863,121 @@ var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	22, // 12: urne.v1.CastResponse.receipt:type_name -> urne.v1.Receipt
 	0,  // 13: urne.v1.GetAccountRequest.consistency:type_name -> urne.v1.Consistency
 	36, // 14: urne.v1.EmargementPage.entries:type_name -> urne.v1.EmargementEntry
-	38, // 15: urne.v1.JournalPage.entries:type_name -> urne.v1.JournalEntry
-	0,  // 16: urne.v1.ReadRequest.consistency:type_name -> urne.v1.Consistency
-	1,  // 17: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
-	0,  // 18: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
-	0,  // 19: urne.v1.RegisterEntriesRequest.consistency:type_name -> urne.v1.Consistency
-	52, // 20: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
-	57, // 21: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
-	68, // 22: urne.v1.BackupChunk.info:type_name -> urne.v1.BackupInfo
-	70, // 23: urne.v1.RecordDrillRequest.report:type_name -> urne.v1.DrillReport
-	0,  // 24: urne.v1.DrillStatusRequest.consistency:type_name -> urne.v1.Consistency
-	70, // 25: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
-	74, // 26: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
-	86, // 27: urne.v1.ChaosState.faults:type_name -> urne.v1.ChaosFault
-	2,  // 28: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
-	18, // 29: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
-	20, // 30: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
-	20, // 31: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
-	21, // 32: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
-	40, // 33: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
-	40, // 34: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
-	42, // 35: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
-	40, // 36: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
-	11, // 37: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
-	12, // 38: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
-	13, // 39: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
-	14, // 40: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
-	20, // 41: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
-	15, // 42: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
-	20, // 43: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
-	40, // 44: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
-	25, // 45: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
-	27, // 46: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
-	29, // 47: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
-	31, // 48: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
-	24, // 49: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
-	33, // 50: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
-	34, // 51: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
-	40, // 52: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
-	40, // 53: urne.v1.Election.ListJournal:input_type -> urne.v1.ReadRequest
-	54, // 54: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
-	56, // 55: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
-	59, // 56: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
-	61, // 57: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
-	63, // 58: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
-	65, // 59: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
-	67, // 60: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
-	71, // 61: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
-	73, // 62: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
-	76, // 63: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
-	78, // 64: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
-	46, // 65: urne.v1.Operator.RequestDestruction:input_type -> urne.v1.DestructionRequest
-	46, // 66: urne.v1.Operator.AuthorizeDestruction:input_type -> urne.v1.DestructionRequest
-	47, // 67: urne.v1.Operator.Destruction:input_type -> urne.v1.DestructionStatusRequest
-	45, // 68: urne.v1.Operator.RecordBackupErasure:input_type -> urne.v1.BackupErasure
-	49, // 69: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
-	51, // 70: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
-	80, // 71: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
-	82, // 72: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
-	84, // 73: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
-	86, // 74: urne.v1.Chaos.Inject:input_type -> urne.v1.ChaosFault
-	87, // 75: urne.v1.Chaos.Heal:input_type -> urne.v1.ChaosHealRequest
-	88, // 76: urne.v1.Chaos.List:input_type -> urne.v1.ChaosListRequest
-	90, // 77: urne.v1.Chaos.Kill:input_type -> urne.v1.ChaosKillRequest
-	3,  // 78: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
-	19, // 79: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
-	3,  // 80: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
-	3,  // 81: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
-	23, // 82: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
-	3,  // 83: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
-	41, // 84: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
-	43, // 85: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
-	44, // 86: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
-	3,  // 87: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
-	3,  // 88: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
-	3,  // 89: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
-	3,  // 90: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
-	3,  // 91: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
-	3,  // 92: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
-	3,  // 93: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
-	16, // 94: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
-	26, // 95: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
-	28, // 96: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
-	30, // 97: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
-	32, // 98: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
-	23, // 99: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
-	35, // 100: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
-	35, // 101: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
-	37, // 102: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
-	39, // 103: urne.v1.Election.ListJournal:output_type -> urne.v1.JournalPage
-	55, // 104: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
-	58, // 105: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
-	60, // 106: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
-	62, // 107: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
-	64, // 108: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
-	66, // 109: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
-	69, // 110: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
-	72, // 111: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
-	75, // 112: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
-	77, // 113: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
-	79, // 114: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
-	48, // 115: urne.v1.Operator.RequestDestruction:output_type -> urne.v1.DestructionStatus
-	48, // 116: urne.v1.Operator.AuthorizeDestruction:output_type -> urne.v1.DestructionStatus
-	48, // 117: urne.v1.Operator.Destruction:output_type -> urne.v1.DestructionStatus
-	48, // 118: urne.v1.Operator.RecordBackupErasure:output_type -> urne.v1.DestructionStatus
-	50, // 119: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
-	53, // 120: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
-	81, // 121: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
-	83, // 122: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
-	85, // 123: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
-	89, // 124: urne.v1.Chaos.Inject:output_type -> urne.v1.ChaosState
-	89, // 125: urne.v1.Chaos.Heal:output_type -> urne.v1.ChaosState
-	89, // 126: urne.v1.Chaos.List:output_type -> urne.v1.ChaosState
-	91, // 127: urne.v1.Chaos.Kill:output_type -> urne.v1.ChaosKillResponse
-	78, // [78:128] is the sub-list for method output_type
-	28, // [28:78] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	0,  // 15: urne.v1.ReadRequest.consistency:type_name -> urne.v1.Consistency
+	1,  // 16: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
+	0,  // 17: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
+	0,  // 18: urne.v1.RegisterEntriesRequest.consistency:type_name -> urne.v1.Consistency
+	50, // 19: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
+	55, // 20: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
+	66, // 21: urne.v1.BackupChunk.info:type_name -> urne.v1.BackupInfo
+	68, // 22: urne.v1.RecordDrillRequest.report:type_name -> urne.v1.DrillReport
+	0,  // 23: urne.v1.DrillStatusRequest.consistency:type_name -> urne.v1.Consistency
+	68, // 24: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
+	72, // 25: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
+	84, // 26: urne.v1.ChaosState.faults:type_name -> urne.v1.ChaosFault
+	2,  // 27: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
+	18, // 28: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
+	20, // 29: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
+	20, // 30: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
+	21, // 31: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
+	38, // 32: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
+	38, // 33: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
+	40, // 34: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
+	38, // 35: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
+	11, // 36: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
+	12, // 37: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
+	13, // 38: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
+	14, // 39: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
+	20, // 40: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
+	15, // 41: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
+	20, // 42: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
+	38, // 43: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
+	25, // 44: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
+	27, // 45: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
+	29, // 46: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
+	31, // 47: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
+	24, // 48: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
+	33, // 49: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
+	34, // 50: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
+	38, // 51: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
+	52, // 52: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
+	54, // 53: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
+	57, // 54: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
+	59, // 55: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
+	61, // 56: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
+	63, // 57: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
+	65, // 58: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
+	69, // 59: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
+	71, // 60: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
+	74, // 61: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
+	76, // 62: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
+	44, // 63: urne.v1.Operator.RequestDestruction:input_type -> urne.v1.DestructionRequest
+	44, // 64: urne.v1.Operator.AuthorizeDestruction:input_type -> urne.v1.DestructionRequest
+	45, // 65: urne.v1.Operator.Destruction:input_type -> urne.v1.DestructionStatusRequest
+	43, // 66: urne.v1.Operator.RecordBackupErasure:input_type -> urne.v1.BackupErasure
+	47, // 67: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
+	49, // 68: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
+	78, // 69: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
+	80, // 70: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
+	82, // 71: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
+	84, // 72: urne.v1.Chaos.Inject:input_type -> urne.v1.ChaosFault
+	85, // 73: urne.v1.Chaos.Heal:input_type -> urne.v1.ChaosHealRequest
+	86, // 74: urne.v1.Chaos.List:input_type -> urne.v1.ChaosListRequest
+	88, // 75: urne.v1.Chaos.Kill:input_type -> urne.v1.ChaosKillRequest
+	3,  // 76: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
+	19, // 77: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
+	3,  // 78: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
+	3,  // 79: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
+	23, // 80: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
+	3,  // 81: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
+	39, // 82: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
+	41, // 83: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
+	42, // 84: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
+	3,  // 85: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
+	3,  // 86: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
+	3,  // 87: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
+	3,  // 88: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
+	3,  // 89: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
+	3,  // 90: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
+	3,  // 91: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
+	16, // 92: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
+	26, // 93: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
+	28, // 94: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
+	30, // 95: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
+	32, // 96: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
+	23, // 97: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
+	35, // 98: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
+	35, // 99: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
+	37, // 100: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
+	53, // 101: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
+	56, // 102: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
+	58, // 103: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
+	60, // 104: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
+	62, // 105: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
+	64, // 106: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
+	67, // 107: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
+	70, // 108: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
+	73, // 109: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
+	75, // 110: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
+	77, // 111: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
+	46, // 112: urne.v1.Operator.RequestDestruction:output_type -> urne.v1.DestructionStatus
+	46, // 113: urne.v1.Operator.AuthorizeDestruction:output_type -> urne.v1.DestructionStatus
+	46, // 114: urne.v1.Operator.Destruction:output_type -> urne.v1.DestructionStatus
+	46, // 115: urne.v1.Operator.RecordBackupErasure:output_type -> urne.v1.DestructionStatus
+	48, // 116: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
+	51, // 117: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
+	79, // 118: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
+	81, // 119: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
+	83, // 120: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
+	87, // 121: urne.v1.Chaos.Inject:output_type -> urne.v1.ChaosState
+	87, // 122: urne.v1.Chaos.Heal:output_type -> urne.v1.ChaosState
+	87, // 123: urne.v1.Chaos.List:output_type -> urne.v1.ChaosState
+	89, // 124: urne.v1.Chaos.Kill:output_type -> urne.v1.ChaosKillResponse
+	76, // [76:125] is the sub-list for method output_type
+	27, // [27:76] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_transport_urnepb_urne_proto_init() }
@@ -6134,7 +5991,7 @@ func file_transport_urnepb_urne_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_urnepb_urne_proto_rawDesc), len(file_transport_urnepb_urne_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   90,
+			NumMessages:   88,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

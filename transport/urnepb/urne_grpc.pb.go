@@ -48,7 +48,6 @@ const (
 	Election_UnlockAccount_FullMethodName     = "/urne.v1.Election/UnlockAccount"
 	Election_GetAccount_FullMethodName        = "/urne.v1.Election/GetAccount"
 	Election_ExportEmargement_FullMethodName  = "/urne.v1.Election/ExportEmargement"
-	Election_ListJournal_FullMethodName       = "/urne.v1.Election/ListJournal"
 )
 
 // ElectionClient is the client API for Election service.
@@ -97,8 +96,6 @@ type ElectionClient interface {
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*AccountStatus, error)
 	// ExportEmargement streams the émargement list (who voted in which scrutin, and when) for the bureau.
 	ExportEmargement(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EmargementPage], error)
-	// ListJournal streams the hash-chained activity register.
-	ListJournal(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JournalPage], error)
 }
 
 type electionClient struct {
@@ -380,25 +377,6 @@ func (c *electionClient) ExportEmargement(ctx context.Context, in *ReadRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Election_ExportEmargementClient = grpc.ServerStreamingClient[EmargementPage]
 
-func (c *electionClient) ListJournal(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JournalPage], error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Election_ServiceDesc.Streams[3], Election_ListJournal_FullMethodName, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	x := &grpc.GenericClientStream[ReadRequest, JournalPage]{ClientStream: stream}
-	if err := x.ClientStream.SendMsg(in); err != nil {
-		return nil, err
-	}
-	if err := x.ClientStream.CloseSend(); err != nil {
-		return nil, err
-	}
-	return x, nil
-}
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Election_ListJournalClient = grpc.ServerStreamingClient[JournalPage]
-
 // ElectionServer is the server API for Election service.
 // All implementations must embed UnimplementedElectionServer
 // for forward compatibility.
@@ -445,8 +423,6 @@ type ElectionServer interface {
 	GetAccount(context.Context, *GetAccountRequest) (*AccountStatus, error)
 	// ExportEmargement streams the émargement list (who voted in which scrutin, and when) for the bureau.
 	ExportEmargement(*ReadRequest, grpc.ServerStreamingServer[EmargementPage]) error
-	// ListJournal streams the hash-chained activity register.
-	ListJournal(*ReadRequest, grpc.ServerStreamingServer[JournalPage]) error
 	mustEmbedUnimplementedElectionServer()
 }
 
@@ -531,9 +507,6 @@ func (UnimplementedElectionServer) GetAccount(context.Context, *GetAccountReques
 }
 func (UnimplementedElectionServer) ExportEmargement(*ReadRequest, grpc.ServerStreamingServer[EmargementPage]) error {
 	return status.Error(codes.Unimplemented, "method ExportEmargement not implemented")
-}
-func (UnimplementedElectionServer) ListJournal(*ReadRequest, grpc.ServerStreamingServer[JournalPage]) error {
-	return status.Error(codes.Unimplemented, "method ListJournal not implemented")
 }
 func (UnimplementedElectionServer) mustEmbedUnimplementedElectionServer() {}
 func (UnimplementedElectionServer) testEmbeddedByValue()                  {}
@@ -981,17 +954,6 @@ func _Election_ExportEmargement_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Election_ExportEmargementServer = grpc.ServerStreamingServer[EmargementPage]
 
-func _Election_ListJournal_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(ReadRequest)
-	if err := stream.RecvMsg(m); err != nil {
-		return err
-	}
-	return srv.(ElectionServer).ListJournal(m, &grpc.GenericServerStream[ReadRequest, JournalPage]{ServerStream: stream})
-}
-
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Election_ListJournalServer = grpc.ServerStreamingServer[JournalPage]
-
 // Election_ServiceDesc is the grpc.ServiceDesc for Election service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1102,11 +1064,6 @@ var Election_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ExportEmargement",
 			Handler:       _Election_ExportEmargement_Handler,
-			ServerStreams: true,
-		},
-		{
-			StreamName:    "ListJournal",
-			Handler:       _Election_ListJournal_Handler,
 			ServerStreams: true,
 		},
 	},
