@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/urne-vote/urne/node.Version=$(VERSION)
 PKGS      := ./...
 DEMO_DIR  ?= $(CURDIR)/.demo
 
-.PHONY: bench-etcd all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean chaos
+.PHONY: bench-etcd bench-import all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean chaos
 
 all: build
 
@@ -77,12 +77,27 @@ chaos:
 # The figures go to the terminal; BENCHMARKS.md records them with the machine.
 BENCH_DURATION ?= 30s
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm
+	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm ./ballot
+	$(GO) test -run '^$$' -bench 'SealPreparedSecret|HashSecret' -benchmem ./node
 	rm -rf $(CURDIR)/.bench
 	./bin/urne dev up --dir $(CURDIR)/.bench --topology 2+2+1
 	./bin/urne bench cast --cluster $(CURDIR)/.bench --voters 200000 --concurrency 256 --duration $(BENCH_DURATION); \
 	  status=$$?; ./bin/urne dev down --dir $(CURDIR)/.bench; exit $$status
 	$(MAKE) bench-etcd
+	$(MAKE) bench-import
+
+# A prepared roll of IMPORT_VOTERS voters (secret_bcrypt at cost 10) imported into a fresh local
+# 2+2+1 cluster: time, peak resident memory of each node, data directory bytes.
+IMPORT_VOTERS ?= 1000000
+bench-import: build
+	rm -rf $(CURDIR)/.bench-import && mkdir -p $(CURDIR)/.bench-import
+	$(GO) run ./test/benchroll -voters $(IMPORT_VOTERS) -out $(CURDIR)/.bench-import/roll.prepared.csv
+	./bin/urne dev up --dir $(CURDIR)/.bench-import/cluster --topology 2+2+1
+	./bin/urne election create --cluster $(CURDIR)/.bench-import/cluster --name "import bench"
+	./bin/urne election import --cluster $(CURDIR)/.bench-import/cluster --file $(CURDIR)/.bench-import/roll.prepared.csv; \
+	  status=$$?; for p in $$(./bin/urne dev ps --dir $(CURDIR)/.bench-import/cluster -o json | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$$'); do \
+	    grep -H VmHWM /proc/$$p/status; done; du -sb $(CURDIR)/.bench-import/cluster/nodes/*/data; \
+	  ./bin/urne dev down --dir $(CURDIR)/.bench-import/cluster; exit $$status
 
 # Urne against etcd (Debian's etcd-server, installed when missing), 3 nodes each, 1 KiB writes
 # from 16, 64 and 256 clients; writes docs/bench-compare.svg and prints a Markdown table.
@@ -92,4 +107,4 @@ bench-etcd: build
 	./bin/etcdbench --urne bin/urne --etcd etcd --duration $(BENCH_DURATION) --out bench-compare.json --svg docs/bench-compare.svg
 
 clean:
-	rm -rf bin .demo .bench .chaos
+	rm -rf bin .demo .bench .bench-import .chaos

@@ -81,6 +81,7 @@ type applyState struct {
 	electionDirty bool
 	countersDirty bool
 	mac           hash.Hash // HMAC keyed with the index key, made once per batch
+	index         uint64    // raft index of the entry being applied
 	register      registerState
 	notes         []registerNote // what the command being applied tells the register
 }

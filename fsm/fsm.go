@@ -235,7 +235,7 @@ func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) 
 		}
 		responses[i] = resp
 		if watching {
-			observed = append(observed, observation{t, resp.Code})
+			observed = observe(observed, t, resp)
 		}
 	}
 	if last == applied {
@@ -247,16 +247,28 @@ func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) 
 // applyEntry decodes and applies the data of one command entry, then records it in the
 // activity register. Garbage is refused, never fatal.
 func (s *applyState) applyEntry(index uint64, data []byte) (*fsmpb.Response, fsmpb.CommandType, error) {
+	s.index = index
 	c, err := Decode(data)
 	if err != nil {
 		resp := errorResponse(err)
 		return resp, fsmpb.CommandType_COMMAND_UNKNOWN, s.record(index, nil, resp)
 	}
 	resp, err := s.apply(c)
-	if err == nil {
+	if err == nil && resp.GetCastBatch() == nil { // a batch recorded each of its casts
 		err = s.record(index, c, resp)
 	}
 	return resp, c.Type, err
+}
+
+// observe adds what the observer hears of one command: each cast of a batch, as a cast.
+func observe(observed []observation, t fsmpb.CommandType, resp *fsmpb.Response) []observation {
+	if b := resp.GetCastBatch(); b != nil {
+		for _, r := range b.Responses {
+			observed = append(observed, observation{fsmpb.CommandType_COMMAND_CAST, r.Code})
+		}
+		return observed
+	}
+	return append(observed, observation{t, resp.Code})
 }
 
 func (f *FSM) notify(observed []observation) {

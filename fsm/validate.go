@@ -97,7 +97,8 @@ func checkVoter(v *fsmpb.VoterRecord) error {
 	return checkSecretHash(v.SecretHash)
 }
 
-// checkSecretHash accepts a bcrypt or argon2id hash, or nothing (test elections).
+// checkSecretHash accepts a bcrypt or argon2id hash, a bcrypt hash sealed under the pepper
+// key by the receiving node ("$ubs1$", see node), or nothing (test elections).
 func checkSecretHash(h []byte) error {
 	if len(h) == 0 {
 		return nil
@@ -105,7 +106,7 @@ func checkSecretHash(h []byte) error {
 	if len(h) > maxSecretHashSize {
 		return fmt.Errorf("%w: secret hash of %d bytes, limit %d", ErrInvalid, len(h), maxSecretHashSize)
 	}
-	for _, prefix := range []string{"$2a$", "$2b$", "$2y$", "$argon2id$"} {
+	for _, prefix := range []string{"$2a$", "$2b$", "$2y$", "$argon2id$", "$ubs1$"} {
 		if strings.HasPrefix(string(h), prefix) {
 			return nil
 		}

@@ -63,7 +63,11 @@ var errNotLeaderAnyMore = errors.New("not the leader")
 // applyLocal stamps the command with the leader's time and randomness, commits it and
 // returns the state machine's response. Every raft future is checked: an error raft leaves
 // undecided becomes ErrOutcomeUnknown so that the caller retries with the same request id.
+// Casts go through the batcher, which commits those that arrive together as one entry.
 func (n *Node) applyLocal(cmd *fsmpb.Command) (*fsmpb.Response, uint64, error) {
+	if cmd.Type == fsmpb.CommandType_COMMAND_CAST {
+		return n.applyCast(cmd)
+	}
 	stamped := cmdClone(cmd)
 	if err := fsm.Stamp(stamped, n.clock.Now(), rand.Reader); err != nil {
 		return nil, 0, fmt.Errorf("stamp command: %w", err)

@@ -181,6 +181,7 @@ func BenchmarkHashSecret(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := s.hash("1234"); err != nil {
 			b.Fatal(err)

@@ -24,6 +24,7 @@ import (
 type metrics struct {
 	commit        prometheus.Histogram
 	applyBatch    prometheus.Histogram
+	castBatch     prometheus.Histogram
 	requests      *prometheus.HistogramVec
 	casts         *prometheus.CounterVec
 	rejections    *prometheus.CounterVec
@@ -44,6 +45,8 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Help: "Time from proposing a command on the leader until it is committed and applied.", Buckets: latencyBuckets}),
 		applyBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "urne_fsm_apply_batch_duration_seconds",
 			Help: "Time the state machine takes to apply one batch of entries in one transaction.", Buckets: latencyBuckets}),
+		castBatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "urne_cast_batch_size",
+			Help: "On the leader: casts committed together in one CAST_BATCH entry.", Buckets: prometheus.ExponentialBuckets(1, 2, 11)}),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "urne_grpc_request_duration_seconds",
 			Help: "gRPC unary request latency by method and code.", Buckets: latencyBuckets}, []string{"method", "code"}),
 		casts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "urne_casts_total",
@@ -68,7 +71,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
-	reg.MustRegister(m.commit, m.applyBatch, m.requests, m.casts, m.rejections, m.commands, m.forwarded,
+	reg.MustRegister(m.commit, m.applyBatch, m.castBatch, m.requests, m.casts, m.rejections, m.commands, m.forwarded,
 		m.leaderChanges, m.followerLag, m.failureTol, m.deliveries, m.logins,
 		gauge("urne_raft_leader", "1 if this node is the leader.", func() float64 { return b2f(n.raft.State() == raft.Leader) }),
 		gauge("urne_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.", func() float64 { return float64(n.raft.State()) }),

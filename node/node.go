@@ -102,6 +102,7 @@ type Node struct {
 	auditor   *auditor
 	holds     suffrageHolds
 	clock     *stampClock
+	casts     castBatcher // the leader's group commit of casts
 	chaos     *chaosState // nil unless cfg.Chaos
 	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
 	leaderNotify chan bool

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -68,52 +70,124 @@ func (s *electionService) CloseElection(ctx context.Context, _ *urnepb.Transitio
 	return s.stateCall(ctx, fsmpb.CommandType_COMMAND_CLOSE_ELECTION, &fsmpb.Transition{})
 }
 
-// ImportVoters commits the streamed roll in batches, so memory stays bounded by one batch.
+// importInFlight bounds the import batches committing at once: while one is applied, the
+// next ones are replicated, and raft hands consecutive ones to the state machine together (one
+// transaction, fewer pages rewritten per voter). Memory stays bounded by that many batches.
+const importInFlight = 4
+
+// ImportVoters commits the streamed roll in batches of importBatch voters, importInFlight at
+// a time. Batches are independent (each voter is added or rectified on its own), so their
+// order in the log does not matter; a failure stops the import, which is idempotent.
 func (s *electionService) ImportVoters(stream urnepb.Election_ImportVotersServer) error {
-	var total urnepb.ImportVotersResponse
-	batch := make([]*fsmpb.VoterRecord, 0, importBatch)
-	secrets := make([]string, 0, importBatch)
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if err := s.n.secrets.hashSecrets(secrets, batch); err != nil {
-			return toStatus(fmt.Errorf("hash voter secrets: %w", err))
-		}
-		resp, _, err := s.apply(stream.Context(), fsmpb.CommandType_COMMAND_IMPORT_VOTERS, &fsmpb.ImportVoters{Voters: batch})
+	var (
+		mu    sync.Mutex
+		total urnepb.ImportVotersResponse
+		first error
+		wg    sync.WaitGroup
+		slots = make(chan struct{}, importInFlight)
+	)
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
+	}
+	commit := func(batch []*fsmpb.VoterRecord, secrets, prepared []string) {
+		defer func() { <-slots; wg.Done() }()
+		r, err := s.commitImport(stream.Context(), batch, secrets, prepared)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
-			return err
+			if first == nil {
+				first = err
+			}
+			return
 		}
-		r := resp.GetImport()
 		total.Imported += r.GetImported()
 		total.Unchanged += r.GetUnchanged()
 		total.Rectified += r.GetRectified()
-		total.TotalVoters = r.GetTotalVoters()
-		batch, secrets = batch[:0], secrets[:0]
-		return nil
+		total.TotalVoters = max(total.TotalVoters, r.GetTotalVoters())
 	}
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
+	var batch []*fsmpb.VoterRecord
+	var secrets, prepared []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return failed()
 		}
-		if err != nil {
-			return err
-		}
-		for _, v := range req.Voters {
-			batch = append(batch, voterRecord(v))
-			secrets = append(secrets, v.Secret)
-			if len(batch) == importBatch {
-				if err := flush(); err != nil {
-					return err
+		slots <- struct{}{}
+		wg.Add(1)
+		go commit(batch, secrets, prepared)
+		batch, secrets, prepared = nil, nil, nil
+		return failed()
+	}
+	err := func() error {
+		for {
+			req, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return flush()
+			}
+			if err != nil {
+				return err
+			}
+			for _, v := range req.Voters {
+				batch = append(batch, voterRecord(v))
+				secrets = append(secrets, v.Secret)
+				prepared = append(prepared, v.SecretBcrypt)
+				if len(batch) == importBatch {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
 		}
+	}()
+	wg.Wait()
+	if err != nil {
+		return err
 	}
-	if err := flush(); err != nil {
+	if err := failed(); err != nil {
 		return err
 	}
 	return stream.SendAndClose(&total)
+}
+
+// commitImport replaces the batch's secrets by their sealed or slow hashes and commits it.
+func (s *electionService) commitImport(ctx context.Context, batch []*fsmpb.VoterRecord, secrets, prepared []string) (*fsmpb.ImportResult, error) {
+	if err := s.n.secrets.sealPrepared(secrets, prepared, batch); err != nil {
+		return nil, toStatus(fmt.Errorf("%w: %v", fsm.ErrInvalid, err))
+	}
+	if err := s.n.secrets.hashSecrets(secrets, batch); err != nil {
+		return nil, toStatus(fmt.Errorf("hash voter secrets: %w", err))
+	}
+	cmd, err := fsm.NewCommand(fsmpb.CommandType_COMMAND_IMPORT_VOTERS, &fsmpb.ImportVoters{Voters: batch})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	cmd.Actor = actorFrom(ctx)
+	for attempt := 1; ; attempt++ {
+		resp, _, err := s.n.Propose(ctx, cmd)
+		if err == nil {
+			err = responseError(resp)
+		}
+		if err == nil {
+			return resp.GetImport(), nil
+		}
+		if !retryableImport(err) || attempt == importAttempts || sleepCtx(ctx, time.Duration(attempt)*importRetryPause) != nil {
+			s.n.metrics.rejected(err)
+			return nil, toStatus(err)
+		}
+	}
+}
+
+// An import batch whose outcome raft left open, or that found no leader, is proposed again:
+// importing the same voters twice changes nothing, so a long import survives a leader change
+// (it then reports those voters as unchanged).
+const (
+	importAttempts   = 5
+	importRetryPause = 500 * time.Millisecond
+)
+
+func retryableImport(err error) bool {
+	return errors.Is(err, ErrNoLeader) || errors.Is(err, ErrOutcomeUnknown)
 }
 
 // voterRecord is a voter of the API without its secret, which only its hash replaces.

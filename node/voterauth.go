@@ -38,6 +38,7 @@ type secrets struct {
 	pepper []byte
 	cost   int
 	dummy  []byte // a hash of the same cost, compared when the identifier is unknown
+	sealed *sealedSecrets
 }
 
 func newSecrets(gossipKey []byte, cost int) (*secrets, error) {
@@ -49,6 +50,9 @@ func newSecrets(gossipKey []byte, cost int) (*secrets, error) {
 		return nil, fmt.Errorf("derive the secret pepper: %w", err)
 	}
 	s := &secrets{pepper: pepper, cost: cost}
+	if s.sealed, err = newSealedSecrets(gossipKey); err != nil {
+		return nil, err
+	}
 	if s.dummy, err = s.hash("no voter has this identifier"); err != nil {
 		return nil, err
 	}
@@ -72,6 +76,14 @@ func (s *secrets) check(hash []byte, secret string) bool {
 	if len(hash) == 0 {
 		_ = bcrypt.CompareHashAndPassword(s.dummy, s.peppered(secret))
 		return false
+	}
+	prepared, sealed, err := s.sealed.open(hash)
+	switch {
+	case err != nil:
+		_ = bcrypt.CompareHashAndPassword(s.dummy, s.peppered(secret))
+		return false
+	case sealed:
+		return bcrypt.CompareHashAndPassword(prepared, []byte(strings.TrimSpace(secret))) == nil
 	}
 	return bcrypt.CompareHashAndPassword(hash, s.peppered(secret)) == nil
 }

@@ -28,6 +28,7 @@ func (a *app) electionCommand() *cobra.Command {
 	cmd.AddCommand(
 		a.electionCreateCommand(),
 		a.electionImportCommand(),
+		a.electionPrepareCommand(),
 		a.electionTransitionCommand("open", "Open the election to casting"),
 		a.electionTransitionCommand("close", "Close the election: no cast is accepted afterwards"),
 		a.electionCountsCommand(),

@@ -88,7 +88,7 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\
 
 // voterColumns are the columns (CSV) and fields (JSON) of a voter row; only voter_id is
 // required. "collège" is accepted for college.
-var voterColumns = []string{"voter_id", "name", "email", "date_of_birth", "secret", "composante", "college", "secteur"}
+var voterColumns = []string{"voter_id", "name", "email", "date_of_birth", "secret", "composante", "college", "secteur", "secret_bcrypt"}
 
 // voterField returns a pointer to the field of v a column fills.
 func voterField(v *urnepb.Voter, column string) *string {
@@ -103,6 +103,8 @@ func voterField(v *urnepb.Voter, column string) *string {
 		return &v.DateOfBirth
 	case "secret":
 		return &v.Secret
+	case "secret_bcrypt":
+		return &v.SecretBcrypt
 	case "composante":
 		return &v.Composante
 	case "college":
@@ -260,6 +262,8 @@ type jsonVoter struct {
 	Composante  string `json:"composante"`
 	College     string `json:"college"`
 	Secteur     string `json:"secteur"`
+	// The secret's bcrypt hash, as `urne election prepare` writes it, instead of secret.
+	SecretBcrypt string `json:"secret_bcrypt"`
 }
 
 // jsonVoters reads either a JSON array of voter objects or a stream of objects (JSON lines),
@@ -298,7 +302,7 @@ func (j *jsonVoters) Next() (*urnepb.Voter, error) {
 		return nil, j.fail(line, err)
 	}
 	v := &urnepb.Voter{VoterId: jv.VoterID, Name: jv.Name, Email: jv.Email, DateOfBirth: jv.DateOfBirth,
-		Secret: jv.Secret, Composante: jv.Composante, College: jv.College, Secteur: jv.Secteur}
+		Secret: jv.Secret, Composante: jv.Composante, College: jv.College, Secteur: jv.Secteur, SecretBcrypt: jv.SecretBcrypt}
 	if err := checkVoter(v); err != nil {
 		j.done = true
 		return nil, fmt.Errorf("%w: line %d: %v", errVoterFile, line, err)

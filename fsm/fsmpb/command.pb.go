@@ -64,6 +64,10 @@ const (
 	CommandType_COMMAND_REQUEST_DESTRUCTION   CommandType = 41
 	CommandType_COMMAND_AUTHORIZE_DESTRUCTION CommandType = 42
 	CommandType_COMMAND_RECORD_ERASURE        CommandType = 43
+	// Throughput commands are numbered from 80.
+	// CAST_BATCH carries casts that reached the leader together, in an order the leader
+	// shuffled: one raft entry, one state-database transaction, one answer per cast.
+	CommandType_COMMAND_CAST_BATCH CommandType = 80
 )
 
 // Enum value maps for CommandType.
@@ -97,6 +101,7 @@ var (
 		41: "COMMAND_REQUEST_DESTRUCTION",
 		42: "COMMAND_AUTHORIZE_DESTRUCTION",
 		43: "COMMAND_RECORD_ERASURE",
+		80: "COMMAND_CAST_BATCH",
 	}
 	CommandType_value = map[string]int32{
 		"COMMAND_UNKNOWN":               0,
@@ -127,6 +132,7 @@ var (
 		"COMMAND_REQUEST_DESTRUCTION":   41,
 		"COMMAND_AUTHORIZE_DESTRUCTION": 42,
 		"COMMAND_RECORD_ERASURE":        43,
+		"COMMAND_CAST_BATCH":            80,
 	}
 )
 
@@ -2448,6 +2454,7 @@ type Response struct {
 	//	*Response_Cast
 	//	*Response_Issue
 	//	*Response_Auth
+	//	*Response_CastBatch
 	Result        isResponse_Result `protobuf_oneof:"result"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2549,6 +2556,15 @@ func (x *Response) GetAuth() *AuthResult {
 	return nil
 }
 
+func (x *Response) GetCastBatch() *CastBatchResult {
+	if x != nil {
+		if x, ok := x.Result.(*Response_CastBatch); ok {
+			return x.CastBatch
+		}
+	}
+	return nil
+}
+
 type isResponse_Result interface {
 	isResponse_Result()
 }
@@ -2573,6 +2589,10 @@ type Response_Auth struct {
 	Auth *AuthResult `protobuf:"bytes,7,opt,name=auth,proto3,oneof"`
 }
 
+type Response_CastBatch struct {
+	CastBatch *CastBatchResult `protobuf:"bytes,80,opt,name=cast_batch,json=castBatch,proto3,oneof"`
+}
+
 func (*Response_Election) isResponse_Result() {}
 
 func (*Response_Import) isResponse_Result() {}
@@ -2582,6 +2602,154 @@ func (*Response_Cast) isResponse_Result() {}
 func (*Response_Issue) isResponse_Result() {}
 
 func (*Response_Auth) isResponse_Result() {}
+
+func (*Response_CastBatch) isResponse_Result() {}
+
+// Payload of CAST_BATCH. Each cast is the payload of a CAST command as its caller sent it,
+// with the caller as the receiving node authenticated them; the batch's stamp is every
+// cast's time. The order is the leader's shuffle, unrelated to the order of arrival.
+type CastBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Casts         []*BatchedCast         `protobuf:"bytes,1,rep,name=casts,proto3" json:"casts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CastBatch) Reset() {
+	*x = CastBatch{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CastBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CastBatch) ProtoMessage() {}
+
+func (x *CastBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CastBatch.ProtoReflect.Descriptor instead.
+func (*CastBatch) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CastBatch) GetCasts() []*BatchedCast {
+	if x != nil {
+		return x.Casts
+	}
+	return nil
+}
+
+type BatchedCast struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An encoded Cast.
+	Cast          []byte `protobuf:"bytes,1,opt,name=cast,proto3" json:"cast,omitempty"`
+	Actor         *Actor `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchedCast) Reset() {
+	*x = BatchedCast{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchedCast) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchedCast) ProtoMessage() {}
+
+func (x *BatchedCast) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchedCast.ProtoReflect.Descriptor instead.
+func (*BatchedCast) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *BatchedCast) GetCast() []byte {
+	if x != nil {
+		return x.Cast
+	}
+	return nil
+}
+
+func (x *BatchedCast) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+// The answers to a CAST_BATCH, one per cast and in the batch's order: each is what the
+// cast alone would have answered (a receipt, or a refusal such as ALREADY_VOTED).
+type CastBatchResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Responses     []*Response            `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CastBatchResult) Reset() {
+	*x = CastBatchResult{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CastBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CastBatchResult) ProtoMessage() {}
+
+func (x *CastBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CastBatchResult.ProtoReflect.Descriptor instead.
+func (*CastBatchResult) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CastBatchResult) GetResponses() []*Response {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
 
 type IssueResult struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -2595,7 +2763,7 @@ type IssueResult struct {
 
 func (x *IssueResult) Reset() {
 	*x = IssueResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2607,7 +2775,7 @@ func (x *IssueResult) String() string {
 func (*IssueResult) ProtoMessage() {}
 
 func (x *IssueResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2620,7 +2788,7 @@ func (x *IssueResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueResult.ProtoReflect.Descriptor instead.
 func (*IssueResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *IssueResult) GetIssued() uint64 {
@@ -2659,7 +2827,7 @@ type AuthResult struct {
 
 func (x *AuthResult) Reset() {
 	*x = AuthResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2839,7 @@ func (x *AuthResult) String() string {
 func (*AuthResult) ProtoMessage() {}
 
 func (x *AuthResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2852,7 @@ func (x *AuthResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthResult.ProtoReflect.Descriptor instead.
 func (*AuthResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AuthResult) GetAccepted() bool {
@@ -2744,7 +2912,7 @@ type ElectionResult struct {
 
 func (x *ElectionResult) Reset() {
 	*x = ElectionResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2756,7 +2924,7 @@ func (x *ElectionResult) String() string {
 func (*ElectionResult) ProtoMessage() {}
 
 func (x *ElectionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2769,7 +2937,7 @@ func (x *ElectionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionResult.ProtoReflect.Descriptor instead.
 func (*ElectionResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ElectionResult) GetElectionId() string {
@@ -2882,7 +3050,7 @@ type ImportResult struct {
 
 func (x *ImportResult) Reset() {
 	*x = ImportResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3062,7 @@ func (x *ImportResult) String() string {
 func (*ImportResult) ProtoMessage() {}
 
 func (x *ImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3075,7 @@ func (x *ImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
 func (*ImportResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ImportResult) GetImported() uint64 {
@@ -2950,7 +3118,7 @@ type CastResult struct {
 
 func (x *CastResult) Reset() {
 	*x = CastResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2962,7 +3130,7 @@ func (x *CastResult) String() string {
 func (*CastResult) ProtoMessage() {}
 
 func (x *CastResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2975,7 +3143,7 @@ func (x *CastResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastResult.ProtoReflect.Descriptor instead.
 func (*CastResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CastResult) GetFingerprint() []byte {
@@ -3037,7 +3205,7 @@ type ElectionState struct {
 
 func (x *ElectionState) Reset() {
 	*x = ElectionState{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3049,7 +3217,7 @@ func (x *ElectionState) String() string {
 func (*ElectionState) ProtoMessage() {}
 
 func (x *ElectionState) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3062,7 +3230,7 @@ func (x *ElectionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionState.ProtoReflect.Descriptor instead.
 func (*ElectionState) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ElectionState) GetElectionId() string {
@@ -3216,7 +3384,7 @@ type DestructionStep struct {
 
 func (x *DestructionStep) Reset() {
 	*x = DestructionStep{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3396,7 @@ func (x *DestructionStep) String() string {
 func (*DestructionStep) ProtoMessage() {}
 
 func (x *DestructionStep) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3409,7 @@ func (x *DestructionStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionStep.ProtoReflect.Descriptor instead.
 func (*DestructionStep) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DestructionStep) GetElectionId() string {
@@ -3273,7 +3441,7 @@ type RecordErasure struct {
 
 func (x *RecordErasure) Reset() {
 	*x = RecordErasure{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3453,7 @@ func (x *RecordErasure) String() string {
 func (*RecordErasure) ProtoMessage() {}
 
 func (x *RecordErasure) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3466,7 @@ func (x *RecordErasure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordErasure.ProtoReflect.Descriptor instead.
 func (*RecordErasure) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RecordErasure) GetNodeId() string {
@@ -3351,7 +3519,7 @@ type Destruction struct {
 
 func (x *Destruction) Reset() {
 	*x = Destruction{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3363,7 +3531,7 @@ func (x *Destruction) String() string {
 func (*Destruction) ProtoMessage() {}
 
 func (x *Destruction) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3376,7 +3544,7 @@ func (x *Destruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destruction.ProtoReflect.Descriptor instead.
 func (*Destruction) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Destruction) GetRequestedBy() string {
@@ -3454,7 +3622,7 @@ type SealRecord struct {
 
 func (x *SealRecord) Reset() {
 	*x = SealRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3466,7 +3634,7 @@ func (x *SealRecord) String() string {
 func (*SealRecord) ProtoMessage() {}
 
 func (x *SealRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3479,7 +3647,7 @@ func (x *SealRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRecord.ProtoReflect.Descriptor instead.
 func (*SealRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SealRecord) GetDigest() []byte {
@@ -3522,7 +3690,7 @@ type EmargementRecord struct {
 
 func (x *EmargementRecord) Reset() {
 	*x = EmargementRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3534,7 +3702,7 @@ func (x *EmargementRecord) String() string {
 func (*EmargementRecord) ProtoMessage() {}
 
 func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3547,7 +3715,7 @@ func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmargementRecord.ProtoReflect.Descriptor instead.
 func (*EmargementRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *EmargementRecord) GetEmargedAtUnixNano() int64 {
@@ -3579,7 +3747,7 @@ type DrillRecord struct {
 
 func (x *DrillRecord) Reset() {
 	*x = DrillRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3591,7 +3759,7 @@ func (x *DrillRecord) String() string {
 func (*DrillRecord) ProtoMessage() {}
 
 func (x *DrillRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3604,7 +3772,7 @@ func (x *DrillRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
 func (*DrillRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DrillRecord) GetLast() *RecordDrill {
@@ -3664,7 +3832,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3676,7 +3844,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3689,7 +3857,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *Counters) GetVoters() uint64 {
@@ -3746,7 +3914,7 @@ type BoxEntry struct {
 
 func (x *BoxEntry) Reset() {
 	*x = BoxEntry{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3758,7 +3926,7 @@ func (x *BoxEntry) String() string {
 func (*BoxEntry) ProtoMessage() {}
 
 func (x *BoxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3771,7 +3939,7 @@ func (x *BoxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoxEntry.ProtoReflect.Descriptor instead.
 func (*BoxEntry) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *BoxEntry) GetScrutinId() string {
@@ -3804,7 +3972,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +3984,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +3997,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *Account) GetLoginKey() []byte {
@@ -3893,7 +4061,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3905,7 +4073,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3918,7 +4086,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Session) GetVoterKey() []byte {
@@ -3994,7 +4162,7 @@ type OutboxMessage struct {
 
 func (x *OutboxMessage) Reset() {
 	*x = OutboxMessage{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4006,7 +4174,7 @@ func (x *OutboxMessage) String() string {
 func (*OutboxMessage) ProtoMessage() {}
 
 func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4019,7 +4187,7 @@ func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
 func (*OutboxMessage) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *OutboxMessage) GetSeq() uint64 {
@@ -4257,7 +4425,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x121\n" +
 	"\x15finished_at_unix_nano\x18\x05 \x01(\x03R\x12finishedAtUnixNano\x12\x1b\n" +
 	"\trto_nanos\x18\x06 \x01(\x03R\brtoNanos\x12\x16\n" +
-	"\x06report\x18\a \x01(\fR\x06report\"\xdd\x02\n" +
+	"\x06report\x18\a \x01(\fR\x06report\"\x9c\x03\n" +
 	"\bResponse\x12-\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x19.urne.fsm.v1.ResponseCodeR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x129\n" +
@@ -4265,8 +4433,17 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x06import\x18\x04 \x01(\v2\x19.urne.fsm.v1.ImportResultH\x00R\x06import\x12-\n" +
 	"\x04cast\x18\x05 \x01(\v2\x17.urne.fsm.v1.CastResultH\x00R\x04cast\x120\n" +
 	"\x05issue\x18\x06 \x01(\v2\x18.urne.fsm.v1.IssueResultH\x00R\x05issue\x12-\n" +
-	"\x04auth\x18\a \x01(\v2\x17.urne.fsm.v1.AuthResultH\x00R\x04authB\b\n" +
-	"\x06result\"[\n" +
+	"\x04auth\x18\a \x01(\v2\x17.urne.fsm.v1.AuthResultH\x00R\x04auth\x12=\n" +
+	"\n" +
+	"cast_batch\x18P \x01(\v2\x1c.urne.fsm.v1.CastBatchResultH\x00R\tcastBatchB\b\n" +
+	"\x06result\";\n" +
+	"\tCastBatch\x12.\n" +
+	"\x05casts\x18\x01 \x03(\v2\x18.urne.fsm.v1.BatchedCastR\x05casts\"K\n" +
+	"\vBatchedCast\x12\x12\n" +
+	"\x04cast\x18\x01 \x01(\fR\x04cast\x12(\n" +
+	"\x05actor\x18\x02 \x01(\v2\x12.urne.fsm.v1.ActorR\x05actor\"F\n" +
+	"\x0fCastBatchResult\x123\n" +
+	"\tresponses\x18\x01 \x03(\v2\x15.urne.fsm.v1.ResponseR\tresponses\"[\n" +
 	"\vIssueResult\x12\x16\n" +
 	"\x06issued\x18\x01 \x01(\x04R\x06issued\x12\x1c\n" +
 	"\tremaining\x18\x02 \x01(\x04R\tremaining\x12\x16\n" +
@@ -4403,7 +4580,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x15enqueued_at_unix_nano\x18\x06 \x01(\x03R\x12enqueuedAtUnixNano\x12\x1a\n" +
 	"\battempts\x18\a \x01(\rR\battempts\x12\x1d\n" +
 	"\n" +
-	"last_error\x18\b \x01(\tR\tlastError*\xfa\x05\n" +
+	"last_error\x18\b \x01(\tR\tlastError*\x92\x06\n" +
 	"\vCommandType\x12\x13\n" +
 	"\x0fCOMMAND_UNKNOWN\x10\x00\x12\x1b\n" +
 	"\x17COMMAND_CREATE_ELECTION\x10\x01\x12\x19\n" +
@@ -4433,7 +4610,8 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x14COMMAND_RECORD_DRILL\x10(\x12\x1f\n" +
 	"\x1bCOMMAND_REQUEST_DESTRUCTION\x10)\x12!\n" +
 	"\x1dCOMMAND_AUTHORIZE_DESTRUCTION\x10*\x12\x1a\n" +
-	"\x16COMMAND_RECORD_ERASURE\x10+*5\n" +
+	"\x16COMMAND_RECORD_ERASURE\x10+\x12\x16\n" +
+	"\x12COMMAND_CAST_BATCH\x10P*5\n" +
 	"\vCommandFlag\x12\r\n" +
 	"\tFLAG_NONE\x10\x00\x12\x17\n" +
 	"\x13FLAG_IGNORE_UNKNOWN\x10\x01*E\n" +
@@ -4477,7 +4655,7 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(CommandType)(0),          // 0: urne.fsm.v1.CommandType
 	(CommandFlag)(0),          // 1: urne.fsm.v1.CommandFlag
@@ -4514,23 +4692,26 @@ var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(*Cast)(nil),              // 32: urne.fsm.v1.Cast
 	(*RecordDrill)(nil),       // 33: urne.fsm.v1.RecordDrill
 	(*Response)(nil),          // 34: urne.fsm.v1.Response
-	(*IssueResult)(nil),       // 35: urne.fsm.v1.IssueResult
-	(*AuthResult)(nil),        // 36: urne.fsm.v1.AuthResult
-	(*ElectionResult)(nil),    // 37: urne.fsm.v1.ElectionResult
-	(*ImportResult)(nil),      // 38: urne.fsm.v1.ImportResult
-	(*CastResult)(nil),        // 39: urne.fsm.v1.CastResult
-	(*ElectionState)(nil),     // 40: urne.fsm.v1.ElectionState
-	(*DestructionStep)(nil),   // 41: urne.fsm.v1.DestructionStep
-	(*RecordErasure)(nil),     // 42: urne.fsm.v1.RecordErasure
-	(*Destruction)(nil),       // 43: urne.fsm.v1.Destruction
-	(*SealRecord)(nil),        // 44: urne.fsm.v1.SealRecord
-	(*EmargementRecord)(nil),  // 45: urne.fsm.v1.EmargementRecord
-	(*DrillRecord)(nil),       // 46: urne.fsm.v1.DrillRecord
-	(*Counters)(nil),          // 47: urne.fsm.v1.Counters
-	(*BoxEntry)(nil),          // 48: urne.fsm.v1.BoxEntry
-	(*Account)(nil),           // 49: urne.fsm.v1.Account
-	(*Session)(nil),           // 50: urne.fsm.v1.Session
-	(*OutboxMessage)(nil),     // 51: urne.fsm.v1.OutboxMessage
+	(*CastBatch)(nil),         // 35: urne.fsm.v1.CastBatch
+	(*BatchedCast)(nil),       // 36: urne.fsm.v1.BatchedCast
+	(*CastBatchResult)(nil),   // 37: urne.fsm.v1.CastBatchResult
+	(*IssueResult)(nil),       // 38: urne.fsm.v1.IssueResult
+	(*AuthResult)(nil),        // 39: urne.fsm.v1.AuthResult
+	(*ElectionResult)(nil),    // 40: urne.fsm.v1.ElectionResult
+	(*ImportResult)(nil),      // 41: urne.fsm.v1.ImportResult
+	(*CastResult)(nil),        // 42: urne.fsm.v1.CastResult
+	(*ElectionState)(nil),     // 43: urne.fsm.v1.ElectionState
+	(*DestructionStep)(nil),   // 44: urne.fsm.v1.DestructionStep
+	(*RecordErasure)(nil),     // 45: urne.fsm.v1.RecordErasure
+	(*Destruction)(nil),       // 46: urne.fsm.v1.Destruction
+	(*SealRecord)(nil),        // 47: urne.fsm.v1.SealRecord
+	(*EmargementRecord)(nil),  // 48: urne.fsm.v1.EmargementRecord
+	(*DrillRecord)(nil),       // 49: urne.fsm.v1.DrillRecord
+	(*Counters)(nil),          // 50: urne.fsm.v1.Counters
+	(*BoxEntry)(nil),          // 51: urne.fsm.v1.BoxEntry
+	(*Account)(nil),           // 52: urne.fsm.v1.Account
+	(*Session)(nil),           // 53: urne.fsm.v1.Session
+	(*OutboxMessage)(nil),     // 54: urne.fsm.v1.OutboxMessage
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	0,  // 0: urne.fsm.v1.Command.type:type_name -> urne.fsm.v1.CommandType
@@ -4544,23 +4725,27 @@ var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	19, // 8: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
 	20, // 9: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
 	3,  // 10: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
-	37, // 11: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
-	38, // 12: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
-	39, // 13: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
-	35, // 14: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
-	36, // 15: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
-	13, // 16: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
-	44, // 17: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
-	13, // 18: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
-	44, // 19: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
-	43, // 20: urne.fsm.v1.ElectionState.destruction:type_name -> urne.fsm.v1.Destruction
-	42, // 21: urne.fsm.v1.Destruction.erasures:type_name -> urne.fsm.v1.RecordErasure
-	33, // 22: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	40, // 11: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
+	41, // 12: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
+	42, // 13: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
+	38, // 14: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
+	39, // 15: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
+	37, // 16: urne.fsm.v1.Response.cast_batch:type_name -> urne.fsm.v1.CastBatchResult
+	36, // 17: urne.fsm.v1.CastBatch.casts:type_name -> urne.fsm.v1.BatchedCast
+	5,  // 18: urne.fsm.v1.BatchedCast.actor:type_name -> urne.fsm.v1.Actor
+	34, // 19: urne.fsm.v1.CastBatchResult.responses:type_name -> urne.fsm.v1.Response
+	13, // 20: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
+	47, // 21: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
+	13, // 22: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
+	47, // 23: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
+	46, // 24: urne.fsm.v1.ElectionState.destruction:type_name -> urne.fsm.v1.Destruction
+	45, // 25: urne.fsm.v1.Destruction.erasures:type_name -> urne.fsm.v1.RecordErasure
+	33, // 26: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -4574,6 +4759,7 @@ func file_fsm_fsmpb_command_proto_init() {
 		(*Response_Cast)(nil),
 		(*Response_Issue)(nil),
 		(*Response_Auth)(nil),
+		(*Response_CastBatch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4581,7 +4767,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   48,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1190,10 +1190,15 @@ type Voter struct {
 	DateOfBirth string `protobuf:"bytes,4,opt,name=date_of_birth,json=dateOfBirth,proto3" json:"date_of_birth,omitempty"`
 	// The non-trivial identifier (staff or student number, last digits of the social security
 	// number). The node that receives the import stores only a peppered slow hash of it.
-	Secret        string `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
-	Composante    string `protobuf:"bytes,6,opt,name=composante,proto3" json:"composante,omitempty"`
-	College       string `protobuf:"bytes,7,opt,name=college,proto3" json:"college,omitempty"`
-	Secteur       string `protobuf:"bytes,8,opt,name=secteur,proto3" json:"secteur,omitempty"`
+	Secret     string `protobuf:"bytes,5,opt,name=secret,proto3" json:"secret,omitempty"`
+	Composante string `protobuf:"bytes,6,opt,name=composante,proto3" json:"composante,omitempty"`
+	College    string `protobuf:"bytes,7,opt,name=college,proto3" json:"college,omitempty"`
+	Secteur    string `protobuf:"bytes,8,opt,name=secteur,proto3" json:"secteur,omitempty"`
+	// Instead of secret: its bcrypt hash, computed ahead by `urne voters prepare` (a slow
+	// hash of a million secrets takes hours of CPU, far longer than an import may). The
+	// receiving node checks its cost and seals it under the cluster's pepper key; neither the
+	// plaintext nor the bare bcrypt hash enters the log.
+	SecretBcrypt  string `protobuf:"bytes,80,opt,name=secret_bcrypt,json=secretBcrypt,proto3" json:"secret_bcrypt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1280,6 +1285,13 @@ func (x *Voter) GetCollege() string {
 func (x *Voter) GetSecteur() string {
 	if x != nil {
 		return x.Secteur
+	}
+	return ""
+}
+
+func (x *Voter) GetSecretBcrypt() string {
+	if x != nil {
+		return x.SecretBcrypt
 	}
 	return ""
 }
@@ -5385,7 +5397,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\x0eminutes_digest\x18\x02 \x01(\fR\rminutesDigest\"n\n" +
 	"\x10ScrutinsResponse\x12,\n" +
 	"\bscrutins\x18\x01 \x03(\v2\x10.urne.v1.ScrutinR\bscrutins\x12,\n" +
-	"\x05lists\x18\x02 \x03(\v2\x16.urne.v1.CandidateListR\x05lists\"\xdc\x01\n" +
+	"\x05lists\x18\x02 \x03(\v2\x16.urne.v1.CandidateListR\x05lists\"\x81\x02\n" +
 	"\x05Voter\x12\x19\n" +
 	"\bvoter_id\x18\x01 \x01(\tR\avoterId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -5396,7 +5408,8 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"composante\x18\x06 \x01(\tR\n" +
 	"composante\x12\x18\n" +
 	"\acollege\x18\a \x01(\tR\acollege\x12\x18\n" +
-	"\asecteur\x18\b \x01(\tR\asecteur\"=\n" +
+	"\asecteur\x18\b \x01(\tR\asecteur\x12#\n" +
+	"\rsecret_bcrypt\x18P \x01(\tR\fsecretBcrypt\"=\n" +
 	"\x13ImportVotersRequest\x12&\n" +
 	"\x06voters\x18\x01 \x03(\v2\x0e.urne.v1.VoterR\x06voters\"\x91\x01\n" +
 	"\x14ImportVotersResponse\x12\x1a\n" +
