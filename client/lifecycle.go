@@ -20,12 +20,6 @@ const (
 	ProfileCivilService = "civil-service"
 )
 
-// notIdempotentWrite is a write the client must not send twice when its outcome is unknown:
-// each authentication step counts failures or sends a message.
-func notIdempotentWrite(op string) call {
-	return call{op: op, route: route{kind: toLeader}, policy: notIdempotent, write: true}
-}
-
 // unary runs one unary call with the given retry rules.
 func unary[T any](c *Client, ctx context.Context, cl call, fn func(context.Context, urnepb.ElectionClient) (T, error)) (T, error) {
 	var resp T
@@ -119,23 +113,31 @@ func (c *Client) IssueIdentifiers(ctx context.Context, voterID string) (*urnepb.
 
 // Login checks a voter's identifier and non-trivial secret. A wrong pair is ErrAuthFailed
 // (the message says how many attempts are left), a locked account ErrLocked.
+// Every retry of the call carries the same request id: the cluster recognizes it and counts no
+// second failure.
 func (c *Client) Login(ctx context.Context, identifier, secret string) (*urnepb.LoginResponse, error) {
-	return unary(c, ctx, notIdempotentWrite("login"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.LoginResponse, error) {
-		return e.Login(ctx, &urnepb.LoginRequest{Identifier: identifier, Secret: secret})
+	req := &urnepb.LoginRequest{Identifier: identifier, Secret: secret, RequestId: NewRequestID()}
+	return unary(c, ctx, leaderWrite("login"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.LoginResponse, error) {
+		return e.Login(ctx, req)
 	})
 }
 
 // RequestCode sends a one-time code by SMS to phone for the login of challengeToken.
+// Its retries carry one request id: the cluster sends no second code for them.
 func (c *Client) RequestCode(ctx context.Context, challengeToken, phone string) (*urnepb.RequestCodeResponse, error) {
-	return unary(c, ctx, notIdempotentWrite("request code"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.RequestCodeResponse, error) {
-		return e.RequestCode(ctx, &urnepb.RequestCodeRequest{ChallengeToken: challengeToken, Phone: phone})
+	req := &urnepb.RequestCodeRequest{ChallengeToken: challengeToken, Phone: phone, RequestId: NewRequestID()}
+	return unary(c, ctx, leaderWrite("request code"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.RequestCodeResponse, error) {
+		return e.RequestCode(ctx, req)
 	})
 }
 
 // VerifyCode checks the one-time code and returns the voting session.
+// Its retries carry one request id: a retry of a wrong code counts no second failure, and a
+// retry of a right one returns the session the first opened.
 func (c *Client) VerifyCode(ctx context.Context, challengeToken, code string) (*urnepb.VerifyCodeResponse, error) {
-	return unary(c, ctx, notIdempotentWrite("verify code"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.VerifyCodeResponse, error) {
-		return e.VerifyCode(ctx, &urnepb.VerifyCodeRequest{ChallengeToken: challengeToken, Code: code})
+	req := &urnepb.VerifyCodeRequest{ChallengeToken: challengeToken, Code: code, RequestId: NewRequestID()}
+	return unary(c, ctx, leaderWrite("verify code"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.VerifyCodeResponse, error) {
+		return e.VerifyCode(ctx, req)
 	})
 }
 
@@ -179,6 +181,46 @@ func (c *Client) ExportEmargement(ctx context.Context, fn func(*urnepb.Emargemen
 			return err
 		}
 		return deliverPages(stream, cc.Target(), func(p *urnepb.EmargementPage) []*urnepb.EmargementEntry { return p.Entries }, fn)
+	})
+}
+
+// ExportBox streams the frozen ballot box for the tally (bureau, once the election is
+// closed): header once, then ballot with every inner ballot in fingerprint order. As with
+// Fingerprints, the export moves to another node only before header is called.
+func (c *Client) ExportBox(ctx context.Context, header func(*urnepb.BoxHeader) error, ballot func(*urnepb.BoxBallot) error, opts ...ReadOption) error {
+	cl, consistency := readCall("export box", opts)
+	cl.stream = true
+	return c.do(ctx, cl, func(ctx context.Context, cc *grpc.ClientConn) error {
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := election(cc).ExportBox(ctx, &urnepb.ReadRequest{Consistency: consistency})
+		if err != nil {
+			return err
+		}
+		sawHeader := false
+		steps := func(p *urnepb.BoxPage) []func() error {
+			var out []func() error
+			if h := p.GetHeader(); h != nil && !sawHeader {
+				sawHeader = true
+				out = append(out, func() error { return header(h) })
+			}
+			for _, b := range p.GetBallots() {
+				out = append(out, func() error {
+					if !sawHeader {
+						return errors.New("export box: the node sent ballots before the header")
+					}
+					return ballot(b)
+				})
+			}
+			return out
+		}
+		if err := deliverPages(stream, cc.Target(), steps, func(step func() error) error { return step() }); err != nil {
+			return err
+		}
+		if !sawHeader {
+			return stop{errors.New("export box: the node ended the export without its header")}
+		}
+		return nil
 	})
 }
 

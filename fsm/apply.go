@@ -220,6 +220,8 @@ func electionResult(e *fsmpb.ElectionState) *fsmpb.ElectionResult {
 		TalliedAtUnixNano:  e.TalliedAtUnixNano,
 		ArchivedAtUnixNano: e.ArchivedAtUnixNano,
 		ClosedBy:           e.ClosedBy,
+		ResultsDigest:      e.ResultsDigest,
+		MinutesDigest:      e.MinutesDigest,
 		ElectionPublicKey:  e.ElectionPublicKey,
 	}
 }

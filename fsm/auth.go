@@ -213,10 +213,14 @@ func applyRecordLogin(s *applyState, c *fsmpb.Command, p *fsmpb.RecordLogin) (*f
 		return nil, err
 	}
 	if !p.SecretOk {
+		if len(p.ChallengeHash) > 0 && bytes.Equal(acc.LastFailedLogin, p.ChallengeHash) {
+			return authResponse(false, acc, 0, nil), nil // a retry: its failure is counted
+		}
+		acc.LastFailedLogin = p.ChallengeHash
 		return s.recordFailure(c, voterKey, acc, JournalLoginFailed)
 	}
-	if s.tx.Bucket(bucketSessions).Get(p.ChallengeHash) != nil {
-		return nil, fmt.Errorf("%w: the challenge is already in use", ErrInvalid)
+	if resp, done, err := s.replayLogin(e, voterKey, acc, p.ChallengeHash); done || err != nil {
+		return resp, err
 	}
 	acc.LastLoginUnixNano = c.StampedAtUnixNano
 	if err := putMessage(s.tx, s.sealer, bucketAccounts, voterKey, acc); err != nil {
@@ -227,6 +231,20 @@ func applyRecordLogin(s *applyState, c *fsmpb.Command, p *fsmpb.RecordLogin) (*f
 		return nil, err
 	}
 	return authResponse(true, acc, c.StampedAtUnixNano+sessionTimeout(e), nil), nil
+}
+
+// replayLogin answers a retried login (same request id, so same challenge) with its pending
+// login; any other use of an existing challenge is refused.
+func (s *applyState) replayLogin(e *fsmpb.ElectionState, voterKey []byte, acc *fsmpb.Account, challenge []byte) (*fsmpb.Response, bool, error) {
+	pending := &fsmpb.Session{}
+	found, err := getMessage(s.tx, s.sealer, bucketSessions, challenge, pending)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	if pending.Active || !bytes.Equal(pending.VoterKey, voterKey) {
+		return nil, true, fmt.Errorf("%w: the challenge is already in use", ErrInvalid)
+	}
+	return authResponse(true, acc, pending.CreatedAtUnixNano+sessionTimeout(e), nil), true, nil
 }
 
 func (s *applyState) authElection(c *fsmpb.Command) (*fsmpb.ElectionState, error) {
@@ -313,12 +331,16 @@ func applyRequestOTP(s *applyState, c *fsmpb.Command, p *fsmpb.RequestOTP) (*fsm
 	if err != nil {
 		return nil, err
 	}
+	if len(p.RequestHash) > 0 && bytes.Equal(pending.OtpRequestHash, p.RequestHash) {
+		return authResponse(true, acc, pending.OtpExpiresAtUnixNano, nil), nil // a retry: its code is sent
+	}
 	if pending.OtpSent >= maxCodesPerLogin {
 		return nil, fmt.Errorf("%w: %d codes were already sent for this login; log in again", ErrNotAllowed, pending.OtpSent)
 	}
 	pending.OtpHash = s.otpHash(p.ChallengeHash, p.Code)
 	pending.OtpExpiresAtUnixNano = c.StampedAtUnixNano + otpValidity(e)
 	pending.OtpSent++
+	pending.OtpRequestHash = p.RequestHash
 	acc.Phone = p.Phone
 	if err := putMessage(s.tx, s.sealer, bucketSessions, p.ChallengeHash, pending); err != nil {
 		return nil, err
@@ -348,6 +370,9 @@ func applyVerifyOTP(s *applyState, c *fsmpb.Command, p *fsmpb.VerifyOTP) (*fsmpb
 	if len(p.EnvelopeNonce) != EnvelopeNonceSize {
 		return nil, fmt.Errorf("%w: VERIFY_OTP carries no envelope nonce: it was not stamped", ErrInvalid)
 	}
+	if resp, done, err := s.replayVerify(e, p); done || err != nil {
+		return resp, err
+	}
 	pending, err := s.pendingLogin(e, p.ChallengeHash, c.StampedAtUnixNano)
 	if err != nil {
 		return nil, err
@@ -356,6 +381,9 @@ func applyVerifyOTP(s *applyState, c *fsmpb.Command, p *fsmpb.VerifyOTP) (*fsmpb
 	if err != nil {
 		return nil, err
 	}
+	if bytes.Equal(pending.LastFailedVerify, p.SessionHash) {
+		return authResponse(false, acc, 0, nil), nil // a retry: its failure is counted
+	}
 	if len(pending.OtpHash) == 0 {
 		return nil, fmt.Errorf("%w: no code was asked for this login", ErrOTPInvalid)
 	}
@@ -363,9 +391,31 @@ func applyVerifyOTP(s *applyState, c *fsmpb.Command, p *fsmpb.VerifyOTP) (*fsmpb
 		return nil, fmt.Errorf("%w: the code expired at %s; ask for a new one", ErrOTPExpired, stamp(pending.OtpExpiresAtUnixNano))
 	}
 	if !hmac.Equal(pending.OtpHash, s.otpHash(p.ChallengeHash, p.Code)) {
+		pending.LastFailedVerify = p.SessionHash
+		if err := putMessage(s.tx, s.sealer, bucketSessions, p.ChallengeHash, pending); err != nil {
+			return nil, err
+		}
 		return s.recordFailure(c, pending.VoterKey, acc, JournalCodeFailed)
 	}
 	return s.openSession(c, e, p, pending.VoterKey, acc)
+}
+
+// replayVerify answers a retried VERIFY_OTP (same request id, so same session hash) that
+// opened its session: the session, with its nonce, as the first answer gave it.
+func (s *applyState) replayVerify(e *fsmpb.ElectionState, p *fsmpb.VerifyOTP) (*fsmpb.Response, bool, error) {
+	session := &fsmpb.Session{}
+	found, err := getMessage(s.tx, s.sealer, bucketSessions, p.SessionHash, session)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	if !session.Active || !bytes.Equal(session.ChallengeHash, p.ChallengeHash) {
+		return nil, true, fmt.Errorf("%w: the session token is already in use", ErrInvalid)
+	}
+	acc, err := s.unlockedAccount(session.VoterKey)
+	if err != nil {
+		return nil, true, err
+	}
+	return authResponse(true, acc, session.LastSeenUnixNano+sessionTimeout(e), session.EnvelopeNonce), true, nil
 }
 
 func (s *applyState) openSession(c *fsmpb.Command, e *fsmpb.ElectionState, p *fsmpb.VerifyOTP, voterKey []byte, acc *fsmpb.Account) (*fsmpb.Response, error) {
@@ -376,7 +426,7 @@ func (s *applyState) openSession(c *fsmpb.Command, e *fsmpb.ElectionState, p *fs
 		return nil, storageErr("delete pending login: %w", err)
 	}
 	session := &fsmpb.Session{VoterKey: voterKey, Active: true, CreatedAtUnixNano: c.StampedAtUnixNano,
-		LastSeenUnixNano: c.StampedAtUnixNano, EnvelopeNonce: p.EnvelopeNonce}
+		LastSeenUnixNano: c.StampedAtUnixNano, EnvelopeNonce: p.EnvelopeNonce, ChallengeHash: p.ChallengeHash}
 	if err := putMessage(s.tx, s.sealer, bucketSessions, p.SessionHash, session); err != nil {
 		return nil, err
 	}

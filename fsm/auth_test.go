@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -123,9 +124,10 @@ func TestCodeRulesExpiredReusedWrongAndTooMany(t *testing.T) {
 	h.sealedWithIdentifiers()
 	id := h.identifierOf("bob")
 	challenge := tokenHash("bob's challenge")
-	session := tokenHash("bob's session")
-	verify := func(code string) *fsmpb.VerifyOTP {
-		return &fsmpb.VerifyOTP{ChallengeHash: challenge, Code: code, SessionHash: session}
+	attempt := 0
+	verify := func(code string) *fsmpb.VerifyOTP { // each attempt is a request of its own
+		attempt++
+		return &fsmpb.VerifyOTP{ChallengeHash: challenge, Code: code, SessionHash: tokenHash(fmt.Sprintf("bob's session %d", attempt))}
 	}
 	// No login yet: no code can be asked for or checked.
 	h.refusedLeavesNoTrace(typeOTP, &fsmpb.RequestOTP{ChallengeHash: challenge, Phone: phone}, ErrOTPInvalid)
@@ -222,4 +224,52 @@ func TestSessionEndsAfterInactivity(t *testing.T) {
 	h.shift += DefaultSessionTimeout + time.Second
 	c := &fsmpb.Cast{RequestId: "r1", SessionHash: session, ScrutinId: "ct", Ballot: []byte("inner"), EnvelopeNonce: nonce}
 	wantMessage(t, h.refusedLeavesNoTrace(typeCast, c, ErrSessionInvalid), "inactivity")
+}
+
+// TestRetriedAuthStepsCountOnceAndSendOnce: a step retried with the same request id (the
+// node derives the same challenge or session hash from it, and passes the request hash of a
+// code request) counts no second failure, sends no second code, and finds the session the
+// first attempt opened.
+func TestRetriedAuthStepsCountOnceAndSendOnce(t *testing.T) {
+	h := newHarness(t)
+	h.sealedWithIdentifiers()
+	id := h.identifierOf("bob")
+	wrongLogin := &fsmpb.RecordLogin{Identifier: id, ChallengeHash: tokenHash("request 1")}
+	for range 2 {
+		if res := h.mustApply(typeLogin, wrongLogin).GetAuth(); res.Accepted || res.Failures != 1 {
+			t.Fatalf("wrong secret, retried: %v", res)
+		}
+	}
+	challenge := tokenHash("request 2")
+	for range 2 {
+		if res := h.mustApply(typeLogin, &fsmpb.RecordLogin{Identifier: id, SecretOk: true, ChallengeHash: challenge}).GetAuth(); !res.Accepted {
+			t.Fatalf("right secret, retried: %v", res)
+		}
+	}
+	sent := len(h.outbox())
+	askCode := &fsmpb.RequestOTP{ChallengeHash: challenge, Phone: phone, RequestHash: tokenHash("request 3")}
+	h.mustApply(typeOTP, askCode)
+	code := h.codeSentTo(phone)
+	h.mustApply(typeOTP, askCode)
+	if n := len(h.outbox()); n != sent+1 || h.codeSentTo(phone) != code {
+		t.Fatalf("a retried code request queued %d messages, want 1", n-sent)
+	}
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	wrongCode := &fsmpb.VerifyOTP{ChallengeHash: challenge, Code: wrong, SessionHash: tokenHash("request 4")}
+	for range 2 {
+		if res := h.mustApply(typeVerify, wrongCode).GetAuth(); res.Accepted || res.Failures != 2 {
+			t.Fatalf("wrong code, retried: %v", res)
+		}
+	}
+	right := &fsmpb.VerifyOTP{ChallengeHash: challenge, Code: code, SessionHash: tokenHash("request 5")}
+	first := h.mustApply(typeVerify, right).GetAuth()
+	again := h.mustApply(typeVerify, right).GetAuth()
+	if !first.Accepted || !again.Accepted || !bytes.Equal(first.EnvelopeNonce, again.EnvelopeNonce) {
+		t.Fatalf("right code, retried: %v then %v", first, again)
+	}
+	// Another request with the spent code is no retry.
+	h.refusedLeavesNoTrace(typeVerify, &fsmpb.VerifyOTP{ChallengeHash: challenge, Code: code, SessionHash: tokenHash("request 6")}, ErrOTPInvalid)
 }

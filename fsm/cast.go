@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 
 	"github.com/urne-vote/urne/fsm/fsmpb"
@@ -35,6 +36,10 @@ func applyCast(s *applyState, c *fsmpb.Command, p *fsmpb.Cast) (*fsmpb.Response,
 		return nil, wrongPhase(e, PhaseOpen)
 	}
 	k, err := s.castVoter(e, c, p)
+	if errors.Is(err, ErrSessionInvalid) && e.Phase != PhaseOpen {
+		// The close purged every session: say why, not that the session is unknown.
+		return nil, wrongPhase(e, PhaseOpen)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -58,9 +58,11 @@ func TestLegalCastPath(t *testing.T) {
 	}
 	h.setClock(closesAt)
 	h.mustApply(typeTick, &fsmpb.Tick{})
-	// After the close: retries still get their receipt, new casts are refused.
-	if again := h.mustApply(typeCast, sessionCast("r1", alice, nonce, "ct", "inner-A")).GetCast(); !again.Replayed {
-		t.Fatalf("retry after close = %v", again)
+	// The close purged every session: even a retry is now refused, saying the vote is closed
+	// (its ballot is in the box: the published fingerprints show it).
+	wantMessage(t, h.refusedLeavesNoTrace(typeCast, sessionCast("r1", alice, nonce, "ct", "inner-A"), ErrWrongPhase), "closed")
+	if n := h.bucketLen(bucketSessions); n != 0 {
+		t.Fatalf("%d sessions left after the close", n)
 	}
 	e := h.election()
 	if !bytes.Equal(e.BoxRoot, merkleHash(0, first.Fingerprint)) {

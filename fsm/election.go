@@ -189,6 +189,18 @@ func applyTick(s *applyState, c *fsmpb.Command, _ *fsmpb.Tick) (*fsmpb.Response,
 	return electionResponse(e), nil
 }
 
+// purgeSessions drops every session, pending login and one-time code at the close: none
+// serves any more, and a session's hash is what a cast command carried next to its ballot.
+func (s *applyState) purgeSessions() error {
+	if err := s.tx.DeleteBucket(bucketSessions); err != nil {
+		return storageErr("purge sessions: %w", err)
+	}
+	if _, err := s.tx.CreateBucket(bucketSessions); err != nil {
+		return storageErr("purge sessions: %w", err)
+	}
+	return nil
+}
+
 // closeElection freezes the box: no cast is accepted any more, and the Merkle root over its
 // fingerprints is recorded.
 func (s *applyState) closeElection(c *fsmpb.Command, by string) error {
@@ -199,6 +211,9 @@ func (s *applyState) closeElection(c *fsmpb.Command, by string) error {
 	}
 	e.Phase, e.ClosedAtUnixNano, e.ClosedBy, e.BoxRoot = PhaseClosed, c.StampedAtUnixNano, by, root
 	s.electionDirty = true
+	if err := s.purgeSessions(); err != nil {
+		return err
+	}
 	return s.journal(c, JournalClosed, nil, "closed by %s: %d ballots, %d émargements, box root %x",
 		by, s.counters.Ballots, s.counters.Emargements, root)
 }

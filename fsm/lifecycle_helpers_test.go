@@ -221,3 +221,16 @@ func (h *harness) digestWithoutIndex() []byte {
 	d := digestOf(all)
 	return d[:]
 }
+
+// bucketLen counts the keys of a bucket.
+func (h *harness) bucketLen(name []byte) int {
+	n := 0
+	err := h.f.view(func(tx *bolt.Tx) error {
+		n = tx.Bucket(name).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}

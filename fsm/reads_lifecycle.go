@@ -183,20 +183,23 @@ func (f *FSM) ForEachBallot(fn func(fingerprint []byte, scrutinID string, ballot
 		if err != nil || e == nil {
 			return err
 		}
-		legal := rulesOf(e).legal
-		return tx.Bucket(bucketBox).ForEach(func(k, _ []byte) error {
-			plain, _, err := getOpened(tx, f.sealer, bucketBox, k)
-			if err != nil {
-				return err
-			}
-			if !legal {
-				return fn(k, "", plain)
-			}
-			entry := &fsmpb.BoxEntry{}
-			if err := proto.Unmarshal(plain, entry); err != nil {
-				return storageErr("decode box entry: %w", err)
-			}
-			return fn(k, entry.ScrutinId, entry.Ballot)
-		})
+		return forEachBallotTx(tx, f.sealer, rulesOf(e).legal, fn)
+	})
+}
+
+func forEachBallotTx(tx *bolt.Tx, sealer Sealer, legal bool, fn func(fingerprint []byte, scrutinID string, ballot []byte) error) error {
+	return tx.Bucket(bucketBox).ForEach(func(k, _ []byte) error {
+		plain, _, err := getOpened(tx, sealer, bucketBox, k)
+		if err != nil {
+			return err
+		}
+		if !legal {
+			return fn(k, "", plain)
+		}
+		entry := &fsmpb.BoxEntry{}
+		if err := proto.Unmarshal(plain, entry); err != nil {
+			return storageErr("decode box entry: %w", err)
+		}
+		return fn(k, entry.ScrutinId, entry.Ballot)
 	})
 }

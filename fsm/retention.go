@@ -23,10 +23,6 @@ const (
 	// CredentialRetention: login identifiers and the accounts' authentication state (failures,
 	// lock, phone) are destroyed 7 days after the vote closed, as the seed's identifiers.
 	CredentialRetention = 7 * 24 * time.Hour
-	// SessionRecordGrace: an active session ends after its inactivity timeout (checked at each
-	// use); its record (voter key, nonce, no address) stays until the vote has been closed
-	// this long, so that a cast whose outcome was lost can be retried for its receipt.
-	SessionRecordGrace = 24 * time.Hour
 	// maxSweepRecords bounds the records one sweep removes or rewrites, so that one tick
 	// stays a short apply; the next tick goes on.
 	maxSweepRecords = 10000
@@ -41,7 +37,7 @@ const JournalRetention = "purge expired records"
 
 // sweep is what one pass of the retention rules found (and, when applying, removed).
 type sweep struct {
-	sessions, pending, outbox, logins, accounts, connections int
+	pending, outbox, logins, accounts, connections int
 	// cursor is where the register walk stopped; advanced says it moved by a whole window of
 	// entries without details (casts), which is worth a tick of its own.
 	cursor   uint64
@@ -49,7 +45,7 @@ type sweep struct {
 }
 
 func (w sweep) total() int {
-	n := w.sessions + w.pending + w.outbox + w.logins + w.accounts + w.connections
+	n := w.pending + w.outbox + w.logins + w.accounts + w.connections
 	if w.advanced {
 		n++
 	}
@@ -57,8 +53,8 @@ func (w sweep) total() int {
 }
 
 func (w sweep) String() string {
-	return fmt.Sprintf("%d sessions, %d pending logins, %d undelivered messages, %d login identifiers, %d accounts, %d connection details in the register",
-		w.sessions, w.pending, w.outbox, w.logins, w.accounts, w.connections)
+	return fmt.Sprintf("%d pending logins, %d undelivered messages, %d login identifiers, %d accounts, %d connection details in the register",
+		w.pending, w.outbox, w.logins, w.accounts, w.connections)
 }
 
 // sweepRetention applies the retention rules at the tick's stamped time: the same bytes give
@@ -134,10 +130,10 @@ func deleteKeys(tx *bolt.Tx, bucket []byte, keys [][]byte) error {
 }
 
 // expireSessions: a pending login (with its one-time code) older than the session timeout (at
-// most 30 minutes); an ended session once the vote has been closed for SessionRecordGrace.
+// most 30 minutes). Voting sessions end after their inactivity timeout, checked at each use,
+// and the close purges them all (election.go).
 func expireSessions(tx *bolt.Tx, s Sealer, e *fsmpb.ElectionState, now int64, remove bool, w *sweep) error {
 	limit := min(sessionTimeout(e), int64(MaxSessionTimeout))
-	sessionsOver := e.ClosedAtUnixNano != 0 && now-e.ClosedAtUnixNano > int64(SessionRecordGrace)
 	var gone [][]byte
 	err := tx.Bucket(bucketSessions).ForEach(func(k, _ []byte) error {
 		if len(gone) >= maxSweepRecords {
@@ -147,18 +143,10 @@ func expireSessions(tx *bolt.Tx, s Sealer, e *fsmpb.ElectionState, now int64, re
 		if _, err := getMessage(tx, s, bucketSessions, k, ss); err != nil {
 			return err
 		}
-		last := ss.LastSeenUnixNano
-		if !ss.Active {
-			last = ss.CreatedAtUnixNano
-		}
-		if now-last <= limit || (ss.Active && !sessionsOver) {
+		if ss.Active || now-ss.CreatedAtUnixNano <= limit {
 			return nil
 		}
-		if ss.Active {
-			w.sessions++
-		} else {
-			w.pending++
-		}
+		w.pending++
 		gone = append(gone, append([]byte(nil), k...))
 		return nil
 	})

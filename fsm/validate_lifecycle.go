@@ -223,6 +223,11 @@ func checkRequestOTP(p *fsmpb.RequestOTP) error {
 	if err := checkPhone(p.Phone); err != nil {
 		return err
 	}
+	if len(p.RequestHash) > 0 {
+		if err := checkTokenHash("request", p.RequestHash); err != nil {
+			return err
+		}
+	}
 	return checkCode(p.Code, true)
 }
 

@@ -63,6 +63,7 @@ var policy = auth.Policy{
 	urnepb.Election_UnlockAccount_FullMethodName:     {pOperator},
 	urnepb.Election_GetAccount_FullMethodName:        {pOperator},
 	urnepb.Election_ExportEmargement_FullMethodName:  {pBureau},
+	urnepb.Election_ExportBox_FullMethodName:         {pBureau},
 
 	urnepb.Operator_Node_FullMethodName:               {pOperator, pOrganizer, pApp, pBureau, pObserver, pNode},
 	urnepb.Operator_Peers_FullMethodName:              {pOperator, pNode},

@@ -141,6 +141,10 @@ func (s *electionService) CastSealed(ctx context.Context, req *urnepb.CastSealed
 	if len(req.Envelope) == 0 || len(req.Envelope) > maxEnvelopeSize {
 		return nil, toStatus(fmt.Errorf("%w: envelope of %d bytes, want 1 to %d", fsm.ErrInvalid, len(req.Envelope), maxEnvelopeSize))
 	}
+	if err := s.refuseAfterClose(); err != nil {
+		s.n.metrics.casts.WithLabelValues("rejected").Inc()
+		return nil, toStatus(err)
+	}
 	inner, nonce, err := opener.OpenEnvelope(sessionID(req.SessionToken), req.Envelope)
 	if err != nil {
 		s.n.metrics.casts.WithLabelValues("rejected").Inc()
@@ -160,6 +164,18 @@ func (s *electionService) CastSealed(ctx context.Context, req *urnepb.CastSealed
 	}
 	s.n.metrics.casts.WithLabelValues(castResult(c)).Inc()
 	return &urnepb.CastResponse{Index: index, Replayed: c.Replayed, Receipt: receipt}, nil
+}
+
+// refuseAfterClose answers a sealed cast once this node has applied the close, without
+// proposing it: a closed election never reopens, so a local read is final, and the refused
+// command, ballot and session hash side by side, stays out of the raft log the close
+// compacted. A node that has not applied the close yet proposes, and the state machine refuses.
+func (s *electionService) refuseAfterClose() error {
+	e, _, err := s.n.fsm.Election()
+	if err != nil || (e.Phase != fsm.PhaseClosed && e.Phase != fsm.PhaseTallied && e.Phase != fsm.PhaseArchived) {
+		return nil
+	}
+	return fmt.Errorf("%w: election %q is %s, the command needs it open", fsm.ErrWrongPhase, e.ElectionId, fsm.PhaseName(e.Phase))
 }
 
 func castResult(c *fsmpb.CastResult) string {

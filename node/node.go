@@ -255,11 +255,12 @@ func (n *Node) Start() error {
 		}
 	}
 	n.startAutopilot()
-	n.wg.Add(4)
+	n.wg.Add(5)
 	go n.leaderLoop()
 	go n.deadlineLoop()
 	go n.outboxLoop()
 	go n.erasureLoop()
+	go n.closeCompactLoop()
 	n.auditor.start(n)
 	n.log.Info("node started", "version", Version, "role", n.cfg.Role, "datacenter", n.cfg.Datacenter,
 		"raft", n.cfg.Bind.Raft, "grpc", n.cfg.Bind.GRPC, "gossip", n.cfg.Bind.Gossip)

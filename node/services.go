@@ -274,7 +274,8 @@ func electionState(e *fsmpb.ElectionResult, index uint64) *urnepb.ElectionState 
 	st := &urnepb.ElectionState{ElectionId: e.GetElectionId(), Name: e.GetName(), Phase: urnepb.ElectionPhase(e.GetPhase()),
 		CreatedAtUnixNano: e.GetCreatedAtUnixNano(), OpenedAtUnixNano: e.GetOpenedAtUnixNano(),
 		ClosedAtUnixNano: e.GetClosedAtUnixNano(), Index: index, Profile: e.GetProfile(), BoxRoot: e.GetBoxRoot(),
-		TalliedAtUnixNano: e.GetTalliedAtUnixNano(), ArchivedAtUnixNano: e.GetArchivedAtUnixNano(), ClosedBy: e.GetClosedBy()}
+		TalliedAtUnixNano: e.GetTalliedAtUnixNano(), ArchivedAtUnixNano: e.GetArchivedAtUnixNano(), ClosedBy: e.GetClosedBy(),
+		ResultsDigest: e.GetResultsDigest(), MinutesDigest: e.GetMinutesDigest()}
 	if e.GetConfig() != nil {
 		st.Config, _ = convert(e.GetConfig(), &urnepb.ElectionConfig{})
 	}

@@ -29,16 +29,19 @@ const (
 	maxSecretLen          = 64
 	tokenBytes            = 32
 	pepperLabel           = "urne voter secret pepper v1"
+	tokenLabel            = "urne voter token v1"
+	maxRequestIDLen       = 128
 )
 
 // secrets hashes and checks the voters' non-trivial secrets. The pepper is derived from the
 // election's gossip key, which every node holds outside its data directory: a copy of the
 // state database alone does not allow a dictionary attack on the hashes.
 type secrets struct {
-	pepper []byte
-	cost   int
-	dummy  []byte // a hash of the same cost, compared when the identifier is unknown
-	sealed *sealedSecrets
+	pepper   []byte
+	tokenKey []byte // derives the tokens of requests that carry a request id
+	cost     int
+	dummy    []byte // a hash of the same cost, compared when the identifier is unknown
+	sealed   *sealedSecrets
 }
 
 func newSecrets(gossipKey []byte, cost int) (*secrets, error) {
@@ -49,7 +52,11 @@ func newSecrets(gossipKey []byte, cost int) (*secrets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive the secret pepper: %w", err)
 	}
-	s := &secrets{pepper: pepper, cost: cost}
+	tokenKey, err := hkdf.Key(sha256.New, gossipKey, nil, tokenLabel, 32)
+	if err != nil {
+		return nil, fmt.Errorf("derive the token key: %w", err)
+	}
+	s := &secrets{pepper: pepper, tokenKey: tokenKey, cost: cost}
 	if s.sealed, err = newSealedSecrets(gossipKey); err != nil {
 		return nil, err
 	}
@@ -119,6 +126,30 @@ func newToken() (string, []byte) {
 	return token, tokenHash(token)
 }
 
+// tokenFor is the token of a step: random without a request id; with one, derived from it
+// (and from what the step continues and what it submits), so a retry on any node gets the
+// same token, and the state machine recognizes the retry by its hash; the same request id
+// with another secret or code gives another token, and counts as another attempt. Only nodes hold the key: the token stays
+// unpredictable to whoever knows the request id alone.
+func (s *secrets) tokenFor(step, requestID string, context ...string) (string, []byte) {
+	if requestID == "" {
+		return newToken()
+	}
+	mac := hmac.New(sha256.New, s.tokenKey)
+	for _, part := range append([]string{step, requestID}, context...) {
+		fmt.Fprintf(mac, "%d:%s", len(part), part)
+	}
+	token := base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	return token, tokenHash(token)
+}
+
+func checkRequestID(id string) error {
+	if len(id) > maxRequestIDLen {
+		return fmt.Errorf("%w: request id of %d bytes; at most %d", fsm.ErrInvalid, len(id), maxRequestIDLen)
+	}
+	return nil
+}
+
 func tokenHash(token string) []byte {
 	sum := sha256.Sum256([]byte(token))
 	return sum[:]
@@ -133,6 +164,9 @@ func sessionID(token string) string { return hex.EncodeToString(tokenHash(token)
 func (s *electionService) Login(ctx context.Context, req *urnepb.LoginRequest) (*urnepb.LoginResponse, error) {
 	if len(req.Identifier) > fsm.MaxIDSize || len(req.Secret) > maxSecretLen || req.Identifier == "" {
 		return nil, toStatus(fmt.Errorf("%w: identifier and secret are 1 to %d and %d bytes", fsm.ErrInvalid, fsm.MaxIDSize, maxSecretLen))
+	}
+	if err := checkRequestID(req.RequestId); err != nil {
+		return nil, toStatus(err)
 	}
 	if err := s.n.ReadBarrier(ctx, urnepb.Consistency_CONSISTENCY_LINEARIZABLE); err != nil {
 		return nil, toStatus(err)
@@ -150,11 +184,10 @@ func (s *electionService) Login(ctx context.Context, req *urnepb.LoginRequest) (
 		return nil, s.authRefusal("login", fmt.Errorf("%w: an operator must unlock the account", fsm.ErrLocked))
 	}
 	ok := s.n.secrets.check(info.SecretHash, req.Secret)
-	token, hash := newToken()
-	cmd := &fsmpb.RecordLogin{Identifier: identifier, SecretOk: ok}
-	if ok {
-		cmd.ChallengeHash = hash
-	}
+	// The secret is part of the derivation: a request id reused with another secret is
+	// another attempt, and counts.
+	token, hash := s.n.secrets.tokenFor("challenge", req.RequestId, identifier, strings.TrimSpace(req.Secret))
+	cmd := &fsmpb.RecordLogin{Identifier: identifier, SecretOk: ok, ChallengeHash: hash}
 	resp, _, err := s.apply(ctx, fsmpb.CommandType_COMMAND_RECORD_LOGIN, cmd)
 	if err != nil {
 		return nil, s.authRefusal("login", err)
@@ -185,8 +218,14 @@ func (s *electionService) authRefusal(step string, err error) error {
 // RequestCode has the leader draw a one-time code for a pending login and send it by SMS.
 func (s *electionService) RequestCode(ctx context.Context, req *urnepb.RequestCodeRequest) (*urnepb.RequestCodeResponse, error) {
 	phone := normalizePhone(req.Phone)
-	resp, _, err := s.apply(ctx, fsmpb.CommandType_COMMAND_REQUEST_OTP,
-		&fsmpb.RequestOTP{ChallengeHash: tokenHash(req.ChallengeToken), Phone: phone})
+	if err := checkRequestID(req.RequestId); err != nil {
+		return nil, toStatus(err)
+	}
+	cmd := &fsmpb.RequestOTP{ChallengeHash: tokenHash(req.ChallengeToken), Phone: phone}
+	if req.RequestId != "" {
+		cmd.RequestHash = tokenHash(req.RequestId)
+	}
+	resp, _, err := s.apply(ctx, fsmpb.CommandType_COMMAND_REQUEST_OTP, cmd)
 	if err != nil {
 		return nil, s.authRefusal("code", err)
 	}
@@ -205,9 +244,13 @@ func normalizePhone(p string) string {
 
 // VerifyCode checks the one-time code; the right one opens a voting session.
 func (s *electionService) VerifyCode(ctx context.Context, req *urnepb.VerifyCodeRequest) (*urnepb.VerifyCodeResponse, error) {
-	token, hash := newToken()
+	if err := checkRequestID(req.RequestId); err != nil {
+		return nil, toStatus(err)
+	}
+	code := strings.TrimSpace(req.Code)
+	token, hash := s.n.secrets.tokenFor("session", req.RequestId, req.ChallengeToken, code) // another code, another attempt
 	resp, _, err := s.apply(ctx, fsmpb.CommandType_COMMAND_VERIFY_OTP,
-		&fsmpb.VerifyOTP{ChallengeHash: tokenHash(req.ChallengeToken), Code: strings.TrimSpace(req.Code), SessionHash: hash})
+		&fsmpb.VerifyOTP{ChallengeHash: tokenHash(req.ChallengeToken), Code: code, SessionHash: hash})
 	if err != nil {
 		return nil, s.authRefusal("verify", err)
 	}

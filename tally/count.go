@@ -80,13 +80,16 @@ const (
 
 // ScrutinCount is the count of one scrutin: votants = blank + void + expressed.
 type ScrutinCount struct {
-	ID        string      `json:"id"`
-	Name      string      `json:"name,omitempty"`
-	Ballots   int         `json:"ballots"`
-	Blank     int         `json:"blank"`
-	Void      int         `json:"void"`
-	Expressed int         `json:"expressed"`
-	Lists     []ListCount `json:"lists"`
+	ID      string `json:"id"`
+	Name    string `json:"name,omitempty"`
+	Ballots int    `json:"ballots"`
+	// Emargements is the scrutin's émargement entries, when the box came with them per
+	// scrutin (a tally from the cluster); CheckScrutins fills it in.
+	Emargements *int        `json:"emargements,omitempty"`
+	Blank       int         `json:"blank"`
+	Void        int         `json:"void"`
+	Expressed   int         `json:"expressed"`
+	Lists       []ListCount `json:"lists"`
 }
 
 // ListCount is a list's votes and, when votes mark candidates, the marks per candidate.

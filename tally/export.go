@@ -35,6 +35,10 @@ type ExportHeader struct {
 	BoxDigest   ballot.Hex `json:"box_digest,omitempty"`
 	ClosedAt    *time.Time `json:"closed_at,omitempty"`
 	Election    *Election  `json:"election,omitempty"`
+	// EmargementsByScrutin splits Emargements per scrutin, in an export from the cluster:
+	// the tally checks each scrutin's ballots against it (CheckScrutins).
+	EmargementsByScrutin map[string]int `json:"emargements_by_scrutin,omitempty"`
+	OpenedAt             *time.Time     `json:"opened_at,omitempty"`
 }
 
 type exportLine struct {
@@ -43,19 +47,56 @@ type exportLine struct {
 
 // WriteExport writes a ballot export: the header, then one line per ballot.
 func WriteExport(w io.Writer, h ExportHeader, ballots [][]byte) error {
-	h.Format = FormatBallots
 	h.Ballots = len(ballots)
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	if err := enc.Encode(h); err != nil {
-		return fmt.Errorf("write ballot export header: %w", err)
+	ew, err := NewExportWriter(w, h)
+	if err != nil {
+		return err
 	}
 	for _, b := range ballots {
-		if err := enc.Encode(exportLine{Ballot: b}); err != nil {
-			return fmt.Errorf("write ballot export: %w", err)
+		if err := ew.Add(b); err != nil {
+			return err
 		}
 	}
-	if err := bw.Flush(); err != nil {
+	return ew.Close()
+}
+
+// ExportWriter writes a ballot export as the ballots arrive: the header first, then one
+// line per ballot; Close checks that as many came as the header announced.
+type ExportWriter struct {
+	bw      *bufio.Writer
+	enc     *json.Encoder
+	want, n int
+}
+
+// NewExportWriter writes the header h, whose Ballots must be the number of ballots to come.
+func NewExportWriter(w io.Writer, h ExportHeader) (*ExportWriter, error) {
+	h.Format = FormatBallots
+	bw := bufio.NewWriter(w)
+	ew := &ExportWriter{bw: bw, enc: json.NewEncoder(bw), want: h.Ballots}
+	if err := ew.enc.Encode(h); err != nil {
+		return nil, fmt.Errorf("write ballot export header: %w", err)
+	}
+	return ew, nil
+}
+
+// Add writes one inner ballot.
+func (ew *ExportWriter) Add(inner []byte) error {
+	if len(inner) == 0 || len(inner) > ballot.MaxInnerSize {
+		return errorf(ErrExport, "ballot %d is %d bytes; ballots are 1 to %d bytes", ew.n+1, len(inner), ballot.MaxInnerSize)
+	}
+	ew.n++
+	if err := ew.enc.Encode(exportLine{Ballot: inner}); err != nil {
+		return fmt.Errorf("write ballot export: %w", err)
+	}
+	return nil
+}
+
+// Close flushes the export and checks the count.
+func (ew *ExportWriter) Close() error {
+	if ew.n != ew.want {
+		return errorf(ErrExport, "the box announced %d ballots but %d came", ew.want, ew.n)
+	}
+	if err := ew.bw.Flush(); err != nil {
 		return fmt.Errorf("write ballot export: %w", err)
 	}
 	return nil

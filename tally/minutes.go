@@ -167,6 +167,11 @@ func Anomalies(r *Result) []string {
 	if r.Ballots != r.Emargements {
 		out = append(out, fmt.Sprintf("the box holds %d ballots but the émargement list has %d entries", r.Ballots, r.Emargements))
 	}
+	for _, sc := range r.Scrutins {
+		if sc.Emargements != nil && *sc.Emargements != sc.Ballots {
+			out = append(out, fmt.Sprintf("scrutin %s: the box holds %d ballots but the émargement list has %d entries", sc.ID, sc.Ballots, *sc.Emargements))
+		}
+	}
 	if n := len(r.Rejected); n > 0 {
 		out = append(out, fmt.Sprintf("%d ballots could not be attributed to a scrutin (see rejected)", n))
 	}

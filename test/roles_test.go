@@ -50,6 +50,7 @@ var expectedAccess = map[string]string{
 	"Election/UnlockAccount":        "operator",
 	"Election/GetAccount":           "operator",
 	"Election/ExportEmargement":     "bureau",
+	"Election/ExportBox":            "bureau",
 	"Operator/Node":                 "app bureau node observer operator organizer",
 	"Operator/Peers":                "node operator",
 	"Operator/TransferLeadership":   "node operator",

@@ -29,15 +29,6 @@ const (
 // minutes are written, with the anomaly, but the bureau must look.
 const exitMismatch = 3
 
-func (a *app) tallyCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "tally",
-		Short: "Count the ballots (dépouillement) and write the minutes",
-	}
-	cmd.AddCommand(a.tallyOfflineCommand())
-	return cmd
-}
-
 type tallyFlags struct {
 	fragments, signatories                []string
 	ballots, out, record, config, passDir string

@@ -2070,7 +2070,9 @@ type RequestOTP struct {
 	ChallengeHash []byte                 `protobuf:"bytes,1,opt,name=challenge_hash,json=challengeHash,proto3" json:"challenge_hash,omitempty"`
 	Phone         string                 `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
 	// Six digits drawn by the leader.
-	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	Code string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	// SHA-256 of the caller's request id, when it gave one: a retry sends no second code.
+	RequestHash   []byte `protobuf:"bytes,4,opt,name=request_hash,json=requestHash,proto3" json:"request_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2124,6 +2126,13 @@ func (x *RequestOTP) GetCode() string {
 		return x.Code
 	}
 	return ""
+}
+
+func (x *RequestOTP) GetRequestHash() []byte {
+	if x != nil {
+		return x.RequestHash
+	}
+	return nil
 }
 
 type VerifyOTP struct {
@@ -2906,6 +2915,8 @@ type ElectionResult struct {
 	ArchivedAtUnixNano int64                  `protobuf:"varint,12,opt,name=archived_at_unix_nano,json=archivedAtUnixNano,proto3" json:"archived_at_unix_nano,omitempty"`
 	ClosedBy           string                 `protobuf:"bytes,13,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
 	ElectionPublicKey  []byte                 `protobuf:"bytes,14,opt,name=election_public_key,json=electionPublicKey,proto3" json:"election_public_key,omitempty"`
+	ResultsDigest      []byte                 `protobuf:"bytes,15,opt,name=results_digest,json=resultsDigest,proto3" json:"results_digest,omitempty"`
+	MinutesDigest      []byte                 `protobuf:"bytes,16,opt,name=minutes_digest,json=minutesDigest,proto3" json:"minutes_digest,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -3034,6 +3045,20 @@ func (x *ElectionResult) GetClosedBy() string {
 func (x *ElectionResult) GetElectionPublicKey() []byte {
 	if x != nil {
 		return x.ElectionPublicKey
+	}
+	return nil
+}
+
+func (x *ElectionResult) GetResultsDigest() []byte {
+	if x != nil {
+		return x.ResultsDigest
+	}
+	return nil
+}
+
+func (x *ElectionResult) GetMinutesDigest() []byte {
+	if x != nil {
+		return x.MinutesDigest
 	}
 	return nil
 }
@@ -3966,8 +3991,11 @@ type Account struct {
 	LockedAtUnixNano  int64  `protobuf:"varint,4,opt,name=locked_at_unix_nano,json=lockedAtUnixNano,proto3" json:"locked_at_unix_nano,omitempty"`
 	Phone             string `protobuf:"bytes,5,opt,name=phone,proto3" json:"phone,omitempty"`
 	LastLoginUnixNano int64  `protobuf:"varint,6,opt,name=last_login_unix_nano,json=lastLoginUnixNano,proto3" json:"last_login_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Challenge hash of the last failed login: a retry of it (same request id, hence same
+	// challenge) counts no second failure.
+	LastFailedLogin []byte `protobuf:"bytes,7,opt,name=last_failed_login,json=lastFailedLogin,proto3" json:"last_failed_login,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Account) Reset() {
@@ -4042,6 +4070,13 @@ func (x *Account) GetLastLoginUnixNano() int64 {
 	return 0
 }
 
+func (x *Account) GetLastFailedLogin() []byte {
+	if x != nil {
+		return x.LastFailedLogin
+	}
+	return nil
+}
+
 // A session under the hash of its token: pending while the one-time code is awaited, then active.
 type Session struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -4055,8 +4090,14 @@ type Session struct {
 	// Codes sent for this login; bounded so that a login cannot flood a phone.
 	OtpSent       uint32 `protobuf:"varint,7,opt,name=otp_sent,json=otpSent,proto3" json:"otp_sent,omitempty"`
 	EnvelopeNonce []byte `protobuf:"bytes,8,opt,name=envelope_nonce,json=envelopeNonce,proto3" json:"envelope_nonce,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Active session: the challenge of the login it completed, so a retried VERIFY_OTP finds it.
+	ChallengeHash []byte `protobuf:"bytes,9,opt,name=challenge_hash,json=challengeHash,proto3" json:"challenge_hash,omitempty"`
+	// Pending login: the request hash of the last code sent, and the session hash of the last
+	// wrong code, so retries send no second code and count no second failure.
+	OtpRequestHash   []byte `protobuf:"bytes,10,opt,name=otp_request_hash,json=otpRequestHash,proto3" json:"otp_request_hash,omitempty"`
+	LastFailedVerify []byte `protobuf:"bytes,11,opt,name=last_failed_verify,json=lastFailedVerify,proto3" json:"last_failed_verify,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -4141,6 +4182,27 @@ func (x *Session) GetOtpSent() uint32 {
 func (x *Session) GetEnvelopeNonce() []byte {
 	if x != nil {
 		return x.EnvelopeNonce
+	}
+	return nil
+}
+
+func (x *Session) GetChallengeHash() []byte {
+	if x != nil {
+		return x.ChallengeHash
+	}
+	return nil
+}
+
+func (x *Session) GetOtpRequestHash() []byte {
+	if x != nil {
+		return x.OtpRequestHash
+	}
+	return nil
+}
+
+func (x *Session) GetLastFailedVerify() []byte {
+	if x != nil {
+		return x.LastFailedVerify
 	}
 	return nil
 }
@@ -4393,12 +4455,13 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"identifier\x18\x01 \x01(\tR\n" +
 	"identifier\x12\x1b\n" +
 	"\tsecret_ok\x18\x02 \x01(\bR\bsecretOk\x12%\n" +
-	"\x0echallenge_hash\x18\x03 \x01(\fR\rchallengeHash\"]\n" +
+	"\x0echallenge_hash\x18\x03 \x01(\fR\rchallengeHash\"\x80\x01\n" +
 	"\n" +
 	"RequestOTP\x12%\n" +
 	"\x0echallenge_hash\x18\x01 \x01(\fR\rchallengeHash\x12\x14\n" +
 	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"\x90\x01\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\x12!\n" +
+	"\frequest_hash\x18\x04 \x01(\fR\vrequestHash\"\x90\x01\n" +
 	"\tVerifyOTP\x12%\n" +
 	"\x0echallenge_hash\x18\x01 \x01(\fR\rchallengeHash\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12!\n" +
@@ -4454,7 +4517,7 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\bfailures\x18\x02 \x01(\rR\bfailures\x12\x16\n" +
 	"\x06locked\x18\x03 \x01(\bR\x06locked\x12/\n" +
 	"\x14expires_at_unix_nano\x18\x04 \x01(\x03R\x11expiresAtUnixNano\x12%\n" +
-	"\x0eenvelope_nonce\x18\x05 \x01(\fR\renvelopeNonce\"\xb2\x04\n" +
+	"\x0eenvelope_nonce\x18\x05 \x01(\fR\renvelopeNonce\"\x80\x05\n" +
 	"\x0eElectionResult\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -4471,7 +4534,9 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\x14tallied_at_unix_nano\x18\v \x01(\x03R\x11talliedAtUnixNano\x121\n" +
 	"\x15archived_at_unix_nano\x18\f \x01(\x03R\x12archivedAtUnixNano\x12\x1b\n" +
 	"\tclosed_by\x18\r \x01(\tR\bclosedBy\x12.\n" +
-	"\x13election_public_key\x18\x0e \x01(\fR\x11electionPublicKey\"\x89\x01\n" +
+	"\x13election_public_key\x18\x0e \x01(\fR\x11electionPublicKey\x12%\n" +
+	"\x0eresults_digest\x18\x0f \x01(\fR\rresultsDigest\x12%\n" +
+	"\x0eminutes_digest\x18\x10 \x01(\fR\rminutesDigest\"\x89\x01\n" +
 	"\fImportResult\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x04R\bimported\x12\x1c\n" +
 	"\tunchanged\x18\x02 \x01(\x04R\tunchanged\x12!\n" +
@@ -4554,14 +4619,15 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\bBoxEntry\x12\x1d\n" +
 	"\n" +
 	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x16\n" +
-	"\x06ballot\x18\x02 \x01(\fR\x06ballot\"\xd0\x01\n" +
+	"\x06ballot\x18\x02 \x01(\fR\x06ballot\"\xfc\x01\n" +
 	"\aAccount\x12\x1b\n" +
 	"\tlogin_key\x18\x01 \x01(\fR\bloginKey\x12\x1a\n" +
 	"\bfailures\x18\x02 \x01(\rR\bfailures\x12\x16\n" +
 	"\x06locked\x18\x03 \x01(\bR\x06locked\x12-\n" +
 	"\x13locked_at_unix_nano\x18\x04 \x01(\x03R\x10lockedAtUnixNano\x12\x14\n" +
 	"\x05phone\x18\x05 \x01(\tR\x05phone\x12/\n" +
-	"\x14last_login_unix_nano\x18\x06 \x01(\x03R\x11lastLoginUnixNano\"\xb3\x02\n" +
+	"\x14last_login_unix_nano\x18\x06 \x01(\x03R\x11lastLoginUnixNano\x12*\n" +
+	"\x11last_failed_login\x18\a \x01(\fR\x0flastFailedLogin\"\xb2\x03\n" +
 	"\aSession\x12\x1b\n" +
 	"\tvoter_key\x18\x01 \x01(\fR\bvoterKey\x12\x16\n" +
 	"\x06active\x18\x02 \x01(\bR\x06active\x12/\n" +
@@ -4570,7 +4636,11 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\botp_hash\x18\x05 \x01(\fR\aotpHash\x126\n" +
 	"\x18otp_expires_at_unix_nano\x18\x06 \x01(\x03R\x14otpExpiresAtUnixNano\x12\x19\n" +
 	"\botp_sent\x18\a \x01(\rR\aotpSent\x12%\n" +
-	"\x0eenvelope_nonce\x18\b \x01(\fR\renvelopeNonce\"\xe7\x01\n" +
+	"\x0eenvelope_nonce\x18\b \x01(\fR\renvelopeNonce\x12%\n" +
+	"\x0echallenge_hash\x18\t \x01(\fR\rchallengeHash\x12(\n" +
+	"\x10otp_request_hash\x18\n" +
+	" \x01(\fR\x0eotpRequestHash\x12,\n" +
+	"\x12last_failed_verify\x18\v \x01(\fR\x10lastFailedVerify\"\xe7\x01\n" +
 	"\rOutboxMessage\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x18\n" +
 	"\achannel\x18\x02 \x01(\tR\achannel\x12\x0e\n" +

@@ -214,7 +214,10 @@ type ElectionState struct {
 	TalliedAtUnixNano  int64  `protobuf:"varint,12,opt,name=tallied_at_unix_nano,json=talliedAtUnixNano,proto3" json:"tallied_at_unix_nano,omitempty"`
 	ArchivedAtUnixNano int64  `protobuf:"varint,13,opt,name=archived_at_unix_nano,json=archivedAtUnixNano,proto3" json:"archived_at_unix_nano,omitempty"`
 	// "deadline" when the cluster closed it on time, else who closed it.
-	ClosedBy      string `protobuf:"bytes,14,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	ClosedBy string `protobuf:"bytes,14,opt,name=closed_by,json=closedBy,proto3" json:"closed_by,omitempty"`
+	// SHA-256 of the results and of the minutes (pv.json) recorded by the tally.
+	ResultsDigest []byte `protobuf:"bytes,15,opt,name=results_digest,json=resultsDigest,proto3" json:"results_digest,omitempty"`
+	MinutesDigest []byte `protobuf:"bytes,16,opt,name=minutes_digest,json=minutesDigest,proto3" json:"minutes_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -345,6 +348,20 @@ func (x *ElectionState) GetClosedBy() string {
 		return x.ClosedBy
 	}
 	return ""
+}
+
+func (x *ElectionState) GetResultsDigest() []byte {
+	if x != nil {
+		return x.ResultsDigest
+	}
+	return nil
+}
+
+func (x *ElectionState) GetMinutesDigest() []byte {
+	if x != nil {
+		return x.MinutesDigest
+	}
+	return nil
 }
 
 type Seal struct {
@@ -1830,9 +1847,12 @@ func (x *IssueIdentifiersResponse) GetRemaining() uint64 {
 }
 
 type LoginRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Identifier    string                 `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
-	Secret        string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Identifier string                 `protobuf:"bytes,1,opt,name=identifier,proto3" json:"identifier,omitempty"`
+	Secret     string                 `protobuf:"bytes,2,opt,name=secret,proto3" json:"secret,omitempty"`
+	// Caller-chosen idempotency key, unpredictable (client.NewRequestID): a retry with the
+	// same one after an unknown outcome counts no second failure and sends no second code.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1877,6 +1897,13 @@ func (x *LoginRequest) GetIdentifier() string {
 func (x *LoginRequest) GetSecret() string {
 	if x != nil {
 		return x.Secret
+	}
+	return ""
+}
+
+func (x *LoginRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -1938,8 +1965,11 @@ type RequestCodeRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ChallengeToken string                 `protobuf:"bytes,1,opt,name=challenge_token,json=challengeToken,proto3" json:"challenge_token,omitempty"`
 	Phone          string                 `protobuf:"bytes,2,opt,name=phone,proto3" json:"phone,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Caller-chosen idempotency key, unpredictable (client.NewRequestID): a retry with the
+	// same one after an unknown outcome counts no second failure and sends no second code.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RequestCodeRequest) Reset() {
@@ -1982,6 +2012,13 @@ func (x *RequestCodeRequest) GetChallengeToken() string {
 func (x *RequestCodeRequest) GetPhone() string {
 	if x != nil {
 		return x.Phone
+	}
+	return ""
+}
+
+func (x *RequestCodeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -2034,8 +2071,11 @@ type VerifyCodeRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ChallengeToken string                 `protobuf:"bytes,1,opt,name=challenge_token,json=challengeToken,proto3" json:"challenge_token,omitempty"`
 	Code           string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Caller-chosen idempotency key, unpredictable (client.NewRequestID): a retry with the
+	// same one after an unknown outcome counts no second failure and sends no second code.
+	RequestId     string `protobuf:"bytes,3,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyCodeRequest) Reset() {
@@ -2078,6 +2118,13 @@ func (x *VerifyCodeRequest) GetChallengeToken() string {
 func (x *VerifyCodeRequest) GetCode() string {
 	if x != nil {
 		return x.Code
+	}
+	return ""
+}
+
+func (x *VerifyCodeRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
 	}
 	return ""
 }
@@ -2451,6 +2498,205 @@ func (x *EmargementPage) GetEntries() []*EmargementEntry {
 	return nil
 }
 
+type BoxHeader struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ElectionId       string                 `protobuf:"bytes,1,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	ElectionName     string                 `protobuf:"bytes,2,opt,name=election_name,json=electionName,proto3" json:"election_name,omitempty"`
+	OpenedAtUnixNano int64                  `protobuf:"varint,3,opt,name=opened_at_unix_nano,json=openedAtUnixNano,proto3" json:"opened_at_unix_nano,omitempty"`
+	ClosedAtUnixNano int64                  `protobuf:"varint,4,opt,name=closed_at_unix_nano,json=closedAtUnixNano,proto3" json:"closed_at_unix_nano,omitempty"`
+	// The Merkle root recorded at close (docs/BALLOT.md).
+	BoxRoot []byte `protobuf:"bytes,5,opt,name=box_root,json=boxRoot,proto3" json:"box_root,omitempty"`
+	Ballots uint64 `protobuf:"varint,6,opt,name=ballots,proto3" json:"ballots,omitempty"`
+	// Émargement entries per scrutin ("" in a test election).
+	Emargements   map[string]uint64 `protobuf:"bytes,7,rep,name=emargements,proto3" json:"emargements,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoxHeader) Reset() {
+	*x = BoxHeader{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoxHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoxHeader) ProtoMessage() {}
+
+func (x *BoxHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoxHeader.ProtoReflect.Descriptor instead.
+func (*BoxHeader) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *BoxHeader) GetElectionId() string {
+	if x != nil {
+		return x.ElectionId
+	}
+	return ""
+}
+
+func (x *BoxHeader) GetElectionName() string {
+	if x != nil {
+		return x.ElectionName
+	}
+	return ""
+}
+
+func (x *BoxHeader) GetOpenedAtUnixNano() int64 {
+	if x != nil {
+		return x.OpenedAtUnixNano
+	}
+	return 0
+}
+
+func (x *BoxHeader) GetClosedAtUnixNano() int64 {
+	if x != nil {
+		return x.ClosedAtUnixNano
+	}
+	return 0
+}
+
+func (x *BoxHeader) GetBoxRoot() []byte {
+	if x != nil {
+		return x.BoxRoot
+	}
+	return nil
+}
+
+func (x *BoxHeader) GetBallots() uint64 {
+	if x != nil {
+		return x.Ballots
+	}
+	return 0
+}
+
+func (x *BoxHeader) GetEmargements() map[string]uint64 {
+	if x != nil {
+		return x.Emargements
+	}
+	return nil
+}
+
+type BoxBallot struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ScrutinId     string                 `protobuf:"bytes,1,opt,name=scrutin_id,json=scrutinId,proto3" json:"scrutin_id,omitempty"`
+	Ballot        []byte                 `protobuf:"bytes,2,opt,name=ballot,proto3" json:"ballot,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoxBallot) Reset() {
+	*x = BoxBallot{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoxBallot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoxBallot) ProtoMessage() {}
+
+func (x *BoxBallot) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoxBallot.ProtoReflect.Descriptor instead.
+func (*BoxBallot) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *BoxBallot) GetScrutinId() string {
+	if x != nil {
+		return x.ScrutinId
+	}
+	return ""
+}
+
+func (x *BoxBallot) GetBallot() []byte {
+	if x != nil {
+		return x.Ballot
+	}
+	return nil
+}
+
+type BoxPage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First page only.
+	Header        *BoxHeader   `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Ballots       []*BoxBallot `protobuf:"bytes,2,rep,name=ballots,proto3" json:"ballots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoxPage) Reset() {
+	*x = BoxPage{}
+	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoxPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoxPage) ProtoMessage() {}
+
+func (x *BoxPage) ProtoReflect() protoreflect.Message {
+	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoxPage.ProtoReflect.Descriptor instead.
+func (*BoxPage) Descriptor() ([]byte, []int) {
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *BoxPage) GetHeader() *BoxHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *BoxPage) GetBallots() []*BoxBallot {
+	if x != nil {
+		return x.Ballots
+	}
+	return nil
+}
+
 type ReadRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Consistency   Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=urne.v1.Consistency" json:"consistency,omitempty"`
@@ -2460,7 +2706,7 @@ type ReadRequest struct {
 
 func (x *ReadRequest) Reset() {
 	*x = ReadRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +2718,7 @@ func (x *ReadRequest) String() string {
 func (*ReadRequest) ProtoMessage() {}
 
 func (x *ReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[36]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2485,7 +2731,7 @@ func (x *ReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadRequest.ProtoReflect.Descriptor instead.
 func (*ReadRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{36}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ReadRequest) GetConsistency() Consistency {
@@ -2510,7 +2756,7 @@ type CountsResponse struct {
 
 func (x *CountsResponse) Reset() {
 	*x = CountsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2522,7 +2768,7 @@ func (x *CountsResponse) String() string {
 func (*CountsResponse) ProtoMessage() {}
 
 func (x *CountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[37]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2535,7 +2781,7 @@ func (x *CountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CountsResponse.ProtoReflect.Descriptor instead.
 func (*CountsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{37}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CountsResponse) GetVoters() uint64 {
@@ -2590,7 +2836,7 @@ type HasVotedRequest struct {
 
 func (x *HasVotedRequest) Reset() {
 	*x = HasVotedRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2602,7 +2848,7 @@ func (x *HasVotedRequest) String() string {
 func (*HasVotedRequest) ProtoMessage() {}
 
 func (x *HasVotedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[38]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2615,7 +2861,7 @@ func (x *HasVotedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasVotedRequest.ProtoReflect.Descriptor instead.
 func (*HasVotedRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{38}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HasVotedRequest) GetVoterId() string {
@@ -2642,7 +2888,7 @@ type HasVotedResponse struct {
 
 func (x *HasVotedResponse) Reset() {
 	*x = HasVotedResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2654,7 +2900,7 @@ func (x *HasVotedResponse) String() string {
 func (*HasVotedResponse) ProtoMessage() {}
 
 func (x *HasVotedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[39]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2667,7 +2913,7 @@ func (x *HasVotedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HasVotedResponse.ProtoReflect.Descriptor instead.
 func (*HasVotedResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{39}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *HasVotedResponse) GetVoted() bool {
@@ -2693,7 +2939,7 @@ type FingerprintPage struct {
 
 func (x *FingerprintPage) Reset() {
 	*x = FingerprintPage{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2951,7 @@ func (x *FingerprintPage) String() string {
 func (*FingerprintPage) ProtoMessage() {}
 
 func (x *FingerprintPage) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[40]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2964,7 @@ func (x *FingerprintPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerprintPage.ProtoReflect.Descriptor instead.
 func (*FingerprintPage) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{40}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FingerprintPage) GetFingerprints() [][]byte {
@@ -2738,7 +2984,7 @@ type BackupErasure struct {
 
 func (x *BackupErasure) Reset() {
 	*x = BackupErasure{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +2996,7 @@ func (x *BackupErasure) String() string {
 func (*BackupErasure) ProtoMessage() {}
 
 func (x *BackupErasure) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[41]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +3009,7 @@ func (x *BackupErasure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupErasure.ProtoReflect.Descriptor instead.
 func (*BackupErasure) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{41}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *BackupErasure) GetKeys() []string {
@@ -2790,7 +3036,7 @@ type DestructionRequest struct {
 
 func (x *DestructionRequest) Reset() {
 	*x = DestructionRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2802,7 +3048,7 @@ func (x *DestructionRequest) String() string {
 func (*DestructionRequest) ProtoMessage() {}
 
 func (x *DestructionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[42]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2815,7 +3061,7 @@ func (x *DestructionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionRequest.ProtoReflect.Descriptor instead.
 func (*DestructionRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{42}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *DestructionRequest) GetRequestId() string {
@@ -2840,7 +3086,7 @@ type DestructionStatusRequest struct {
 
 func (x *DestructionStatusRequest) Reset() {
 	*x = DestructionStatusRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2852,7 +3098,7 @@ func (x *DestructionStatusRequest) String() string {
 func (*DestructionStatusRequest) ProtoMessage() {}
 
 func (x *DestructionStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[43]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2865,7 +3111,7 @@ func (x *DestructionStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionStatusRequest.ProtoReflect.Descriptor instead.
 func (*DestructionStatusRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{43}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
 }
 
 type DestructionStatus struct {
@@ -2882,7 +3128,7 @@ type DestructionStatus struct {
 
 func (x *DestructionStatus) Reset() {
 	*x = DestructionStatus{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2894,7 +3140,7 @@ func (x *DestructionStatus) String() string {
 func (*DestructionStatus) ProtoMessage() {}
 
 func (x *DestructionStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[44]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2907,7 +3153,7 @@ func (x *DestructionStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionStatus.ProtoReflect.Descriptor instead.
 func (*DestructionStatus) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{44}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DestructionStatus) GetRecordJson() []byte {
@@ -2941,7 +3187,7 @@ type RegisterEntriesRequest struct {
 
 func (x *RegisterEntriesRequest) Reset() {
 	*x = RegisterEntriesRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2953,7 +3199,7 @@ func (x *RegisterEntriesRequest) String() string {
 func (*RegisterEntriesRequest) ProtoMessage() {}
 
 func (x *RegisterEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[45]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2966,7 +3212,7 @@ func (x *RegisterEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterEntriesRequest.ProtoReflect.Descriptor instead.
 func (*RegisterEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{45}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RegisterEntriesRequest) GetFromSeq() uint64 {
@@ -2996,7 +3242,7 @@ type RegisterPage struct {
 
 func (x *RegisterPage) Reset() {
 	*x = RegisterPage{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3008,7 +3254,7 @@ func (x *RegisterPage) String() string {
 func (*RegisterPage) ProtoMessage() {}
 
 func (x *RegisterPage) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[46]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3021,7 +3267,7 @@ func (x *RegisterPage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterPage.ProtoReflect.Descriptor instead.
 func (*RegisterPage) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{46}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RegisterPage) GetEntries() [][]byte {
@@ -3053,7 +3299,7 @@ type CheckIntegrityRequest struct {
 
 func (x *CheckIntegrityRequest) Reset() {
 	*x = CheckIntegrityRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3311,7 @@ func (x *CheckIntegrityRequest) String() string {
 func (*CheckIntegrityRequest) ProtoMessage() {}
 
 func (x *CheckIntegrityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[47]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3324,7 @@ func (x *CheckIntegrityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckIntegrityRequest.ProtoReflect.Descriptor instead.
 func (*CheckIntegrityRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{47}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
 }
 
 // IntegrityFinding is one check of one node.
@@ -3097,7 +3343,7 @@ type IntegrityFinding struct {
 
 func (x *IntegrityFinding) Reset() {
 	*x = IntegrityFinding{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3109,7 +3355,7 @@ func (x *IntegrityFinding) String() string {
 func (*IntegrityFinding) ProtoMessage() {}
 
 func (x *IntegrityFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[48]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3122,7 +3368,7 @@ func (x *IntegrityFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrityFinding.ProtoReflect.Descriptor instead.
 func (*IntegrityFinding) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{48}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *IntegrityFinding) GetKind() string {
@@ -3166,7 +3412,7 @@ type IntegrityReport struct {
 
 func (x *IntegrityReport) Reset() {
 	*x = IntegrityReport{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3424,7 @@ func (x *IntegrityReport) String() string {
 func (*IntegrityReport) ProtoMessage() {}
 
 func (x *IntegrityReport) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[49]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3437,7 @@ func (x *IntegrityReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntegrityReport.ProtoReflect.Descriptor instead.
 func (*IntegrityReport) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{49}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *IntegrityReport) GetNodeId() string {
@@ -3237,7 +3483,7 @@ type NodeRequest struct {
 
 func (x *NodeRequest) Reset() {
 	*x = NodeRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3495,7 @@ func (x *NodeRequest) String() string {
 func (*NodeRequest) ProtoMessage() {}
 
 func (x *NodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[50]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3508,7 @@ func (x *NodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRequest.ProtoReflect.Descriptor instead.
 func (*NodeRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{50}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
 }
 
 type NodeInfo struct {
@@ -3290,7 +3536,7 @@ type NodeInfo struct {
 
 func (x *NodeInfo) Reset() {
 	*x = NodeInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3302,7 +3548,7 @@ func (x *NodeInfo) String() string {
 func (*NodeInfo) ProtoMessage() {}
 
 func (x *NodeInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[51]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3315,7 +3561,7 @@ func (x *NodeInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInfo.ProtoReflect.Descriptor instead.
 func (*NodeInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{51}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *NodeInfo) GetId() string {
@@ -3438,7 +3684,7 @@ type PeersRequest struct {
 
 func (x *PeersRequest) Reset() {
 	*x = PeersRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3450,7 +3696,7 @@ func (x *PeersRequest) String() string {
 func (*PeersRequest) ProtoMessage() {}
 
 func (x *PeersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[52]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3463,7 +3709,7 @@ func (x *PeersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersRequest.ProtoReflect.Descriptor instead.
 func (*PeersRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{52}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
 }
 
 type Peer struct {
@@ -3484,7 +3730,7 @@ type Peer struct {
 
 func (x *Peer) Reset() {
 	*x = Peer{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3496,7 +3742,7 @@ func (x *Peer) String() string {
 func (*Peer) ProtoMessage() {}
 
 func (x *Peer) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[53]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3509,7 +3755,7 @@ func (x *Peer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Peer.ProtoReflect.Descriptor instead.
 func (*Peer) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{53}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Peer) GetId() string {
@@ -3579,7 +3825,7 @@ type PeersResponse struct {
 
 func (x *PeersResponse) Reset() {
 	*x = PeersResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3591,7 +3837,7 @@ func (x *PeersResponse) String() string {
 func (*PeersResponse) ProtoMessage() {}
 
 func (x *PeersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[54]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3604,7 +3850,7 @@ func (x *PeersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeersResponse.ProtoReflect.Descriptor instead.
 func (*PeersResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{54}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *PeersResponse) GetPeers() []*Peer {
@@ -3638,7 +3884,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3650,7 +3896,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[55]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3663,7 +3909,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{55}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -3682,7 +3928,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3694,7 +3940,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[56]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3707,7 +3953,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{56}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *TransferLeadershipResponse) GetNewLeaderId() string {
@@ -3726,7 +3972,7 @@ type RemoveServerRequest struct {
 
 func (x *RemoveServerRequest) Reset() {
 	*x = RemoveServerRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3738,7 +3984,7 @@ func (x *RemoveServerRequest) String() string {
 func (*RemoveServerRequest) ProtoMessage() {}
 
 func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[57]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3751,7 +3997,7 @@ func (x *RemoveServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveServerRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{57}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RemoveServerRequest) GetId() string {
@@ -3769,7 +4015,7 @@ type RemoveServerResponse struct {
 
 func (x *RemoveServerResponse) Reset() {
 	*x = RemoveServerResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3781,7 +4027,7 @@ func (x *RemoveServerResponse) String() string {
 func (*RemoveServerResponse) ProtoMessage() {}
 
 func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[58]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3794,7 +4040,7 @@ func (x *RemoveServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveServerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveServerResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{58}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
 }
 
 type RotateKeyRequest struct {
@@ -3805,7 +4051,7 @@ type RotateKeyRequest struct {
 
 func (x *RotateKeyRequest) Reset() {
 	*x = RotateKeyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3817,7 +4063,7 @@ func (x *RotateKeyRequest) String() string {
 func (*RotateKeyRequest) ProtoMessage() {}
 
 func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[59]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3830,7 +4076,7 @@ func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{59}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
 }
 
 type RotateKeyResponse struct {
@@ -3844,7 +4090,7 @@ type RotateKeyResponse struct {
 
 func (x *RotateKeyResponse) Reset() {
 	*x = RotateKeyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3856,7 +4102,7 @@ func (x *RotateKeyResponse) String() string {
 func (*RotateKeyResponse) ProtoMessage() {}
 
 func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[60]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3869,7 +4115,7 @@ func (x *RotateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{60}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RotateKeyResponse) GetNodeId() string {
@@ -3901,7 +4147,7 @@ type StateDigestRequest struct {
 
 func (x *StateDigestRequest) Reset() {
 	*x = StateDigestRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3913,7 +4159,7 @@ func (x *StateDigestRequest) String() string {
 func (*StateDigestRequest) ProtoMessage() {}
 
 func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[61]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3926,7 +4172,7 @@ func (x *StateDigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestRequest.ProtoReflect.Descriptor instead.
 func (*StateDigestRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{61}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
 }
 
 type StateDigestResponse struct {
@@ -3940,7 +4186,7 @@ type StateDigestResponse struct {
 
 func (x *StateDigestResponse) Reset() {
 	*x = StateDigestResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3952,7 +4198,7 @@ func (x *StateDigestResponse) String() string {
 func (*StateDigestResponse) ProtoMessage() {}
 
 func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[62]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3965,7 +4211,7 @@ func (x *StateDigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateDigestResponse.ProtoReflect.Descriptor instead.
 func (*StateDigestResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{62}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *StateDigestResponse) GetNodeId() string {
@@ -3997,7 +4243,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4009,7 +4255,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[63]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4022,7 +4268,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{63}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
 }
 
 type BackupInfo struct {
@@ -4040,7 +4286,7 @@ type BackupInfo struct {
 
 func (x *BackupInfo) Reset() {
 	*x = BackupInfo{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4052,7 +4298,7 @@ func (x *BackupInfo) String() string {
 func (*BackupInfo) ProtoMessage() {}
 
 func (x *BackupInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[64]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4065,7 +4311,7 @@ func (x *BackupInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupInfo.ProtoReflect.Descriptor instead.
 func (*BackupInfo) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{64}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *BackupInfo) GetElectionId() string {
@@ -4124,7 +4370,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4136,7 +4382,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[65]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4149,7 +4395,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{65}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *BackupChunk) GetInfo() *BackupInfo {
@@ -4196,7 +4442,7 @@ type DrillReport struct {
 
 func (x *DrillReport) Reset() {
 	*x = DrillReport{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4208,7 +4454,7 @@ func (x *DrillReport) String() string {
 func (*DrillReport) ProtoMessage() {}
 
 func (x *DrillReport) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[66]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4221,7 +4467,7 @@ func (x *DrillReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillReport.ProtoReflect.Descriptor instead.
 func (*DrillReport) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{66}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *DrillReport) GetName() string {
@@ -4282,7 +4528,7 @@ type RecordDrillRequest struct {
 
 func (x *RecordDrillRequest) Reset() {
 	*x = RecordDrillRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4294,7 +4540,7 @@ func (x *RecordDrillRequest) String() string {
 func (*RecordDrillRequest) ProtoMessage() {}
 
 func (x *RecordDrillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[67]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4307,7 +4553,7 @@ func (x *RecordDrillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDrillRequest.ProtoReflect.Descriptor instead.
 func (*RecordDrillRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{67}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RecordDrillRequest) GetReport() *DrillReport {
@@ -4326,7 +4572,7 @@ type RecordDrillResponse struct {
 
 func (x *RecordDrillResponse) Reset() {
 	*x = RecordDrillResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4338,7 +4584,7 @@ func (x *RecordDrillResponse) String() string {
 func (*RecordDrillResponse) ProtoMessage() {}
 
 func (x *RecordDrillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[68]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4351,7 +4597,7 @@ func (x *RecordDrillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDrillResponse.ProtoReflect.Descriptor instead.
 func (*RecordDrillResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{68}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RecordDrillResponse) GetIndex() uint64 {
@@ -4370,7 +4616,7 @@ type DrillStatusRequest struct {
 
 func (x *DrillStatusRequest) Reset() {
 	*x = DrillStatusRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4382,7 +4628,7 @@ func (x *DrillStatusRequest) String() string {
 func (*DrillStatusRequest) ProtoMessage() {}
 
 func (x *DrillStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[69]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4395,7 +4641,7 @@ func (x *DrillStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillStatusRequest.ProtoReflect.Descriptor instead.
 func (*DrillStatusRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{69}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *DrillStatusRequest) GetConsistency() Consistency {
@@ -4420,7 +4666,7 @@ type DrillRecord struct {
 
 func (x *DrillRecord) Reset() {
 	*x = DrillRecord{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4432,7 +4678,7 @@ func (x *DrillRecord) String() string {
 func (*DrillRecord) ProtoMessage() {}
 
 func (x *DrillRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[70]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4445,7 +4691,7 @@ func (x *DrillRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
 func (*DrillRecord) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{70}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DrillRecord) GetLast() *DrillReport {
@@ -4500,7 +4746,7 @@ type DrillStatusResponse struct {
 
 func (x *DrillStatusResponse) Reset() {
 	*x = DrillStatusResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4512,7 +4758,7 @@ func (x *DrillStatusResponse) String() string {
 func (*DrillStatusResponse) ProtoMessage() {}
 
 func (x *DrillStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[71]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4525,7 +4771,7 @@ func (x *DrillStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillStatusResponse.ProtoReflect.Descriptor instead.
 func (*DrillStatusResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{71}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *DrillStatusResponse) GetDrills() []*DrillRecord {
@@ -4553,7 +4799,7 @@ type HoldNonvoterRequest struct {
 
 func (x *HoldNonvoterRequest) Reset() {
 	*x = HoldNonvoterRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4565,7 +4811,7 @@ func (x *HoldNonvoterRequest) String() string {
 func (*HoldNonvoterRequest) ProtoMessage() {}
 
 func (x *HoldNonvoterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[72]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4578,7 +4824,7 @@ func (x *HoldNonvoterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldNonvoterRequest.ProtoReflect.Descriptor instead.
 func (*HoldNonvoterRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{72}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *HoldNonvoterRequest) GetId() string {
@@ -4605,7 +4851,7 @@ type HoldNonvoterResponse struct {
 
 func (x *HoldNonvoterResponse) Reset() {
 	*x = HoldNonvoterResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4617,7 +4863,7 @@ func (x *HoldNonvoterResponse) String() string {
 func (*HoldNonvoterResponse) ProtoMessage() {}
 
 func (x *HoldNonvoterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[73]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4630,7 +4876,7 @@ func (x *HoldNonvoterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldNonvoterResponse.ProtoReflect.Descriptor instead.
 func (*HoldNonvoterResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{73}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *HoldNonvoterResponse) GetNodeId() string {
@@ -4657,7 +4903,7 @@ type ChangeSuffrageRequest struct {
 
 func (x *ChangeSuffrageRequest) Reset() {
 	*x = ChangeSuffrageRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4669,7 +4915,7 @@ func (x *ChangeSuffrageRequest) String() string {
 func (*ChangeSuffrageRequest) ProtoMessage() {}
 
 func (x *ChangeSuffrageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[74]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4682,7 +4928,7 @@ func (x *ChangeSuffrageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeSuffrageRequest.ProtoReflect.Descriptor instead.
 func (*ChangeSuffrageRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{74}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ChangeSuffrageRequest) GetId() string {
@@ -4708,7 +4954,7 @@ type ChangeSuffrageResponse struct {
 
 func (x *ChangeSuffrageResponse) Reset() {
 	*x = ChangeSuffrageResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4720,7 +4966,7 @@ func (x *ChangeSuffrageResponse) String() string {
 func (*ChangeSuffrageResponse) ProtoMessage() {}
 
 func (x *ChangeSuffrageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[75]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4733,7 +4979,7 @@ func (x *ChangeSuffrageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeSuffrageResponse.ProtoReflect.Descriptor instead.
 func (*ChangeSuffrageResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{75}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ChangeSuffrageResponse) GetConfigurationIndex() uint64 {
@@ -4752,7 +4998,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4764,7 +5010,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[76]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4777,7 +5023,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{76}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -4797,7 +5043,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4809,7 +5055,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[77]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4822,7 +5068,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{77}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *ApplyResponse) GetResponse() []byte {
@@ -4847,7 +5093,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4859,7 +5105,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[78]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4872,7 +5118,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{78}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{81}
 }
 
 type ReadIndexResponse struct {
@@ -4884,7 +5130,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4896,7 +5142,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[79]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4909,7 +5155,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{79}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -4927,7 +5173,7 @@ type ServerStatsRequest struct {
 
 func (x *ServerStatsRequest) Reset() {
 	*x = ServerStatsRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4939,7 +5185,7 @@ func (x *ServerStatsRequest) String() string {
 func (*ServerStatsRequest) ProtoMessage() {}
 
 func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[80]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4952,7 +5198,7 @@ func (x *ServerStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsRequest.ProtoReflect.Descriptor instead.
 func (*ServerStatsRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{80}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{83}
 }
 
 type ServerStatsResponse struct {
@@ -4966,7 +5212,7 @@ type ServerStatsResponse struct {
 
 func (x *ServerStatsResponse) Reset() {
 	*x = ServerStatsResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4978,7 +5224,7 @@ func (x *ServerStatsResponse) String() string {
 func (*ServerStatsResponse) ProtoMessage() {}
 
 func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[81]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4991,7 +5237,7 @@ func (x *ServerStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerStatsResponse.ProtoReflect.Descriptor instead.
 func (*ServerStatsResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{81}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ServerStatsResponse) GetLastIndex() uint64 {
@@ -5032,7 +5278,7 @@ type ChaosFault struct {
 
 func (x *ChaosFault) Reset() {
 	*x = ChaosFault{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5044,7 +5290,7 @@ func (x *ChaosFault) String() string {
 func (*ChaosFault) ProtoMessage() {}
 
 func (x *ChaosFault) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[82]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5057,7 +5303,7 @@ func (x *ChaosFault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosFault.ProtoReflect.Descriptor instead.
 func (*ChaosFault) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{82}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ChaosFault) GetKind() string {
@@ -5110,7 +5356,7 @@ type ChaosHealRequest struct {
 
 func (x *ChaosHealRequest) Reset() {
 	*x = ChaosHealRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5122,7 +5368,7 @@ func (x *ChaosHealRequest) String() string {
 func (*ChaosHealRequest) ProtoMessage() {}
 
 func (x *ChaosHealRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[83]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5135,7 +5381,7 @@ func (x *ChaosHealRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosHealRequest.ProtoReflect.Descriptor instead.
 func (*ChaosHealRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{83}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{86}
 }
 
 type ChaosListRequest struct {
@@ -5146,7 +5392,7 @@ type ChaosListRequest struct {
 
 func (x *ChaosListRequest) Reset() {
 	*x = ChaosListRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5158,7 +5404,7 @@ func (x *ChaosListRequest) String() string {
 func (*ChaosListRequest) ProtoMessage() {}
 
 func (x *ChaosListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[84]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5171,7 +5417,7 @@ func (x *ChaosListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosListRequest.ProtoReflect.Descriptor instead.
 func (*ChaosListRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{84}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{87}
 }
 
 type ChaosState struct {
@@ -5184,7 +5430,7 @@ type ChaosState struct {
 
 func (x *ChaosState) Reset() {
 	*x = ChaosState{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5196,7 +5442,7 @@ func (x *ChaosState) String() string {
 func (*ChaosState) ProtoMessage() {}
 
 func (x *ChaosState) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[85]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5209,7 +5455,7 @@ func (x *ChaosState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosState.ProtoReflect.Descriptor instead.
 func (*ChaosState) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{85}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *ChaosState) GetNodeId() string {
@@ -5234,7 +5480,7 @@ type ChaosKillRequest struct {
 
 func (x *ChaosKillRequest) Reset() {
 	*x = ChaosKillRequest{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5246,7 +5492,7 @@ func (x *ChaosKillRequest) String() string {
 func (*ChaosKillRequest) ProtoMessage() {}
 
 func (x *ChaosKillRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[86]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5259,7 +5505,7 @@ func (x *ChaosKillRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosKillRequest.ProtoReflect.Descriptor instead.
 func (*ChaosKillRequest) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{86}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{89}
 }
 
 type ChaosKillResponse struct {
@@ -5271,7 +5517,7 @@ type ChaosKillResponse struct {
 
 func (x *ChaosKillResponse) Reset() {
 	*x = ChaosKillResponse{}
-	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5283,7 +5529,7 @@ func (x *ChaosKillResponse) String() string {
 func (*ChaosKillResponse) ProtoMessage() {}
 
 func (x *ChaosKillResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_transport_urnepb_urne_proto_msgTypes[87]
+	mi := &file_transport_urnepb_urne_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5296,7 +5542,7 @@ func (x *ChaosKillResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChaosKillResponse.ProtoReflect.Descriptor instead.
 func (*ChaosKillResponse) Descriptor() ([]byte, []int) {
-	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{87}
+	return file_transport_urnepb_urne_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *ChaosKillResponse) GetNodeId() string {
@@ -5315,7 +5561,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
-	"\aprofile\x18\x03 \x01(\tR\aprofile\"\xa1\x04\n" +
+	"\aprofile\x18\x03 \x01(\tR\aprofile\"\xef\x04\n" +
 	"\rElectionState\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
 	"electionId\x12\x12\n" +
@@ -5332,7 +5578,9 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\bbox_root\x18\v \x01(\fR\aboxRoot\x12/\n" +
 	"\x14tallied_at_unix_nano\x18\f \x01(\x03R\x11talliedAtUnixNano\x121\n" +
 	"\x15archived_at_unix_nano\x18\r \x01(\x03R\x12archivedAtUnixNano\x12\x1b\n" +
-	"\tclosed_by\x18\x0e \x01(\tR\bclosedBy\"\x8d\x01\n" +
+	"\tclosed_by\x18\x0e \x01(\tR\bclosedBy\x12%\n" +
+	"\x0eresults_digest\x18\x0f \x01(\fR\rresultsDigest\x12%\n" +
+	"\x0eminutes_digest\x18\x10 \x01(\fR\rminutesDigest\"\x8d\x01\n" +
 	"\x04Seal\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\fR\x06digest\x12!\n" +
 	"\fbuild_digest\x18\x02 \x01(\fR\vbuildDigest\x12-\n" +
@@ -5449,23 +5697,29 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\bvoter_id\x18\x01 \x01(\tR\avoterId\"P\n" +
 	"\x18IssueIdentifiersResponse\x12\x16\n" +
 	"\x06issued\x18\x01 \x01(\x04R\x06issued\x12\x1c\n" +
-	"\tremaining\x18\x02 \x01(\x04R\tremaining\"F\n" +
+	"\tremaining\x18\x02 \x01(\x04R\tremaining\"e\n" +
 	"\fLoginRequest\x12\x1e\n" +
 	"\n" +
 	"identifier\x18\x01 \x01(\tR\n" +
 	"identifier\x12\x16\n" +
-	"\x06secret\x18\x02 \x01(\tR\x06secret\"i\n" +
+	"\x06secret\x18\x02 \x01(\tR\x06secret\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"i\n" +
 	"\rLoginResponse\x12'\n" +
 	"\x0fchallenge_token\x18\x01 \x01(\tR\x0echallengeToken\x12/\n" +
-	"\x14expires_at_unix_nano\x18\x02 \x01(\x03R\x11expiresAtUnixNano\"S\n" +
+	"\x14expires_at_unix_nano\x18\x02 \x01(\x03R\x11expiresAtUnixNano\"r\n" +
 	"\x12RequestCodeRequest\x12'\n" +
 	"\x0fchallenge_token\x18\x01 \x01(\tR\x0echallengeToken\x12\x14\n" +
-	"\x05phone\x18\x02 \x01(\tR\x05phone\"F\n" +
+	"\x05phone\x18\x02 \x01(\tR\x05phone\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"F\n" +
 	"\x13RequestCodeResponse\x12/\n" +
-	"\x14expires_at_unix_nano\x18\x01 \x01(\x03R\x11expiresAtUnixNano\"P\n" +
+	"\x14expires_at_unix_nano\x18\x01 \x01(\x03R\x11expiresAtUnixNano\"o\n" +
 	"\x11VerifyCodeRequest\x12'\n" +
 	"\x0fchallenge_token\x18\x01 \x01(\tR\x0echallengeToken\x12\x12\n" +
-	"\x04code\x18\x02 \x01(\tR\x04code\"\xb0\x01\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x03 \x01(\tR\trequestId\"\xb0\x01\n" +
 	"\x12VerifyCodeResponse\x12#\n" +
 	"\rsession_token\x18\x01 \x01(\tR\fsessionToken\x12\x1d\n" +
 	"\n" +
@@ -5492,7 +5746,26 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"scrutin_id\x18\x04 \x01(\tR\tscrutinId\x12/\n" +
 	"\x14emarged_at_unix_nano\x18\x05 \x01(\x03R\x11emargedAtUnixNano\"D\n" +
 	"\x0eEmargementPage\x122\n" +
-	"\aentries\x18\x01 \x03(\v2\x18.urne.v1.EmargementEntryR\aentries\"E\n" +
+	"\aentries\x18\x01 \x03(\v2\x18.urne.v1.EmargementEntryR\aentries\"\xeb\x02\n" +
+	"\tBoxHeader\x12\x1f\n" +
+	"\velection_id\x18\x01 \x01(\tR\n" +
+	"electionId\x12#\n" +
+	"\relection_name\x18\x02 \x01(\tR\felectionName\x12-\n" +
+	"\x13opened_at_unix_nano\x18\x03 \x01(\x03R\x10openedAtUnixNano\x12-\n" +
+	"\x13closed_at_unix_nano\x18\x04 \x01(\x03R\x10closedAtUnixNano\x12\x19\n" +
+	"\bbox_root\x18\x05 \x01(\fR\aboxRoot\x12\x18\n" +
+	"\aballots\x18\x06 \x01(\x04R\aballots\x12E\n" +
+	"\vemargements\x18\a \x03(\v2#.urne.v1.BoxHeader.EmargementsEntryR\vemargements\x1a>\n" +
+	"\x10EmargementsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"B\n" +
+	"\tBoxBallot\x12\x1d\n" +
+	"\n" +
+	"scrutin_id\x18\x01 \x01(\tR\tscrutinId\x12\x16\n" +
+	"\x06ballot\x18\x02 \x01(\fR\x06ballot\"c\n" +
+	"\aBoxPage\x12*\n" +
+	"\x06header\x18\x01 \x01(\v2\x12.urne.v1.BoxHeaderR\x06header\x12,\n" +
+	"\aballots\x18\x02 \x03(\v2\x12.urne.v1.BoxBallotR\aballots\"E\n" +
 	"\vReadRequest\x126\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x14.urne.v1.ConsistencyR\vconsistency\"\xcf\x01\n" +
 	"\x0eCountsResponse\x12\x16\n" +
@@ -5694,7 +5967,7 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\fPHASE_CLOSED\x10\x03\x12\x10\n" +
 	"\fPHASE_SEALED\x10\x04\x12\x11\n" +
 	"\rPHASE_TALLIED\x10\x05\x12\x12\n" +
-	"\x0ePHASE_ARCHIVED\x10\x062\xca\r\n" +
+	"\x0ePHASE_ARCHIVED\x10\x062\x81\x0e\n" +
 	"\bElection\x12H\n" +
 	"\x0eCreateElection\x12\x1e.urne.v1.CreateElectionRequest\x1a\x16.urne.v1.ElectionState\x12M\n" +
 	"\fImportVoters\x12\x1c.urne.v1.ImportVotersRequest\x1a\x1d.urne.v1.ImportVotersResponse(\x01\x12B\n" +
@@ -5724,7 +5997,8 @@ const file_transport_urnepb_urne_proto_rawDesc = "" +
 	"\rUnlockAccount\x12\x1d.urne.v1.UnlockAccountRequest\x1a\x16.urne.v1.AccountStatus\x12@\n" +
 	"\n" +
 	"GetAccount\x12\x1a.urne.v1.GetAccountRequest\x1a\x16.urne.v1.AccountStatus\x12C\n" +
-	"\x10ExportEmargement\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.EmargementPage0\x012\xd4\b\n" +
+	"\x10ExportEmargement\x12\x14.urne.v1.ReadRequest\x1a\x17.urne.v1.EmargementPage0\x01\x125\n" +
+	"\tExportBox\x12\x14.urne.v1.ReadRequest\x1a\x10.urne.v1.BoxPage0\x012\xd4\b\n" +
 	"\bOperator\x12/\n" +
 	"\x04Node\x12\x14.urne.v1.NodeRequest\x1a\x11.urne.v1.NodeInfo\x126\n" +
 	"\x05Peers\x12\x15.urne.v1.PeersRequest\x1a\x16.urne.v1.PeersResponse\x12]\n" +
@@ -5767,7 +6041,7 @@ func file_transport_urnepb_urne_proto_rawDescGZIP() []byte {
 }
 
 var file_transport_urnepb_urne_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 88)
+var file_transport_urnepb_urne_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_transport_urnepb_urne_proto_goTypes = []any{
 	(Consistency)(0),                   // 0: urne.v1.Consistency
 	(ElectionPhase)(0),                 // 1: urne.v1.ElectionPhase
@@ -5807,58 +6081,62 @@ var file_transport_urnepb_urne_proto_goTypes = []any{
 	(*AccountStatus)(nil),              // 35: urne.v1.AccountStatus
 	(*EmargementEntry)(nil),            // 36: urne.v1.EmargementEntry
 	(*EmargementPage)(nil),             // 37: urne.v1.EmargementPage
-	(*ReadRequest)(nil),                // 38: urne.v1.ReadRequest
-	(*CountsResponse)(nil),             // 39: urne.v1.CountsResponse
-	(*HasVotedRequest)(nil),            // 40: urne.v1.HasVotedRequest
-	(*HasVotedResponse)(nil),           // 41: urne.v1.HasVotedResponse
-	(*FingerprintPage)(nil),            // 42: urne.v1.FingerprintPage
-	(*BackupErasure)(nil),              // 43: urne.v1.BackupErasure
-	(*DestructionRequest)(nil),         // 44: urne.v1.DestructionRequest
-	(*DestructionStatusRequest)(nil),   // 45: urne.v1.DestructionStatusRequest
-	(*DestructionStatus)(nil),          // 46: urne.v1.DestructionStatus
-	(*RegisterEntriesRequest)(nil),     // 47: urne.v1.RegisterEntriesRequest
-	(*RegisterPage)(nil),               // 48: urne.v1.RegisterPage
-	(*CheckIntegrityRequest)(nil),      // 49: urne.v1.CheckIntegrityRequest
-	(*IntegrityFinding)(nil),           // 50: urne.v1.IntegrityFinding
-	(*IntegrityReport)(nil),            // 51: urne.v1.IntegrityReport
-	(*NodeRequest)(nil),                // 52: urne.v1.NodeRequest
-	(*NodeInfo)(nil),                   // 53: urne.v1.NodeInfo
-	(*PeersRequest)(nil),               // 54: urne.v1.PeersRequest
-	(*Peer)(nil),                       // 55: urne.v1.Peer
-	(*PeersResponse)(nil),              // 56: urne.v1.PeersResponse
-	(*TransferLeadershipRequest)(nil),  // 57: urne.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 58: urne.v1.TransferLeadershipResponse
-	(*RemoveServerRequest)(nil),        // 59: urne.v1.RemoveServerRequest
-	(*RemoveServerResponse)(nil),       // 60: urne.v1.RemoveServerResponse
-	(*RotateKeyRequest)(nil),           // 61: urne.v1.RotateKeyRequest
-	(*RotateKeyResponse)(nil),          // 62: urne.v1.RotateKeyResponse
-	(*StateDigestRequest)(nil),         // 63: urne.v1.StateDigestRequest
-	(*StateDigestResponse)(nil),        // 64: urne.v1.StateDigestResponse
-	(*BackupRequest)(nil),              // 65: urne.v1.BackupRequest
-	(*BackupInfo)(nil),                 // 66: urne.v1.BackupInfo
-	(*BackupChunk)(nil),                // 67: urne.v1.BackupChunk
-	(*DrillReport)(nil),                // 68: urne.v1.DrillReport
-	(*RecordDrillRequest)(nil),         // 69: urne.v1.RecordDrillRequest
-	(*RecordDrillResponse)(nil),        // 70: urne.v1.RecordDrillResponse
-	(*DrillStatusRequest)(nil),         // 71: urne.v1.DrillStatusRequest
-	(*DrillRecord)(nil),                // 72: urne.v1.DrillRecord
-	(*DrillStatusResponse)(nil),        // 73: urne.v1.DrillStatusResponse
-	(*HoldNonvoterRequest)(nil),        // 74: urne.v1.HoldNonvoterRequest
-	(*HoldNonvoterResponse)(nil),       // 75: urne.v1.HoldNonvoterResponse
-	(*ChangeSuffrageRequest)(nil),      // 76: urne.v1.ChangeSuffrageRequest
-	(*ChangeSuffrageResponse)(nil),     // 77: urne.v1.ChangeSuffrageResponse
-	(*ApplyRequest)(nil),               // 78: urne.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 79: urne.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 80: urne.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 81: urne.v1.ReadIndexResponse
-	(*ServerStatsRequest)(nil),         // 82: urne.v1.ServerStatsRequest
-	(*ServerStatsResponse)(nil),        // 83: urne.v1.ServerStatsResponse
-	(*ChaosFault)(nil),                 // 84: urne.v1.ChaosFault
-	(*ChaosHealRequest)(nil),           // 85: urne.v1.ChaosHealRequest
-	(*ChaosListRequest)(nil),           // 86: urne.v1.ChaosListRequest
-	(*ChaosState)(nil),                 // 87: urne.v1.ChaosState
-	(*ChaosKillRequest)(nil),           // 88: urne.v1.ChaosKillRequest
-	(*ChaosKillResponse)(nil),          // 89: urne.v1.ChaosKillResponse
+	(*BoxHeader)(nil),                  // 38: urne.v1.BoxHeader
+	(*BoxBallot)(nil),                  // 39: urne.v1.BoxBallot
+	(*BoxPage)(nil),                    // 40: urne.v1.BoxPage
+	(*ReadRequest)(nil),                // 41: urne.v1.ReadRequest
+	(*CountsResponse)(nil),             // 42: urne.v1.CountsResponse
+	(*HasVotedRequest)(nil),            // 43: urne.v1.HasVotedRequest
+	(*HasVotedResponse)(nil),           // 44: urne.v1.HasVotedResponse
+	(*FingerprintPage)(nil),            // 45: urne.v1.FingerprintPage
+	(*BackupErasure)(nil),              // 46: urne.v1.BackupErasure
+	(*DestructionRequest)(nil),         // 47: urne.v1.DestructionRequest
+	(*DestructionStatusRequest)(nil),   // 48: urne.v1.DestructionStatusRequest
+	(*DestructionStatus)(nil),          // 49: urne.v1.DestructionStatus
+	(*RegisterEntriesRequest)(nil),     // 50: urne.v1.RegisterEntriesRequest
+	(*RegisterPage)(nil),               // 51: urne.v1.RegisterPage
+	(*CheckIntegrityRequest)(nil),      // 52: urne.v1.CheckIntegrityRequest
+	(*IntegrityFinding)(nil),           // 53: urne.v1.IntegrityFinding
+	(*IntegrityReport)(nil),            // 54: urne.v1.IntegrityReport
+	(*NodeRequest)(nil),                // 55: urne.v1.NodeRequest
+	(*NodeInfo)(nil),                   // 56: urne.v1.NodeInfo
+	(*PeersRequest)(nil),               // 57: urne.v1.PeersRequest
+	(*Peer)(nil),                       // 58: urne.v1.Peer
+	(*PeersResponse)(nil),              // 59: urne.v1.PeersResponse
+	(*TransferLeadershipRequest)(nil),  // 60: urne.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 61: urne.v1.TransferLeadershipResponse
+	(*RemoveServerRequest)(nil),        // 62: urne.v1.RemoveServerRequest
+	(*RemoveServerResponse)(nil),       // 63: urne.v1.RemoveServerResponse
+	(*RotateKeyRequest)(nil),           // 64: urne.v1.RotateKeyRequest
+	(*RotateKeyResponse)(nil),          // 65: urne.v1.RotateKeyResponse
+	(*StateDigestRequest)(nil),         // 66: urne.v1.StateDigestRequest
+	(*StateDigestResponse)(nil),        // 67: urne.v1.StateDigestResponse
+	(*BackupRequest)(nil),              // 68: urne.v1.BackupRequest
+	(*BackupInfo)(nil),                 // 69: urne.v1.BackupInfo
+	(*BackupChunk)(nil),                // 70: urne.v1.BackupChunk
+	(*DrillReport)(nil),                // 71: urne.v1.DrillReport
+	(*RecordDrillRequest)(nil),         // 72: urne.v1.RecordDrillRequest
+	(*RecordDrillResponse)(nil),        // 73: urne.v1.RecordDrillResponse
+	(*DrillStatusRequest)(nil),         // 74: urne.v1.DrillStatusRequest
+	(*DrillRecord)(nil),                // 75: urne.v1.DrillRecord
+	(*DrillStatusResponse)(nil),        // 76: urne.v1.DrillStatusResponse
+	(*HoldNonvoterRequest)(nil),        // 77: urne.v1.HoldNonvoterRequest
+	(*HoldNonvoterResponse)(nil),       // 78: urne.v1.HoldNonvoterResponse
+	(*ChangeSuffrageRequest)(nil),      // 79: urne.v1.ChangeSuffrageRequest
+	(*ChangeSuffrageResponse)(nil),     // 80: urne.v1.ChangeSuffrageResponse
+	(*ApplyRequest)(nil),               // 81: urne.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 82: urne.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 83: urne.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 84: urne.v1.ReadIndexResponse
+	(*ServerStatsRequest)(nil),         // 85: urne.v1.ServerStatsRequest
+	(*ServerStatsResponse)(nil),        // 86: urne.v1.ServerStatsResponse
+	(*ChaosFault)(nil),                 // 87: urne.v1.ChaosFault
+	(*ChaosHealRequest)(nil),           // 88: urne.v1.ChaosHealRequest
+	(*ChaosListRequest)(nil),           // 89: urne.v1.ChaosListRequest
+	(*ChaosState)(nil),                 // 90: urne.v1.ChaosState
+	(*ChaosKillRequest)(nil),           // 91: urne.v1.ChaosKillRequest
+	(*ChaosKillResponse)(nil),          // 92: urne.v1.ChaosKillResponse
+	nil,                                // 93: urne.v1.BoxHeader.EmargementsEntry
 }
 var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	1,  // 0: urne.v1.ElectionState.phase:type_name -> urne.v1.ElectionPhase
@@ -5876,121 +6154,126 @@ var file_transport_urnepb_urne_proto_depIdxs = []int32{
 	22, // 12: urne.v1.CastResponse.receipt:type_name -> urne.v1.Receipt
 	0,  // 13: urne.v1.GetAccountRequest.consistency:type_name -> urne.v1.Consistency
 	36, // 14: urne.v1.EmargementPage.entries:type_name -> urne.v1.EmargementEntry
-	0,  // 15: urne.v1.ReadRequest.consistency:type_name -> urne.v1.Consistency
-	1,  // 16: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
-	0,  // 17: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
-	0,  // 18: urne.v1.RegisterEntriesRequest.consistency:type_name -> urne.v1.Consistency
-	50, // 19: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
-	55, // 20: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
-	66, // 21: urne.v1.BackupChunk.info:type_name -> urne.v1.BackupInfo
-	68, // 22: urne.v1.RecordDrillRequest.report:type_name -> urne.v1.DrillReport
-	0,  // 23: urne.v1.DrillStatusRequest.consistency:type_name -> urne.v1.Consistency
-	68, // 24: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
-	72, // 25: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
-	84, // 26: urne.v1.ChaosState.faults:type_name -> urne.v1.ChaosFault
-	2,  // 27: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
-	18, // 28: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
-	20, // 29: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
-	20, // 30: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
-	21, // 31: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
-	38, // 32: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
-	38, // 33: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
-	40, // 34: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
-	38, // 35: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
-	11, // 36: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
-	12, // 37: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
-	13, // 38: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
-	14, // 39: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
-	20, // 40: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
-	15, // 41: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
-	20, // 42: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
-	38, // 43: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
-	25, // 44: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
-	27, // 45: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
-	29, // 46: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
-	31, // 47: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
-	24, // 48: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
-	33, // 49: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
-	34, // 50: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
-	38, // 51: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
-	52, // 52: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
-	54, // 53: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
-	57, // 54: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
-	59, // 55: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
-	61, // 56: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
-	63, // 57: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
-	65, // 58: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
-	69, // 59: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
-	71, // 60: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
-	74, // 61: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
-	76, // 62: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
-	44, // 63: urne.v1.Operator.RequestDestruction:input_type -> urne.v1.DestructionRequest
-	44, // 64: urne.v1.Operator.AuthorizeDestruction:input_type -> urne.v1.DestructionRequest
-	45, // 65: urne.v1.Operator.Destruction:input_type -> urne.v1.DestructionStatusRequest
-	43, // 66: urne.v1.Operator.RecordBackupErasure:input_type -> urne.v1.BackupErasure
-	47, // 67: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
-	49, // 68: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
-	78, // 69: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
-	80, // 70: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
-	82, // 71: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
-	84, // 72: urne.v1.Chaos.Inject:input_type -> urne.v1.ChaosFault
-	85, // 73: urne.v1.Chaos.Heal:input_type -> urne.v1.ChaosHealRequest
-	86, // 74: urne.v1.Chaos.List:input_type -> urne.v1.ChaosListRequest
-	88, // 75: urne.v1.Chaos.Kill:input_type -> urne.v1.ChaosKillRequest
-	3,  // 76: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
-	19, // 77: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
-	3,  // 78: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
-	3,  // 79: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
-	23, // 80: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
-	3,  // 81: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
-	39, // 82: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
-	41, // 83: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
-	42, // 84: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
-	3,  // 85: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
-	3,  // 86: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
-	3,  // 87: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
-	3,  // 88: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
-	3,  // 89: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
-	3,  // 90: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
-	3,  // 91: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
-	16, // 92: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
-	26, // 93: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
-	28, // 94: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
-	30, // 95: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
-	32, // 96: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
-	23, // 97: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
-	35, // 98: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
-	35, // 99: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
-	37, // 100: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
-	53, // 101: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
-	56, // 102: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
-	58, // 103: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
-	60, // 104: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
-	62, // 105: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
-	64, // 106: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
-	67, // 107: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
-	70, // 108: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
-	73, // 109: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
-	75, // 110: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
-	77, // 111: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
-	46, // 112: urne.v1.Operator.RequestDestruction:output_type -> urne.v1.DestructionStatus
-	46, // 113: urne.v1.Operator.AuthorizeDestruction:output_type -> urne.v1.DestructionStatus
-	46, // 114: urne.v1.Operator.Destruction:output_type -> urne.v1.DestructionStatus
-	46, // 115: urne.v1.Operator.RecordBackupErasure:output_type -> urne.v1.DestructionStatus
-	48, // 116: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
-	51, // 117: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
-	79, // 118: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
-	81, // 119: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
-	83, // 120: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
-	87, // 121: urne.v1.Chaos.Inject:output_type -> urne.v1.ChaosState
-	87, // 122: urne.v1.Chaos.Heal:output_type -> urne.v1.ChaosState
-	87, // 123: urne.v1.Chaos.List:output_type -> urne.v1.ChaosState
-	89, // 124: urne.v1.Chaos.Kill:output_type -> urne.v1.ChaosKillResponse
-	76, // [76:125] is the sub-list for method output_type
-	27, // [27:76] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	93, // 15: urne.v1.BoxHeader.emargements:type_name -> urne.v1.BoxHeader.EmargementsEntry
+	38, // 16: urne.v1.BoxPage.header:type_name -> urne.v1.BoxHeader
+	39, // 17: urne.v1.BoxPage.ballots:type_name -> urne.v1.BoxBallot
+	0,  // 18: urne.v1.ReadRequest.consistency:type_name -> urne.v1.Consistency
+	1,  // 19: urne.v1.CountsResponse.phase:type_name -> urne.v1.ElectionPhase
+	0,  // 20: urne.v1.HasVotedRequest.consistency:type_name -> urne.v1.Consistency
+	0,  // 21: urne.v1.RegisterEntriesRequest.consistency:type_name -> urne.v1.Consistency
+	53, // 22: urne.v1.IntegrityReport.findings:type_name -> urne.v1.IntegrityFinding
+	58, // 23: urne.v1.PeersResponse.peers:type_name -> urne.v1.Peer
+	69, // 24: urne.v1.BackupChunk.info:type_name -> urne.v1.BackupInfo
+	71, // 25: urne.v1.RecordDrillRequest.report:type_name -> urne.v1.DrillReport
+	0,  // 26: urne.v1.DrillStatusRequest.consistency:type_name -> urne.v1.Consistency
+	71, // 27: urne.v1.DrillRecord.last:type_name -> urne.v1.DrillReport
+	75, // 28: urne.v1.DrillStatusResponse.drills:type_name -> urne.v1.DrillRecord
+	87, // 29: urne.v1.ChaosState.faults:type_name -> urne.v1.ChaosFault
+	2,  // 30: urne.v1.Election.CreateElection:input_type -> urne.v1.CreateElectionRequest
+	18, // 31: urne.v1.Election.ImportVoters:input_type -> urne.v1.ImportVotersRequest
+	20, // 32: urne.v1.Election.OpenElection:input_type -> urne.v1.TransitionRequest
+	20, // 33: urne.v1.Election.CloseElection:input_type -> urne.v1.TransitionRequest
+	21, // 34: urne.v1.Election.Cast:input_type -> urne.v1.CastRequest
+	41, // 35: urne.v1.Election.GetElection:input_type -> urne.v1.ReadRequest
+	41, // 36: urne.v1.Election.Counts:input_type -> urne.v1.ReadRequest
+	43, // 37: urne.v1.Election.HasVoted:input_type -> urne.v1.HasVotedRequest
+	41, // 38: urne.v1.Election.ListFingerprints:input_type -> urne.v1.ReadRequest
+	11, // 39: urne.v1.Election.ConfigureElection:input_type -> urne.v1.ConfigureElectionRequest
+	12, // 40: urne.v1.Election.PutScrutin:input_type -> urne.v1.PutScrutinRequest
+	13, // 41: urne.v1.Election.PutCandidateList:input_type -> urne.v1.PutCandidateListRequest
+	14, // 42: urne.v1.Election.SetElectionKey:input_type -> urne.v1.SetElectionKeyRequest
+	20, // 43: urne.v1.Election.SealElection:input_type -> urne.v1.TransitionRequest
+	15, // 44: urne.v1.Election.RecordTally:input_type -> urne.v1.RecordTallyRequest
+	20, // 45: urne.v1.Election.ArchiveElection:input_type -> urne.v1.TransitionRequest
+	41, // 46: urne.v1.Election.ListScrutins:input_type -> urne.v1.ReadRequest
+	25, // 47: urne.v1.Election.IssueIdentifiers:input_type -> urne.v1.IssueIdentifiersRequest
+	27, // 48: urne.v1.Election.Login:input_type -> urne.v1.LoginRequest
+	29, // 49: urne.v1.Election.RequestCode:input_type -> urne.v1.RequestCodeRequest
+	31, // 50: urne.v1.Election.VerifyCode:input_type -> urne.v1.VerifyCodeRequest
+	24, // 51: urne.v1.Election.CastSealed:input_type -> urne.v1.CastSealedRequest
+	33, // 52: urne.v1.Election.UnlockAccount:input_type -> urne.v1.UnlockAccountRequest
+	34, // 53: urne.v1.Election.GetAccount:input_type -> urne.v1.GetAccountRequest
+	41, // 54: urne.v1.Election.ExportEmargement:input_type -> urne.v1.ReadRequest
+	41, // 55: urne.v1.Election.ExportBox:input_type -> urne.v1.ReadRequest
+	55, // 56: urne.v1.Operator.Node:input_type -> urne.v1.NodeRequest
+	57, // 57: urne.v1.Operator.Peers:input_type -> urne.v1.PeersRequest
+	60, // 58: urne.v1.Operator.TransferLeadership:input_type -> urne.v1.TransferLeadershipRequest
+	62, // 59: urne.v1.Operator.RemoveServer:input_type -> urne.v1.RemoveServerRequest
+	64, // 60: urne.v1.Operator.RotateKey:input_type -> urne.v1.RotateKeyRequest
+	66, // 61: urne.v1.Operator.StateDigest:input_type -> urne.v1.StateDigestRequest
+	68, // 62: urne.v1.Operator.Backup:input_type -> urne.v1.BackupRequest
+	72, // 63: urne.v1.Operator.RecordDrill:input_type -> urne.v1.RecordDrillRequest
+	74, // 64: urne.v1.Operator.DrillStatus:input_type -> urne.v1.DrillStatusRequest
+	77, // 65: urne.v1.Operator.HoldNonvoter:input_type -> urne.v1.HoldNonvoterRequest
+	79, // 66: urne.v1.Operator.ChangeSuffrage:input_type -> urne.v1.ChangeSuffrageRequest
+	47, // 67: urne.v1.Operator.RequestDestruction:input_type -> urne.v1.DestructionRequest
+	47, // 68: urne.v1.Operator.AuthorizeDestruction:input_type -> urne.v1.DestructionRequest
+	48, // 69: urne.v1.Operator.Destruction:input_type -> urne.v1.DestructionStatusRequest
+	46, // 70: urne.v1.Operator.RecordBackupErasure:input_type -> urne.v1.BackupErasure
+	50, // 71: urne.v1.Audit.RegisterEntries:input_type -> urne.v1.RegisterEntriesRequest
+	52, // 72: urne.v1.Audit.CheckIntegrity:input_type -> urne.v1.CheckIntegrityRequest
+	81, // 73: urne.v1.Internal.Apply:input_type -> urne.v1.ApplyRequest
+	83, // 74: urne.v1.Internal.ReadIndex:input_type -> urne.v1.ReadIndexRequest
+	85, // 75: urne.v1.Internal.ServerStats:input_type -> urne.v1.ServerStatsRequest
+	87, // 76: urne.v1.Chaos.Inject:input_type -> urne.v1.ChaosFault
+	88, // 77: urne.v1.Chaos.Heal:input_type -> urne.v1.ChaosHealRequest
+	89, // 78: urne.v1.Chaos.List:input_type -> urne.v1.ChaosListRequest
+	91, // 79: urne.v1.Chaos.Kill:input_type -> urne.v1.ChaosKillRequest
+	3,  // 80: urne.v1.Election.CreateElection:output_type -> urne.v1.ElectionState
+	19, // 81: urne.v1.Election.ImportVoters:output_type -> urne.v1.ImportVotersResponse
+	3,  // 82: urne.v1.Election.OpenElection:output_type -> urne.v1.ElectionState
+	3,  // 83: urne.v1.Election.CloseElection:output_type -> urne.v1.ElectionState
+	23, // 84: urne.v1.Election.Cast:output_type -> urne.v1.CastResponse
+	3,  // 85: urne.v1.Election.GetElection:output_type -> urne.v1.ElectionState
+	42, // 86: urne.v1.Election.Counts:output_type -> urne.v1.CountsResponse
+	44, // 87: urne.v1.Election.HasVoted:output_type -> urne.v1.HasVotedResponse
+	45, // 88: urne.v1.Election.ListFingerprints:output_type -> urne.v1.FingerprintPage
+	3,  // 89: urne.v1.Election.ConfigureElection:output_type -> urne.v1.ElectionState
+	3,  // 90: urne.v1.Election.PutScrutin:output_type -> urne.v1.ElectionState
+	3,  // 91: urne.v1.Election.PutCandidateList:output_type -> urne.v1.ElectionState
+	3,  // 92: urne.v1.Election.SetElectionKey:output_type -> urne.v1.ElectionState
+	3,  // 93: urne.v1.Election.SealElection:output_type -> urne.v1.ElectionState
+	3,  // 94: urne.v1.Election.RecordTally:output_type -> urne.v1.ElectionState
+	3,  // 95: urne.v1.Election.ArchiveElection:output_type -> urne.v1.ElectionState
+	16, // 96: urne.v1.Election.ListScrutins:output_type -> urne.v1.ScrutinsResponse
+	26, // 97: urne.v1.Election.IssueIdentifiers:output_type -> urne.v1.IssueIdentifiersResponse
+	28, // 98: urne.v1.Election.Login:output_type -> urne.v1.LoginResponse
+	30, // 99: urne.v1.Election.RequestCode:output_type -> urne.v1.RequestCodeResponse
+	32, // 100: urne.v1.Election.VerifyCode:output_type -> urne.v1.VerifyCodeResponse
+	23, // 101: urne.v1.Election.CastSealed:output_type -> urne.v1.CastResponse
+	35, // 102: urne.v1.Election.UnlockAccount:output_type -> urne.v1.AccountStatus
+	35, // 103: urne.v1.Election.GetAccount:output_type -> urne.v1.AccountStatus
+	37, // 104: urne.v1.Election.ExportEmargement:output_type -> urne.v1.EmargementPage
+	40, // 105: urne.v1.Election.ExportBox:output_type -> urne.v1.BoxPage
+	56, // 106: urne.v1.Operator.Node:output_type -> urne.v1.NodeInfo
+	59, // 107: urne.v1.Operator.Peers:output_type -> urne.v1.PeersResponse
+	61, // 108: urne.v1.Operator.TransferLeadership:output_type -> urne.v1.TransferLeadershipResponse
+	63, // 109: urne.v1.Operator.RemoveServer:output_type -> urne.v1.RemoveServerResponse
+	65, // 110: urne.v1.Operator.RotateKey:output_type -> urne.v1.RotateKeyResponse
+	67, // 111: urne.v1.Operator.StateDigest:output_type -> urne.v1.StateDigestResponse
+	70, // 112: urne.v1.Operator.Backup:output_type -> urne.v1.BackupChunk
+	73, // 113: urne.v1.Operator.RecordDrill:output_type -> urne.v1.RecordDrillResponse
+	76, // 114: urne.v1.Operator.DrillStatus:output_type -> urne.v1.DrillStatusResponse
+	78, // 115: urne.v1.Operator.HoldNonvoter:output_type -> urne.v1.HoldNonvoterResponse
+	80, // 116: urne.v1.Operator.ChangeSuffrage:output_type -> urne.v1.ChangeSuffrageResponse
+	49, // 117: urne.v1.Operator.RequestDestruction:output_type -> urne.v1.DestructionStatus
+	49, // 118: urne.v1.Operator.AuthorizeDestruction:output_type -> urne.v1.DestructionStatus
+	49, // 119: urne.v1.Operator.Destruction:output_type -> urne.v1.DestructionStatus
+	49, // 120: urne.v1.Operator.RecordBackupErasure:output_type -> urne.v1.DestructionStatus
+	51, // 121: urne.v1.Audit.RegisterEntries:output_type -> urne.v1.RegisterPage
+	54, // 122: urne.v1.Audit.CheckIntegrity:output_type -> urne.v1.IntegrityReport
+	82, // 123: urne.v1.Internal.Apply:output_type -> urne.v1.ApplyResponse
+	84, // 124: urne.v1.Internal.ReadIndex:output_type -> urne.v1.ReadIndexResponse
+	86, // 125: urne.v1.Internal.ServerStats:output_type -> urne.v1.ServerStatsResponse
+	90, // 126: urne.v1.Chaos.Inject:output_type -> urne.v1.ChaosState
+	90, // 127: urne.v1.Chaos.Heal:output_type -> urne.v1.ChaosState
+	90, // 128: urne.v1.Chaos.List:output_type -> urne.v1.ChaosState
+	92, // 129: urne.v1.Chaos.Kill:output_type -> urne.v1.ChaosKillResponse
+	80, // [80:130] is the sub-list for method output_type
+	30, // [30:80] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_transport_urnepb_urne_proto_init() }
@@ -6004,7 +6287,7 @@ func file_transport_urnepb_urne_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transport_urnepb_urne_proto_rawDesc), len(file_transport_urnepb_urne_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   88,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   5,
 		},

@@ -48,6 +48,7 @@ const (
 	Election_UnlockAccount_FullMethodName     = "/urne.v1.Election/UnlockAccount"
 	Election_GetAccount_FullMethodName        = "/urne.v1.Election/GetAccount"
 	Election_ExportEmargement_FullMethodName  = "/urne.v1.Election/ExportEmargement"
+	Election_ExportBox_FullMethodName         = "/urne.v1.Election/ExportBox"
 )
 
 // ElectionClient is the client API for Election service.
@@ -96,6 +97,11 @@ type ElectionClient interface {
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*AccountStatus, error)
 	// ExportEmargement streams the émargement list (who voted in which scrutin, and when) for the bureau.
 	ExportEmargement(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[EmargementPage], error)
+	// ExportBox streams the frozen ballot box to the bureau's tally, once the election is
+	// closed: the first page carries the header (box root, closing time, émargement entries
+	// per scrutin), every page ballots in fingerprint order. Inner ballots only: the cluster
+	// cannot open them.
+	ExportBox(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BoxPage], error)
 }
 
 type electionClient struct {
@@ -377,6 +383,25 @@ func (c *electionClient) ExportEmargement(ctx context.Context, in *ReadRequest, 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Election_ExportEmargementClient = grpc.ServerStreamingClient[EmargementPage]
 
+func (c *electionClient) ExportBox(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BoxPage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Election_ServiceDesc.Streams[3], Election_ExportBox_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ReadRequest, BoxPage]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Election_ExportBoxClient = grpc.ServerStreamingClient[BoxPage]
+
 // ElectionServer is the server API for Election service.
 // All implementations must embed UnimplementedElectionServer
 // for forward compatibility.
@@ -423,6 +448,11 @@ type ElectionServer interface {
 	GetAccount(context.Context, *GetAccountRequest) (*AccountStatus, error)
 	// ExportEmargement streams the émargement list (who voted in which scrutin, and when) for the bureau.
 	ExportEmargement(*ReadRequest, grpc.ServerStreamingServer[EmargementPage]) error
+	// ExportBox streams the frozen ballot box to the bureau's tally, once the election is
+	// closed: the first page carries the header (box root, closing time, émargement entries
+	// per scrutin), every page ballots in fingerprint order. Inner ballots only: the cluster
+	// cannot open them.
+	ExportBox(*ReadRequest, grpc.ServerStreamingServer[BoxPage]) error
 	mustEmbedUnimplementedElectionServer()
 }
 
@@ -507,6 +537,9 @@ func (UnimplementedElectionServer) GetAccount(context.Context, *GetAccountReques
 }
 func (UnimplementedElectionServer) ExportEmargement(*ReadRequest, grpc.ServerStreamingServer[EmargementPage]) error {
 	return status.Error(codes.Unimplemented, "method ExportEmargement not implemented")
+}
+func (UnimplementedElectionServer) ExportBox(*ReadRequest, grpc.ServerStreamingServer[BoxPage]) error {
+	return status.Error(codes.Unimplemented, "method ExportBox not implemented")
 }
 func (UnimplementedElectionServer) mustEmbedUnimplementedElectionServer() {}
 func (UnimplementedElectionServer) testEmbeddedByValue()                  {}
@@ -954,6 +987,17 @@ func _Election_ExportEmargement_Handler(srv interface{}, stream grpc.ServerStrea
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Election_ExportEmargementServer = grpc.ServerStreamingServer[EmargementPage]
 
+func _Election_ExportBox_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ReadRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ElectionServer).ExportBox(m, &grpc.GenericServerStream[ReadRequest, BoxPage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Election_ExportBoxServer = grpc.ServerStreamingServer[BoxPage]
+
 // Election_ServiceDesc is the grpc.ServiceDesc for Election service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1064,6 +1108,11 @@ var Election_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "ExportEmargement",
 			Handler:       _Election_ExportEmargement_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "ExportBox",
+			Handler:       _Election_ExportBox_Handler,
 			ServerStreams: true,
 		},
 	},
