@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"slices"
+	"strings"
 
 	"github.com/urne-vote/urne/ballot"
 )
@@ -52,12 +53,18 @@ type Result struct {
 	Scrutins []ScrutinCount `json:"scrutins"`
 
 	sorted [][]byte // the box's fingerprints in leaf order; published apart from the minutes
+	votes  []ballot.Vote
 }
 
 // Fingerprints are the fingerprints of the counted box, sorted: the list published for voters
 // to find their receipt in, and the leaves of BoxDigest. They are not part of the minutes'
 // JSON, which would grow with the electorate.
 func (r *Result) Fingerprints() [][]byte { return r.sorted }
+
+// Votes are the decrypted ballots that a scrutin counted, sorted by scrutin, then blank, list
+// and marks: the order of the box, of the casts and every fingerprint are gone, so the list
+// (kept in the election's archive) links no vote to a receipt.
+func (r *Result) Votes() []ballot.Vote { return r.votes }
 
 // Rejected is a ballot of the box that no scrutin counts.
 type Rejected struct {
@@ -132,6 +139,7 @@ type counter struct {
 	election Election
 	seen     map[string]bool
 	fps      [][]byte
+	votes    []ballot.Vote
 	rejected []Rejected
 	scrutins map[string]*scrutinTally
 }
@@ -203,6 +211,7 @@ func (c *counter) config(id string) *Scrutin {
 }
 
 func (c *counter) tally(sc *scrutinTally, v ballot.Vote) {
+	c.votes = append(c.votes, v)
 	sc.ballots++
 	switch {
 	case v.Blank:
@@ -244,10 +253,28 @@ func (c *counter) result(electionID string, emargements int) *Result {
 	res := &Result{ElectionID: electionID, Ballots: len(c.fps), Emargements: emargements, BoxDigest: ballot.MerkleRoot(sorted), sorted: sorted}
 	slices.SortFunc(c.rejected, func(a, b Rejected) int { return bytes.Compare(a.Fingerprint, b.Fingerprint) })
 	res.Rejected = c.rejected
+	slices.SortFunc(c.votes, compareVotes)
+	res.votes = c.votes
 	for _, id := range c.scrutinOrder() {
 		res.Scrutins = append(res.Scrutins, c.scrutinResult(id))
 	}
 	return res
+}
+
+func compareVotes(a, b ballot.Vote) int {
+	if c := strings.Compare(a.Scrutin, b.Scrutin); c != 0 {
+		return c
+	}
+	if a.Blank != b.Blank {
+		if a.Blank {
+			return -1
+		}
+		return 1
+	}
+	if c := strings.Compare(a.List, b.List); c != 0 {
+		return c
+	}
+	return slices.Compare(a.Candidates, b.Candidates)
 }
 
 // scrutinOrder is the configuration's order, or sorted ids when there is no configuration.

@@ -380,6 +380,36 @@ func TestSystemCivilServiceElection(t *testing.T) {
 	if err != nil || st.Phase != urnepb.ElectionPhase_PHASE_TALLIED || hex.EncodeToString(st.ResultsDigest) != report.ResultsDigest {
 		t.Fatalf("after the tally: %v, %v", st, err)
 	}
+	e.archive(ctx, out)
+}
+
+// archive seals the tallied election's archive with the tally's minutes, recorded results and
+// decrypted ballots, verifies it offline, and finds the decrypted ballots in it unchanged.
+func (e *electionProcs) archive(ctx context.Context, tallyDir string) {
+	t := e.t
+	file := filepath.Join(e.work, "election.urnearch")
+	e.cli(0, "archive", "create", "--cluster", e.dir, "--out", file, "--minutes", filepath.Join(tallyDir, "pv.json"),
+		"--results", filepath.Join(tallyDir, "results.json"), "--attach", filepath.Join(tallyDir, "votes.jsonl"))
+	extracted := filepath.Join(e.work, "archive")
+	e.cli(0, "archive", "verify", file, "--cluster", e.dir, "--extract", extracted)
+	want, err := os.ReadFile(filepath.Join(tallyDir, "votes.jsonl"))
+	if err != nil || len(want) == 0 {
+		t.Fatalf("the tally wrote no decrypted ballots: %v", err)
+	}
+	found := false
+	err = filepath.WalkDir(extracted, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Base(path) == "votes.jsonl" {
+			got, rerr := os.ReadFile(path)
+			found = rerr == nil && bytes.Equal(got, want)
+		}
+		return err
+	})
+	if err != nil || !found {
+		t.Fatalf("the archive holds no copy of the decrypted ballots (%v)", err)
+	}
+	if st, err := e.app.GetElection(ctx); err != nil || st.Phase != urnepb.ElectionPhase_PHASE_ARCHIVED {
+		t.Fatalf("after archive create: %v, %v", st, err)
+	}
 }
 
 // castThroughLeaderKill casts the ballot of every voter but the last (who comes too late), SIGKILLing the leader once a third are in,

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,6 +142,7 @@ func TestKeysCeremonyTallyAndVerifyPV(t *testing.T) {
 		t.Fatalf("count %+v, want 3 blank, list-a 18, list-b 9", sc)
 	}
 	checkFingerprintList(t, filepath.Join(out, fingerprintsFile), ballots)
+	checkVoteList(t, filepath.Join(out, votesFile), map[string]int{"blank": 3, "list-a": 18, "list-b": 9})
 	pv := filepath.Join(out, minutesJSONFile)
 	checkReceipts(t, out, pv, ballots[7])
 	var sigs []string
@@ -275,5 +278,40 @@ func TestKeysCeremonyRefusesOperatorHolder(t *testing.T) {
 	_, stderr, code := runKeysCeremony(t, "and(or(president, deputy), 2-of(delegate-a, ops))")
 	if code != 1 || !strings.Contains(stderr, `"ops", whose role is "operator"`) {
 		t.Fatalf("operator holding a fragment: exit %d: %s", code, stderr)
+	}
+}
+
+// checkVoteList reads the decrypted ballots a tally wrote: one vote per line, sorted, as many
+// per list as the count says, and no fingerprint.
+func checkVoteList(t *testing.T, path string, want map[string]int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	key := func(v ballot.Vote) string { return fmt.Sprintf("%s\x00%t\x00%s", v.Scrutin, !v.Blank, v.List) }
+	prev := ""
+	for line := range bytes.Lines(data) {
+		var v ballot.Vote
+		if err := json.Unmarshal(line, &v); err != nil {
+			t.Fatalf("%s: %q: %v", path, line, err)
+		}
+		if bytes.Contains(line, []byte("fingerprint")) {
+			t.Fatalf("%s names a fingerprint: %q", path, line)
+		}
+		if k := key(v); k < prev {
+			t.Fatalf("%s is not sorted: %q comes late", path, line)
+		} else {
+			prev = k
+		}
+		if v.Blank {
+			got["blank"]++
+		} else {
+			got[v.List]++
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("%s holds %v, want %v", path, got, want)
 	}
 }

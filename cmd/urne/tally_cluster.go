@@ -22,7 +22,10 @@ import (
 
 // boxFile is the ballot export the cluster tally writes beside the minutes: the box as the
 // cluster handed it, recountable with `urne tally offline --ballots`.
-const boxFile = "ballots.jsonl"
+const (
+	boxFile     = "ballots.jsonl"
+	resultsFile = "results.json"
+)
 
 // tallyCommand is `urne tally`: the count from the cluster, with `offline` for an export file.
 func (a *app) tallyCommand() *cobra.Command {
@@ -35,7 +38,9 @@ func (a *app) tallyCommand() *cobra.Command {
 		"as ballots.jsonl), every scrutin's ballots are checked against its émargement entries, the\n" +
 		"ballots are decrypted and counted, the key is zeroed, and the digests of the results and of\n" +
 		"pv.json are recorded in the cluster (the election becomes tallied). The folder receives\n" +
-		"pv.json (to sign with `urne keys sign`), pv.txt and fingerprints.txt. Running it again\n" +
+		"pv.json (to sign with `urne keys sign`), pv.txt, fingerprints.txt, votes.jsonl (the\n" +
+		"decrypted ballots, sorted) and results.json (the bytes whose digest is recorded), which\n" +
+		"`urne archive create` keeps. Running it again\n" +
 		"(into another folder) must give the same results: it checks them against the recorded\n" +
 		"digest and records nothing. Exit code 3: ballots and émargements differ; the minutes say\n" +
 		"where, and nothing is recorded."
@@ -132,6 +137,10 @@ func (a *app) recordTally(ctx context.Context, c *client.Client, st *urnepb.Elec
 		return err
 	}
 	resultsDigest := sha256.Sum256(results)
+	// The exact bytes recorded, for `urne archive create --results`.
+	if err := writeNew(filepath.Join(dir, resultsFile), results, 0o644); err != nil {
+		return err
+	}
 	pv, err := os.ReadFile(filepath.Join(dir, minutesJSONFile))
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ const (
 	minutesJSONFile  = "pv.json"
 	minutesTextFile  = "pv.txt"
 	fingerprintsFile = "fingerprints.txt"
+	votesFile        = "votes.jsonl"
 )
 
 // exitMismatch is the exit code of a tally whose box and émargement list disagree: the
@@ -43,8 +44,9 @@ func (a *app) tallyOfflineCommand() *cobra.Command {
 		Long: "Run offline, on a machine the bureau controls. Each holder unlocks their fragment with\n" +
 			"their passphrase; the key is rebuilt only in this process's memory, the ballots of the\n" +
 			"export (docs/BALLOT.md) are decrypted and counted, and the key is zeroed. The folder\n" +
-			"receives pv.json (to sign with `urne keys sign`), pv.txt, and fingerprints.txt, the\n" +
-			"sorted list of ballot fingerprints voters check their receipts against. Exit code 3\n" +
+			"receives pv.json (to sign with `urne keys sign`), pv.txt, fingerprints.txt, the\n" +
+			"sorted list of ballot fingerprints voters check their receipts against, and votes.jsonl,\n" +
+			"the decrypted ballots sorted (no fingerprint) for the archive. Exit code 3\n" +
 			"means the box and the émargement list disagree; the minutes record it.",
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return a.runTally(f) },
@@ -254,7 +256,27 @@ func writeMinutes(dir string, m *tally.Minutes) error {
 	if err := writeNew(filepath.Join(dir, minutesTextFile), []byte(m.Text()), 0o644); err != nil {
 		return err
 	}
-	return writeNew(filepath.Join(dir, fingerprintsFile), fingerprintList(m.Result), 0o644)
+	if err := writeNew(filepath.Join(dir, fingerprintsFile), fingerprintList(m.Result), 0o644); err != nil {
+		return err
+	}
+	votes, err := voteList(m.Result)
+	if err != nil {
+		return err
+	}
+	return writeNew(filepath.Join(dir, votesFile), votes, 0o644)
+}
+
+// voteList is the decrypted ballots the count counted, one JSON vote per line, sorted: what
+// the archive keeps of them, with no fingerprint and in no order of the box or the casts.
+func voteList(res *tally.Result) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, v := range res.Votes() {
+		if err := enc.Encode(v); err != nil {
+			return nil, err
+		}
+	}
+	return b.Bytes(), nil
 }
 
 // fingerprintList is the published list: one hex fingerprint per line, sorted, the leaf order
