@@ -1,10 +1,7 @@
 package node
 
 import (
-	"errors"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/urne-vote/urne/fsm"
 )
@@ -42,27 +39,16 @@ func (n *Node) voteOver() bool {
 	return e.Phase == fsm.PhaseClosed || e.Phase == fsm.PhaseTallied || e.Phase == fsm.PhaseArchived
 }
 
-// compactLog snapshots with no trailing log kept, then puts the configured trailing count
-// back. A snapshot already at the last applied index (ErrNothingNewToSnapshot) means a
-// snapshot taken after the close exists; the log is then compacted with the next one.
+// compactLog snapshots with no trailing log kept, so that raft drops its log, and removes the
+// snapshots taken before (they hold the sessions of the vote). A snapshot already at the last
+// applied index (ErrNothingNewToSnapshot) was taken after the close.
 func (n *Node) compactLog() error {
-	before := n.raft.ReloadableConfig()
-	noTrail := before
-	noTrail.TrailingLogs = 0
-	if err := n.raft.ReloadConfig(noTrail); err != nil {
-		return err
-	}
-	defer func() {
-		if err := n.raft.ReloadConfig(before); err != nil {
-			n.log.Warn("restoring the trailing logs after the close compaction failed", "err", err)
-		}
-	}()
-	f := n.raft.Snapshot()
-	if err := f.Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+	removed, err := n.compactRaft()
+	if err != nil {
 		return err
 	}
 	first, _ := n.stores.log.FirstIndex()
 	last, _ := n.stores.log.LastIndex()
-	n.log.Info("compacted the raft log at the close", "first_index", first, "last_index", last)
+	n.log.Info("compacted the raft log at the close", "first_index", first, "last_index", last, "older_snapshots_removed", len(removed))
 	return nil
 }

@@ -197,7 +197,7 @@ func (n *Node) eraseData() (*fsmpb.RecordErasure, error) {
 }
 
 // compactRaft snapshots now with no trailing logs, so that raft deletes its whole log up to
-// the snapshot, and removes every older snapshot.
+// the snapshot, and removes every older snapshot. The close and the erasure use it.
 func (n *Node) compactRaft() ([]string, error) {
 	rc := n.raft.ReloadableConfig()
 	keep := rc.TrailingLogs
@@ -210,7 +210,7 @@ func (n *Node) compactRaft() ([]string, error) {
 		_ = n.raft.ReloadConfig(rc)
 	}()
 	if err := n.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
-		return nil, fmt.Errorf("snapshot for the erasure: %w", err)
+		return nil, fmt.Errorf("snapshot to compact the log: %w", err)
 	}
 	metas, err := n.stores.snaps.List()
 	if err != nil {
@@ -221,11 +221,16 @@ func (n *Node) compactRaft() ([]string, error) {
 		if i == 0 { // newest first: the one just taken
 			continue
 		}
-		dir := filepath.Join(n.cfg.DataDir, "snapshots", m.ID)
+		// The file store keeps each snapshot in <base>/snapshots/<id> (raft.go roots it at
+		// <data>/snapshots).
+		dir := filepath.Join(n.cfg.DataDir, "snapshots", "snapshots", m.ID)
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, err
 		}
 		removed = append(removed, "snapshots/"+m.ID)
+	}
+	if left, err := n.stores.snaps.List(); err != nil || len(left) > 1 {
+		return nil, fmt.Errorf("%d snapshots left after removing the older ones (%v)", len(left), err)
 	}
 	return removed, nil
 }

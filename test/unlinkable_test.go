@@ -78,6 +78,11 @@ func TestNothingLinksAVoterToABallotAfterClose(t *testing.T) {
 	l.voter = append(l.voter, challenge[:])
 	l.linking = append(l.linking, challenge[:])
 
+	// Every node also holds a snapshot taken during the vote, which the close must not keep.
+	for _, id := range lc.Running() {
+		must(t, "snapshot during the vote", lc.Node(id).Raft().Snapshot().Error())
+	}
+
 	lc.clock.Advance(24 * time.Hour)
 	harness.Poll(t, 30*time.Second, func() error {
 		e, err := lc.bureau.GetElection(ctx)
