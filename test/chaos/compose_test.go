@@ -9,13 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/urne-vote/urne/test/chaos"
-	"github.com/urne-vote/urne/test/harness"
-	"github.com/urne-vote/urne/test/linearize"
 )
 
 // composeFile is the file operators run; the test runs it unmodified, naming its project,
@@ -77,65 +74,12 @@ func TestDockerComposeFile(t *testing.T) {
 	})
 	run("up", "-d")
 
-	start := time.Now()
-	ctx := harness.Context(t, 10*time.Minute)
-	op, app, org := d.client("operator"), d.client("app"), d.client("organizer")
-	leader := func() string {
-		var id string
-		harness.Poll(t, 2*time.Minute, func() error {
-			l, err := op.Leader(ctx)
-			id = l.ID
-			return err
-		})
-		return id
-	}
-	leader()
-	const voters = 5000
-	if _, err := org.CreateElection(ctx, "test-election", "Compose"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := org.ImportVoters(ctx, harness.Slice(harness.Voters("v", voters))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := org.OpenElection(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := linearize.NewHistory()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	w := linearize.Workload{Voters: voters, VoterPrefix: "v", Workers: 8, Endpoints: d.file.Endpoints(), Stop: stop}
-	wg.Go(func() { _ = w.Run(context.Background(), app, h) })
-	var once sync.Once
-	stopLoad := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer stopLoad()
-	waitAcked := func(n int) {
-		t.Helper()
-		from := h.Acked()
-		harness.Poll(t, 2*time.Minute, func() error {
-			if got := h.Acked() - from; got < n {
-				return fmt.Errorf("%d of %d more casts acknowledged", got, n)
-			}
-			return nil
-		})
-	}
-	waitAcked(50)
-	l := leader()
-	_ = linearize.Do(h, linearize.KindFault, "compose kill "+l, func() error { run("kill", l); return nil })
-	waitAcked(100)
-	_ = linearize.Do(h, linearize.KindFault, "compose start "+l, func() error { run("start", l); return nil })
-	waitAcked(50)
-	stopLoad()
-
-	ops := h.Ops()
-	replicas, err := linearize.Collect(ctx, op, d.file.Endpoints(), ops)
-	if err != nil {
-		t.Fatalf("final state: %v", err)
-	}
-	report := linearize.Check(ops, replicas, linearize.Options{})
-	chaos.RecordResult(t, "docker-compose-file", report, time.Since(start))
-	if !report.OK() {
-		chaos.SaveHistory(t, "docker-compose-file", ops)
-		t.Fatalf("compose scenario: %s", report)
-	}
-	t.Logf("compose scenario: %s", report)
+	l := d.vote(5000, 8)
+	l.waitAcked(50)
+	leader := l.leader()
+	l.fault("compose kill "+leader, func() { run("kill", leader) })
+	l.waitAcked(100)
+	l.fault("compose start "+leader, func() { run("start", leader) })
+	l.waitAcked(50)
+	l.check("docker-compose-file")
 }

@@ -263,63 +263,101 @@ func (d *dockerCluster) client(role string) *client.Client {
 	return c
 }
 
+// dockerLoad is the workload voting on a Docker cluster, and its history.
+type dockerLoad struct {
+	t     *testing.T
+	d     *dockerCluster
+	ctx   context.Context
+	op    *client.Client
+	h     *linearize.History
+	start time.Time
+	stop  func()
+}
+
+// vote creates and opens a test election of voters and starts the workload on it.
+func (d *dockerCluster) vote(voters, workers int) *dockerLoad {
+	t := d.t
+	l := &dockerLoad{t: t, d: d, ctx: harness.Context(t, 10*time.Minute), op: d.client("operator"), h: linearize.NewHistory(), start: time.Now()}
+	app, org := d.client("app"), d.client("organizer")
+	l.leader()
+	if _, err := org.CreateElection(l.ctx, "test-election", "Docker"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := org.ImportVoters(l.ctx, harness.Slice(harness.Voters("v", voters))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := org.OpenElection(l.ctx); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	w := linearize.Workload{Voters: voters, VoterPrefix: "v", Workers: workers, Endpoints: d.file.Endpoints(), Stop: stop}
+	wg.Go(func() { _ = w.Run(context.Background(), app, l.h) })
+	var once sync.Once
+	l.stop = func() { once.Do(func() { close(stop); wg.Wait() }) }
+	t.Cleanup(l.stop)
+	return l
+}
+
+func (l *dockerLoad) leader() string {
+	var id string
+	harness.Poll(l.t, 2*time.Minute, func() error {
+		ld, err := l.op.Leader(l.ctx)
+		id = ld.ID
+		return err
+	})
+	return id
+}
+
+// waitAcked waits for n more acknowledged casts.
+func (l *dockerLoad) waitAcked(n int) {
+	l.t.Helper()
+	from := l.h.Acked()
+	harness.Poll(l.t, 2*time.Minute, func() error {
+		if got := l.h.Acked() - from; got < n {
+			return fmt.Errorf("%d of %d more casts acknowledged", got, n)
+		}
+		return nil
+	})
+}
+
+// fault runs fn as a fault in the history.
+func (l *dockerLoad) fault(action string, fn func()) {
+	l.t.Logf("fault: %s", action)
+	_ = linearize.Do(l.h, linearize.KindFault, action, func() error { fn(); return nil })
+}
+
+// check stops the load, reads every replica and checks the history under the scenario's name.
+func (l *dockerLoad) check(scenario string) {
+	t := l.t
+	l.stop()
+	ops := l.h.Ops()
+	replicas, err := linearize.Collect(l.ctx, l.op, l.d.file.Endpoints(), ops)
+	if err != nil {
+		t.Fatalf("final state: %v", err)
+	}
+	report := linearize.Check(ops, replicas, linearize.Options{})
+	chaos.RecordResult(t, scenario, report, time.Since(l.start))
+	if !report.OK() {
+		chaos.SaveHistory(t, scenario, ops)
+		t.Fatalf("%s: %s", scenario, report)
+	}
+	t.Logf("%s: %s", scenario, report)
+}
+
 // TestDockerPartitionsAndKills runs the workload on containers while dc1 is cut from dc2 (the
 // witness reaching both), then the witness is isolated, then the leader is killed.
 func TestDockerPartitionsAndKills(t *testing.T) {
 	chaos.RecordFailure(t, "docker-partitions-and-kills", time.Now())
 	d := startDocker(t)
-	start := time.Now()
-	ctx := harness.Context(t, 10*time.Minute)
-	op, app, org := d.client("operator"), d.client("app"), d.client("organizer")
-	leader := func() string {
-		var id string
-		harness.Poll(t, 2*time.Minute, func() error {
-			l, err := op.Leader(ctx)
-			id = l.ID
-			return err
-		})
-		return id
-	}
-	leader()
-	const voters = 20000
-	if _, err := org.CreateElection(ctx, "test-election", "Docker"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := org.ImportVoters(ctx, harness.Slice(harness.Voters("v", voters))); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := org.OpenElection(ctx); err != nil {
-		t.Fatal(err)
-	}
-	h := linearize.NewHistory()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	w := linearize.Workload{Voters: voters, VoterPrefix: "v", Workers: 12, Endpoints: d.file.Endpoints(), Stop: stop}
-	wg.Go(func() { _ = w.Run(context.Background(), app, h) })
-	var once sync.Once
-	stopLoad := func() { once.Do(func() { close(stop); wg.Wait() }) }
-	defer stopLoad()
-	waitAcked := func(n int) {
-		t.Helper()
-		from := h.Acked()
-		harness.Poll(t, 2*time.Minute, func() error {
-			if got := h.Acked() - from; got < n {
-				return fmt.Errorf("%d of %d more casts acknowledged", got, n)
-			}
-			return nil
-		})
-	}
-	fault := func(action string, fn func()) {
-		t.Logf("fault: %s", action)
-		_ = linearize.Do(h, linearize.KindFault, action, func() error { fn(); return nil })
-	}
+	l := d.vote(20000, 12)
 	// stalled lets the load go on and returns the nodes that applied nothing meanwhile: a
 	// cut that took effect leaves the side without the leader behind.
 	stalled := func() []string {
 		t.Helper()
-		before := d.applied(ctx, op)
-		waitAcked(200)
-		after := d.applied(ctx, op)
+		before := d.applied(l.ctx, l.op)
+		l.waitAcked(200)
+		after := d.applied(l.ctx, l.op)
 		var out []string
 		for id, b := range before {
 			if after[id] == b {
@@ -328,41 +366,30 @@ func TestDockerPartitionsAndKills(t *testing.T) {
 		}
 		return out
 	}
-	waitAcked(50)
-	fault("docker network disconnect: dc1 from dc2, the witness reaching both", func() { d.separate("dc1", "dc2") })
+	l.waitAcked(50)
+	l.fault("docker network disconnect: dc1 from dc2, the witness reaching both", func() { d.separate("dc1", "dc2") })
 	if s := stalled(); len(s) == 0 {
 		t.Fatalf("every node kept applying while dc1 was cut from dc2: the cut did not take")
 	}
 	time.Sleep(2 * time.Second * chaos.Scale())
-	fault("reconnect dc1 and dc2", d.healAll)
-	waitAcked(50)
-	fault("docker network disconnect: the witness from dc1 and dc2", func() {
+	l.fault("reconnect dc1 and dc2", d.healAll)
+	l.waitAcked(50)
+	l.fault("docker network disconnect: the witness from dc1 and dc2", func() {
 		d.separate("dc3", "dc1")
 		d.separate("dc3", "dc2")
 	})
 	if s := stalled(); len(s) != 1 || s[0] != "wit-a" {
 		t.Fatalf("nodes %v stalled while the witness was isolated, want wit-a alone", s)
 	}
-	fault("reconnect the witness", d.healAll)
+	l.fault("reconnect the witness", d.healAll)
 	for range chaos.Scale() {
-		l := leader()
-		fault("docker kill "+l, func() { d.must("kill", d.container(l)) })
-		waitAcked(100)
-		fault("docker start "+l, func() { d.must("start", d.container(l)) })
-		waitAcked(50)
+		leader := l.leader()
+		l.fault("docker kill "+leader, func() { d.must("kill", d.container(leader)) })
+		l.waitAcked(100)
+		l.fault("docker start "+leader, func() { d.must("start", d.container(leader)) })
+		l.waitAcked(50)
 	}
-	stopLoad()
-	fault("heal", d.healAll)
-	ops := h.Ops()
-	replicas, err := linearize.Collect(ctx, op, d.file.Endpoints(), ops)
-	if err != nil {
-		t.Fatalf("final state: %v", err)
-	}
-	report := linearize.Check(ops, replicas, linearize.Options{})
-	chaos.RecordResult(t, "docker-partitions-and-kills", report, time.Since(start))
-	if !report.OK() {
-		chaos.SaveHistory(t, "docker-partitions-and-kills", ops)
-		t.Fatalf("docker scenario: %s", report)
-	}
-	t.Logf("docker scenario: %s", report)
+	l.stop()
+	l.fault("heal", d.healAll)
+	l.check("docker-partitions-and-kills")
 }
