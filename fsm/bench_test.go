@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"crypto/rand"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -174,7 +175,7 @@ func BenchmarkCastBatchCodec(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		c, _, err := NewCastBatch(cmds, nil)
+		c, _, err := NewCastBatch(cmds, rand.Reader)
 		if err != nil {
 			b.Fatal(err)
 		}

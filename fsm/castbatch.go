@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -40,12 +39,13 @@ func NewCastBatch(casts []*fsmpb.Command, rnd io.Reader) (cmd *fsmpb.Command, or
 	return cmd, order, err
 }
 
-// shuffledOrder is a uniform permutation of 0..n-1 (Fisher-Yates) drawn from rnd, by
-// default the system's cryptographic source: the order must not be guessable. The random
-// words are read at once; a word rejected for bias draws a fresh one.
+// shuffledOrder is a uniform permutation of 0..n-1 (Fisher-Yates) drawn from rnd, which the
+// leader passes (the system's cryptographic source: the order must not be guessable; this
+// package never draws randomness itself). The random words are read at once; a word
+// rejected for bias draws a fresh one.
 func shuffledOrder(n int, rnd io.Reader) ([]int, error) {
 	if rnd == nil {
-		rnd = rand.Reader
+		return nil, fmt.Errorf("%w: a cast batch needs a source of randomness", ErrInvalid)
 	}
 	order := make([]int, n)
 	for i := range order {

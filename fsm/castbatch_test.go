@@ -2,7 +2,9 @@ package fsm
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"slices"
 	"testing"
 
@@ -36,7 +38,7 @@ func (h *harness) applyBatch(casts ...*fsmpb.Cast) []*fsmpb.Response {
 	for i, p := range casts {
 		cmds[i] = castCommand(h.t, p)
 	}
-	batch, order, err := NewCastBatch(cmds, nil)
+	batch, order, err := NewCastBatch(cmds, rand.Reader)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -228,7 +230,7 @@ func TestNewCastBatchShuffles(t *testing.T) {
 	for i := range cmds {
 		cmds[i] = castCommand(t, cast("r", "v", string(rune('A'+i))))
 	}
-	batch, order, err := NewCastBatch(cmds, nil)
+	batch, order, err := NewCastBatch(cmds, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,11 +253,14 @@ func TestNewCastBatchShuffles(t *testing.T) {
 			t.Fatalf("cast %d of the batch is not cast %d of the input", j, i)
 		}
 	}
-	if _, _, err := NewCastBatch(nil, nil); err == nil {
+	if _, _, err := NewCastBatch(nil, rand.Reader); err == nil {
 		t.Fatal("an empty batch was built")
 	}
-	if _, _, err := NewCastBatch([]*fsmpb.Command{command(t, typeNoop, nil, 1)}, nil); err == nil {
+	if _, _, err := NewCastBatch([]*fsmpb.Command{command(t, typeNoop, nil, 1)}, rand.Reader); err == nil {
 		t.Fatal("a batch took a command that is not a cast")
+	}
+	if _, _, err := NewCastBatch(cmds, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a batch without a source of randomness: %v, want ErrInvalid", err)
 	}
 }
 
@@ -266,7 +271,7 @@ func TestCastBatchRefusedWhole(t *testing.T) {
 	h.openElection("alice")
 	before := h.dataDigest()
 	wantCode(t, h.apply(typeCastBatch, &fsmpb.CastBatch{}), ErrInvalid)
-	batch, _, err := NewCastBatch([]*fsmpb.Command{castCommand(t, cast("r1", "alice", "A"))}, nil)
+	batch, _, err := NewCastBatch([]*fsmpb.Command{castCommand(t, cast("r1", "alice", "A"))}, rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
