@@ -137,7 +137,7 @@ func TestVerifyCatchesRewrittenRegister(t *testing.T) {
 	// And a member changed without its manifest line fails on the manifest.
 	forged = reseal(t, file, key, func(name string, b []byte) []byte {
 		if name == MemberVoters {
-			return bytes.Replace(b, []byte("Voter v0001"), []byte("Voter X0001"), 1)
+			return bytes.Replace(b, []byte("Voter v000001"), []byte("Voter X000001"), 1)
 		}
 		return b
 	})

@@ -14,8 +14,8 @@ import (
 func TestSaveVerifyRoundTrip(t *testing.T) {
 	// 3000 voters with their names make a state larger than one chunk.
 	st := makeState(t, 3000, 300)
-	if len(st.stream) <= ChunkSize {
-		t.Fatalf("state of %d bytes does not span two chunks", len(st.stream))
+	if len(st.Stream) <= ChunkSize {
+		t.Fatalf("state of %d bytes does not span two chunks", len(st.Stream))
 	}
 	key := testKey(t, "backup-1")
 	file := seal(t, st, key)
@@ -26,13 +26,13 @@ func TestSaveVerifyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Header.Index != st.index || v.Header.ElectionID != "e-backup" || v.Header.NodeID != "dc1-a" || v.Header.Term != 3 {
+	if v.Header.Index != st.Index || v.Header.ElectionID != "e-backup" || v.Header.NodeID != "dc1-a" || v.Header.Term != 3 {
 		t.Errorf("header %+v", v.Header)
 	}
-	if !bytes.Equal(v.Summary.Digest, st.digest) {
-		t.Errorf("archive digest %x, the state machine's own digest %x", v.Summary.Digest, st.digest)
+	if !bytes.Equal(v.Summary.Digest, st.Digest) {
+		t.Errorf("archive digest %x, the state machine's own digest %x", v.Summary.Digest, st.Digest)
 	}
-	if v.Summary.Voters != 3000 || v.Summary.Ballots != 300 || v.Summary.Emargements != 300 || v.Summary.Size != uint64(len(st.stream)) {
+	if v.Summary.Voters != 3000 || v.Summary.Ballots != 300 || v.Summary.Emargements != 300 || v.Summary.Size != uint64(len(st.Stream)) {
 		t.Errorf("summary %+v", v.Summary)
 	}
 	if v.Bytes != int64(len(file)) {
@@ -174,8 +174,8 @@ func TestSaveRefusesAnIncompleteStream(t *testing.T) {
 	st := makeState(t, 100, 10)
 	key := testKey(t, "k")
 	var out bytes.Buffer
-	h := Header{ElectionID: "e", Index: st.index, NodeID: "n"}
-	_, _, err := Save(&out, bytes.NewReader(st.stream[:len(st.stream)-10]), key, h)
+	h := Header{ElectionID: "e", Index: st.Index, NodeID: "n"}
+	_, _, err := Save(&out, bytes.NewReader(st.Stream[:len(st.Stream)-10]), key, h)
 	if !errors.Is(err, ErrSnapshot) {
 		t.Fatalf("Save of a truncated stream: %v", err)
 	}
@@ -183,7 +183,7 @@ func TestSaveRefusesAnIncompleteStream(t *testing.T) {
 		t.Fatal("the partial archive verifies")
 	}
 	h.Index++
-	if _, _, err := Save(io.Discard, bytes.NewReader(st.stream), key, h); !errors.Is(err, ErrSnapshot) {
+	if _, _, err := Save(io.Discard, bytes.NewReader(st.Stream), key, h); !errors.Is(err, ErrSnapshot) {
 		t.Fatalf("Save with the wrong index: %v", err)
 	}
 }
@@ -225,7 +225,7 @@ func TestHeaderWithoutKeyAndOtherFiles(t *testing.T) {
 	st := makeState(t, 10, 1)
 	file := seal(t, st, testKey(t, "k"))
 	h, err := ReadHeader(bytes.NewReader(file))
-	if err != nil || h.Index != st.index || !h.TakenAt.Equal(time.Unix(1700000000, 0)) {
+	if err != nil || h.Index != st.Index || !h.TakenAt.Equal(time.Unix(1700000000, 0)) {
 		t.Fatalf("ReadHeader = %+v, %v", h, err)
 	}
 	if _, err := ReadHeader(strings.NewReader("PK\x03\x04 a zip file, not an archive")); !errors.Is(err, ErrNotArchive) {
