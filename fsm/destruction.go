@@ -41,26 +41,14 @@ func init() {
 	handlers[fsmpb.CommandType_COMMAND_RECORD_ERASURE] = typed(newMessage[fsmpb.RecordErasure], checkRecordErasure, applyRecordErasure)
 }
 
-// describers name in the activity register the commands of the operations (ticks,
-// destruction) that the register's own table does not describe.
-var describers = map[fsmpb.CommandType]func(*audit.Entry, *fsmpb.Command){
-	fsmpb.CommandType_COMMAND_TICK: func(e *audit.Entry, _ *fsmpb.Command) {
-		e.Action, e.Object = "tick", "deadlines and retention periods"
-	},
-	fsmpb.CommandType_COMMAND_REQUEST_DESTRUCTION: func(e *audit.Entry, _ *fsmpb.Command) {
-		e.Action, e.Object = "request destruction", "election data"
-	},
-	fsmpb.CommandType_COMMAND_AUTHORIZE_DESTRUCTION: func(e *audit.Entry, _ *fsmpb.Command) {
-		e.Action, e.Object = "authorize destruction", "election data"
-	},
-	fsmpb.CommandType_COMMAND_RECORD_ERASURE: func(e *audit.Entry, c *fsmpb.Command) {
-		e.Action, e.Object = "record erasure", "election data"
-		p := &fsmpb.RecordErasure{}
-		if proto.Unmarshal(c.Payload, p) == nil {
-			e.Object = "data of " + clip(p.NodeId)
-			e.Detail = clip(fmt.Sprintf("keys %v, files %v", p.Keys, p.Files))
-		}
-	},
+// describeErasure names a node's erasure report in the activity register.
+func describeErasure(e *audit.Entry, c *fsmpb.Command) {
+	e.Action, e.Object = "record erasure", "election data"
+	p := &fsmpb.RecordErasure{}
+	if proto.Unmarshal(c.Payload, p) == nil {
+		e.Object = "data of " + clip(p.NodeId)
+		e.Detail = clip(fmt.Sprintf("keys %v, files %v", p.Keys, p.Files))
+	}
 }
 
 func checkDestructionStep(p *fsmpb.DestructionStep) error {

@@ -189,13 +189,16 @@ func describe(s *applyState, c *fsmpb.Command, resp *fsmpb.Response) *audit.Entr
 		if proto.Unmarshal(c.Payload, p) == nil {
 			e.Detail = clip(fmt.Sprintf("sha256 %x, version %s", p.Sha256, p.Version))
 		}
+	case fsmpb.CommandType_COMMAND_TICK:
+		e.Action, e.Object = "tick", "deadlines and retention periods"
+	case fsmpb.CommandType_COMMAND_REQUEST_DESTRUCTION, fsmpb.CommandType_COMMAND_AUTHORIZE_DESTRUCTION:
+		e.Action, e.Object = actionNames[c.Type], "election data"
+	case fsmpb.CommandType_COMMAND_RECORD_ERASURE:
+		describeErasure(e, c)
 	default:
 		e.Action, e.Object = fmt.Sprintf("command type %d", c.Type), election
 		if name, ok := actionNames[c.Type]; ok {
 			e.Action = name
-		}
-		if d, ok := describers[c.Type]; ok {
-			d(e, c)
 		}
 	}
 	return e
@@ -204,19 +207,20 @@ func describe(s *applyState, c *fsmpb.Command, resp *fsmpb.Response) *audit.Entr
 // actionNames name the commands whose handlers note their details (register_notes.go); the
 // name stands alone when the command is refused or changes nothing.
 var actionNames = map[fsmpb.CommandType]string{
-	fsmpb.CommandType_COMMAND_CONFIGURE_ELECTION: JournalElectionConfigured,
-	fsmpb.CommandType_COMMAND_PUT_SCRUTIN:        JournalScrutinPut,
-	fsmpb.CommandType_COMMAND_PUT_CANDIDATE_LIST: JournalListPut,
-	fsmpb.CommandType_COMMAND_SET_ELECTION_KEY:   JournalKeySet,
-	fsmpb.CommandType_COMMAND_SEAL_ELECTION:      JournalSealed,
-	fsmpb.CommandType_COMMAND_TICK:               "tick",
-	fsmpb.CommandType_COMMAND_RECORD_TALLY:       JournalTallied,
-	fsmpb.CommandType_COMMAND_ARCHIVE_ELECTION:   JournalArchived,
-	fsmpb.CommandType_COMMAND_ISSUE_IDENTIFIERS:  JournalIdentifiersIssued,
-	fsmpb.CommandType_COMMAND_RECORD_LOGIN:       "login",
-	fsmpb.CommandType_COMMAND_REQUEST_OTP:        "request code",
-	fsmpb.CommandType_COMMAND_VERIFY_OTP:         "verify code",
-	fsmpb.CommandType_COMMAND_UNLOCK_ACCOUNT:     JournalAccountUnlocked,
+	fsmpb.CommandType_COMMAND_CONFIGURE_ELECTION:    JournalElectionConfigured,
+	fsmpb.CommandType_COMMAND_PUT_SCRUTIN:           JournalScrutinPut,
+	fsmpb.CommandType_COMMAND_PUT_CANDIDATE_LIST:    JournalListPut,
+	fsmpb.CommandType_COMMAND_SET_ELECTION_KEY:      JournalKeySet,
+	fsmpb.CommandType_COMMAND_SEAL_ELECTION:         JournalSealed,
+	fsmpb.CommandType_COMMAND_RECORD_TALLY:          JournalTallied,
+	fsmpb.CommandType_COMMAND_ARCHIVE_ELECTION:      JournalArchived,
+	fsmpb.CommandType_COMMAND_ISSUE_IDENTIFIERS:     JournalIdentifiersIssued,
+	fsmpb.CommandType_COMMAND_RECORD_LOGIN:          "login",
+	fsmpb.CommandType_COMMAND_REQUEST_OTP:           "request code",
+	fsmpb.CommandType_COMMAND_VERIFY_OTP:            "verify code",
+	fsmpb.CommandType_COMMAND_UNLOCK_ACCOUNT:        JournalAccountUnlocked,
+	fsmpb.CommandType_COMMAND_REQUEST_DESTRUCTION:   JournalDestructionRequested,
+	fsmpb.CommandType_COMMAND_AUTHORIZE_DESTRUCTION: "authorize destruction",
 }
 
 func describeDrill(e *audit.Entry, c *fsmpb.Command) {
