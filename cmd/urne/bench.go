@@ -30,6 +30,7 @@ func (a *app) benchCommand() *cobra.Command {
 		Short: "Measure the cluster under synthetic load",
 	}
 	cmd.AddCommand(a.benchCastCommand())
+	cmd.AddCommand(a.benchElectionCommand())
 	return cmd
 }
 

@@ -1,5 +1,5 @@
 // Command benchroll writes a synthetic prepared voter roll for the import benchmark: N voters
-// with distinct ids, names and dates of birth, and secret_bcrypt hashes at the given cost.
+// with the ids the load generator casts for (v000001...), distinct names and dates of birth, and secret_bcrypt hashes at the given cost.
 // Hashing a million secrets would take a day of CPU, so -distinct hashes are computed and
 // reused: the cluster cannot tell, and the import does the same work per voter.
 package main
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/urne-vote/urne/client/workload"
 	"github.com/urne-vote/urne/node"
 )
 
@@ -41,8 +42,9 @@ func run(voters, distinct, cost int, out string) error {
 	w := bufio.NewWriterSize(f, 1<<20)
 	fmt.Fprintln(w, "voter_id,name,email,date_of_birth,secret_bcrypt,composante,college,secteur")
 	for i := range voters {
-		fmt.Fprintf(w, "v%07d,Voter %d,v%d@example.org,19%02d-%02d-%02d,%s,IUT,%c,Nord\n",
-			i, i, i, 50+i%50, 1+i%12, 1+i%28, hashes[i%len(hashes)], "ABC"[i%3])
+		id := workload.VoterID(workload.DefaultVoterPrefix, i+1)
+		fmt.Fprintf(w, "%s,Voter %d,%s@example.org,19%02d-%02d-%02d,%s,IUT,%c,Nord\n",
+			id, i, id, 50+i%50, 1+i%12, 1+i%28, hashes[i%len(hashes)], "ABC"[i%3])
 	}
 	if err := w.Flush(); err != nil {
 		return err

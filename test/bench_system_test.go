@@ -1,0 +1,48 @@
+package test
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// TestSystemBenchElection runs `urne bench election` on real processes at a small scale: the
+// whole election completes, the counted box matches every acknowledged cast, and every
+// node's memory and data directory were measured.
+func TestSystemBenchElection(t *testing.T) {
+	p := startProcCluster(t, "3")
+	const voters = 300
+	out, err := p.run("bench", "election", "--cluster", p.dir, "--voters", "300", "--concurrency", "16", "--ballot-size", "256", "-o", "json")
+	if err != nil {
+		t.Fatalf("bench election: %v\n%s", err, out)
+	}
+	var r struct {
+		Voters      int     `json:"voters"`
+		Complete    bool    `json:"complete"`
+		Counted     uint64  `json:"counted"`
+		Emargements uint64  `json:"emargements"`
+		MaxRSS      uint64  `json:"max_rss_bytes"`
+		PerBallot   float64 `json:"data_bytes_per_ballot"`
+		Cast        struct {
+			Acknowledged int `json:"acknowledged"`
+		} `json:"cast"`
+		Nodes []struct {
+			Node      string `json:"node"`
+			PeakRSS   uint64 `json:"peak_rss_bytes"`
+			DataBytes int64  `json:"data_bytes"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("bench election -o json: %v\n%s", err, out)
+	}
+	if !r.Complete || r.Voters != voters || r.Cast.Acknowledged != voters || r.Counted != voters || r.Emargements != voters {
+		t.Fatalf("want a complete election of %d ballots, got %s", voters, out)
+	}
+	if len(r.Nodes) != 3 || r.MaxRSS == 0 || r.PerBallot <= 0 {
+		t.Fatalf("want memory and data measured on 3 nodes, got %s", out)
+	}
+	for _, n := range r.Nodes {
+		if n.PeakRSS == 0 || n.DataBytes == 0 {
+			t.Fatalf("node %s was not measured: %s", n.Node, out)
+		}
+	}
+}
