@@ -83,6 +83,7 @@ type applyState struct {
 	mac           hash.Hash // HMAC keyed with the index key, made once per batch
 	index         uint64    // raft index of the entry being applied
 	register      registerState
+	box           boxState
 	notes         []registerNote // what the command being applied tells the register
 }
 
@@ -109,6 +110,12 @@ func loadApplyState(tx *bolt.Tx, s Sealer) (*applyState, error) {
 
 // flush writes the meta records and the applied index in the data's transaction (invariant 2).
 func (s *applyState) flush(applied uint64) error {
+	if err := s.flushRegisterHead(); err != nil {
+		return err
+	}
+	if err := s.flushBox(); err != nil {
+		return err
+	}
 	if s.electionDirty {
 		if err := putMessage(s.tx, s.sealer, bucketMeta, keyElection, s.election); err != nil {
 			return err

@@ -19,6 +19,7 @@ type casting struct {
 	scrutinID     string
 	check         []byte
 	fingerprint   []byte
+	ballot        []byte
 	boxValue      []byte
 }
 
@@ -44,7 +45,7 @@ func applyCast(s *applyState, c *fsmpb.Command, p *fsmpb.Cast) (*fsmpb.Response,
 		return nil, err
 	}
 	fingerprint := sha256.Sum256(p.Ballot)
-	k.fingerprint = fingerprint[:]
+	k.fingerprint, k.ballot = fingerprint[:], p.Ballot
 	k.check = castCheckWith(s.indexMAC(), p.RequestId, k.fingerprint)
 	if resp, done, err := s.replayCast(k); done || err != nil {
 		return resp, err
@@ -167,6 +168,9 @@ func (s *applyState) recordCast(c *fsmpb.Command, k *casting) (*fsmpb.Response, 
 		return nil, err
 	}
 	if err := putSealed(s.tx, s.sealer, bucketBox, k.fingerprint, k.boxValue); err != nil {
+		return nil, err
+	}
+	if err := s.addToBox(k.fingerprint, k.ballot); err != nil {
 		return nil, err
 	}
 	if k.session != nil {

@@ -188,6 +188,7 @@ func (s *applyState) destroy(c *fsmpb.Command, e *fsmpb.ElectionState) error {
 			return storageErr("destroy %s: %w", k, err)
 		}
 	}
+	s.box = boxState{}
 	erased, entries, err := s.eraseAllConnections()
 	if err != nil {
 		return err

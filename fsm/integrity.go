@@ -7,9 +7,6 @@ import (
 	"math/big"
 
 	bolt "go.etcd.io/bbolt"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/urne-vote/urne/fsm/fsmpb"
 )
 
 // Records the integrity check compares the stored state with. The box digest is kept as
@@ -38,24 +35,32 @@ func addBallot(sum *big.Int, fingerprint, ballot []byte) {
 
 func digestBytes(sum *big.Int) []byte { return sum.FillBytes(make([]byte, 32)) }
 
-// trackBox adds a ballot that entered the box to the running box digest.
-func (s *applyState) trackBox(c *fsmpb.Command, resp *fsmpb.Response) error {
-	r := resp.GetCast()
-	if c == nil || c.Type != fsmpb.CommandType_COMMAND_CAST || resp.GetCode() != fsmpb.ResponseCode_RESPONSE_OK || r.GetReplayed() {
+// boxState is the running box digest as the transaction has moved it: read at the first
+// ballot, written back once by flush.
+type boxState struct {
+	sum   *big.Int
+	dirty bool
+}
+
+// addToBox adds a ballot that entered the box to the running box digest.
+func (s *applyState) addToBox(fingerprint, ballot []byte) error {
+	if s.box.sum == nil {
+		plain, _, err := getOpened(s.tx, s.sealer, bucketMeta, keyBoxDigest)
+		if err != nil {
+			return err
+		}
+		s.box.sum = new(big.Int).SetBytes(plain)
+	}
+	addBallot(s.box.sum, fingerprint, ballot)
+	s.box.dirty = true
+	return nil
+}
+
+func (s *applyState) flushBox() error {
+	if !s.box.dirty {
 		return nil
 	}
-	p := &fsmpb.Cast{}
-	if err := proto.Unmarshal(c.Payload, p); err != nil {
-		return storageErr("decode an applied cast: %w", err)
-	}
-	sum := new(big.Int)
-	plain, _, err := getOpened(s.tx, s.sealer, bucketMeta, keyBoxDigest)
-	if err != nil {
-		return err
-	}
-	sum.SetBytes(plain)
-	addBallot(sum, r.Fingerprint, p.Ballot)
-	return putSealed(s.tx, s.sealer, bucketMeta, keyBoxDigest, digestBytes(sum))
+	return putSealed(s.tx, s.sealer, bucketMeta, keyBoxDigest, digestBytes(s.box.sum))
 }
 
 // BoxCheck is the ballot box recomputed against its running digest.

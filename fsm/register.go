@@ -36,6 +36,7 @@ type registerHead struct {
 type registerState struct {
 	head   registerHead
 	loaded bool
+	dirty  bool // moved since loaded: flush writes it
 }
 
 func readRegisterHead(tx *bolt.Tx, s Sealer) (registerHead, error) {
@@ -60,9 +61,6 @@ func registerKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, 
 // It also keeps the running digest of the ballot box, the other record that follows every
 // command whatever its handler.
 func (s *applyState) record(index uint64, c *fsmpb.Command, resp *fsmpb.Response) error {
-	if err := s.trackBox(c, resp); err != nil {
-		return err
-	}
 	if _, err := s.registerHead(); err != nil {
 		return err
 	}
@@ -110,8 +108,17 @@ func (s *applyState) appendEntry(e *audit.Entry) error {
 	if err := putSealed(s.tx, s.sealer, bucketRegister, registerKey(e.Seq), b); err != nil {
 		return err
 	}
-	s.register.head = registerHead{seq: e.Seq, hash: e.Hash()}
-	record := binary.BigEndian.AppendUint64(nil, e.Seq)
+	s.register.head, s.register.dirty = registerHead{seq: e.Seq, hash: e.Hash()}, true
+	return nil
+}
+
+// flushRegisterHead stores the head as the transaction's entries moved it: once per
+// transaction, not once per entry.
+func (s *applyState) flushRegisterHead() error {
+	if !s.register.dirty {
+		return nil
+	}
+	record := binary.BigEndian.AppendUint64(nil, s.register.head.seq)
 	return putSealed(s.tx, s.sealer, bucketMeta, keyRegisterHead, append(record, s.register.head.hash[:]...))
 }
 
