@@ -107,3 +107,27 @@ func unmarshalResponse(b []byte, r *fsmpb.Response) error {
 	}
 	return nil
 }
+
+// maxListedProblems bounds how many of a batch's problems an answer lists: a whole roll with
+// the same mistake names the first few voters and counts the rest.
+const maxListedProblems = 10
+
+// joinProblems joins the non-nil errors of errs like errors.Join, listing at most
+// maxListedProblems of them and counting the others.
+func joinProblems(errs []error) error {
+	var listed []error
+	more := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case len(listed) < maxListedProblems:
+			listed = append(listed, err)
+		default:
+			more++
+		}
+	}
+	if more > 0 {
+		listed = append(listed, fmt.Errorf("... and %d more", more))
+	}
+	return errors.Join(listed...)
+}

@@ -18,7 +18,7 @@ import (
 )
 
 // A prepared secret is the bcrypt hash of a voter's secret, computed ahead by the organizer
-// (`urne voters prepare`): at cost 10 a million secrets take about a day of one core, which
+// (`urne election prepare`): at cost 10 a million secrets take about a day of one core, which
 // no import can wait for. The receiving node peppers it by sealing it (AES-256-GCM) under a
 // key derived from the election's gossip key, which every node holds outside its data
 // directory: a copy of the state database or of the log alone gives no hash to attack.
@@ -58,7 +58,7 @@ func newSealedSecrets(gossipKey []byte) (*sealedSecrets, error) {
 	return &sealedSecrets{aead: aead, nonceKey: nonceKey}, nil
 }
 
-// PrepareSecret is the slow hash `urne voters prepare` computes for each voter: bcrypt of the
+// PrepareSecret is the slow hash `urne election prepare` computes for each voter: bcrypt of the
 // secret as the voter will type it (surrounding spaces ignored), at cost.
 func PrepareSecret(secret string, cost int) ([]byte, error) {
 	return bcrypt.GenerateFromPassword([]byte(strings.TrimSpace(secret)), cost)
@@ -68,7 +68,7 @@ func PrepareSecret(secret string, cost int) ([]byte, error) {
 func (s *sealedSecrets) seal(prepared string, minCost int) ([]byte, error) {
 	cost, err := bcrypt.Cost([]byte(prepared))
 	if err != nil || len(prepared) != 60 {
-		return nil, errors.New("secret_bcrypt is not a bcrypt hash (prepare the roll with `urne voters prepare`)")
+		return nil, errors.New("secret_bcrypt is not a bcrypt hash (prepare the roll with `urne election prepare`)")
 	}
 	if cost < minCost {
 		return nil, fmt.Errorf("secret_bcrypt has cost %d, this cluster requires at least %d", cost, minCost)
@@ -117,5 +117,5 @@ func (s *secrets) sealPrepared(plain, prepared []string, records []*fsmpb.VoterR
 		}
 		records[i].SecretHash = sealed
 	}
-	return errors.Join(errs...)
+	return joinProblems(errs)
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -106,5 +107,24 @@ func BenchmarkSealPreparedSecret(b *testing.B) {
 		if _, err := s.sealed.seal(string(prepared), bcrypt.DefaultCost); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestImportProblemsAreListedUpToALimit(t *testing.T) {
+	errs := make([]error, 3*maxListedProblems)
+	for i := range errs {
+		if i%3 != 0 {
+			errs[i] = fmt.Errorf("voter %d: bad", i)
+		}
+	}
+	msg := joinProblems(errs).Error()
+	if got := strings.Count(msg, ": bad"); got != maxListedProblems {
+		t.Fatalf("listed %d problems, want %d:\n%s", got, maxListedProblems, msg)
+	}
+	if !strings.HasSuffix(msg, fmt.Sprintf("... and %d more", 2*maxListedProblems-maxListedProblems)) || !strings.HasPrefix(msg, "voter 1: bad") {
+		t.Fatalf("the rest is not counted, or the first is not first:\n%s", msg)
+	}
+	if joinProblems(make([]error, 4)) != nil {
+		t.Fatal("no problem must join to nil")
 	}
 }

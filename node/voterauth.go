@@ -115,7 +115,7 @@ func (s *secrets) hashSecrets(plain []string, records []*fsmpb.VoterRecord) erro
 	}
 	close(work)
 	wg.Wait()
-	return errors.Join(errs...)
+	return joinProblems(errs)
 }
 
 // newToken returns a random token for the voter and the hash the cluster keeps of it.

@@ -1211,7 +1211,7 @@ type Voter struct {
 	Composante string `protobuf:"bytes,6,opt,name=composante,proto3" json:"composante,omitempty"`
 	College    string `protobuf:"bytes,7,opt,name=college,proto3" json:"college,omitempty"`
 	Secteur    string `protobuf:"bytes,8,opt,name=secteur,proto3" json:"secteur,omitempty"`
-	// Instead of secret: its bcrypt hash, computed ahead by `urne voters prepare` (a slow
+	// Instead of secret: its bcrypt hash, computed ahead by `urne election prepare` (a slow
 	// hash of a million secrets takes hours of CPU, far longer than an import may). The
 	// receiving node checks its cost and seals it under the cluster's pepper key; neither the
 	// plaintext nor the bare bcrypt hash enters the log.
