@@ -26,6 +26,7 @@ type Client struct {
 	conns       map[string]*grpc.ClientConn // created lazily, one per endpoint
 	leader      string                      // endpoint that gets leader traffic; "" until discovered
 	cursor      int                         // index in endpoints of the next node to try
+	spread      int                         // calls sent round the nodes so far (toEach)
 	nodeIDs     map[string]string           // endpoint -> node id, learned from Node answers
 	discovering *discovery                  // leader discovery in progress, shared by callers
 }

@@ -25,6 +25,10 @@ const (
 	toLeader   routeKind = iota // writes and linearizable reads
 	toAny                       // stale reads: the current endpoint, the next one on failure
 	toEndpoint                  // one named endpoint, never another
+	// toEach: work the receiving node does itself before it forwards a write (opening an
+	// envelope): each call goes to the next node in turn, so the cost spreads over the
+	// cluster, and a retry goes to another node.
+	toEach
 )
 
 type route struct {
@@ -46,6 +50,11 @@ func (c *Client) pick(ctx context.Context, r route) string {
 	switch r.kind {
 	case toEndpoint:
 		return r.endpoint
+	case toEach:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.spread++
+		return c.endpoints[c.spread%len(c.endpoints)]
 	case toLeader:
 		if target := c.cachedLeader(); target != "" {
 			return target

@@ -148,7 +148,9 @@ func (c *Client) CastSealed(ctx context.Context, requestID, sessionToken, scruti
 		return nil, fmt.Errorf("cast: %w: empty request id", ErrInvalid)
 	}
 	req := &urnepb.CastSealedRequest{RequestId: requestID, SessionToken: sessionToken, ScrutinId: scrutinID, Envelope: envelope}
-	return unary(c, ctx, leaderWrite("cast sealed"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.CastResponse, error) {
+	cast := leaderWrite("cast sealed")
+	cast.route = route{kind: toEach} // the envelope is opened where it arrives
+	return unary(c, ctx, cast, func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.CastResponse, error) {
 		return e.CastSealed(ctx, req)
 	})
 }

@@ -216,3 +216,14 @@ func (n *Node) ListFingerprints(req *urnepb.ReadRequest, stream grpc.ServerStrea
 func electionState(s *State) *urnepb.ElectionState {
 	return &urnepb.ElectionState{ElectionId: s.ElectionID, Name: s.Name, Phase: s.Phase, Index: s.Index}
 }
+
+// CastSealed answers as a node that opened the envelope and forwarded the cast to its
+// leader would; the fake opens nothing: it records which node received the envelope.
+func (n *Node) CastSealed(_ context.Context, req *urnepb.CastSealedRequest) (*urnepb.CastResponse, error) {
+	return write(n, Call{Method: "CastSealed", RequestID: req.GetRequestId()}, func(s *State) (*urnepb.CastResponse, error) {
+		s.Index++
+		fp := sha256.Sum256(req.GetEnvelope())
+		return &urnepb.CastResponse{Index: s.Index, Receipt: &urnepb.Receipt{
+			ElectionId: s.ElectionID, Fingerprint: fp[:], ScrutinId: req.GetScrutinId()}}, nil
+	})
+}
