@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/urne-vote/urne/node.Version=$(VERSION)
 PKGS      := ./...
 DEMO_DIR  ?= $(CURDIR)/.demo
 
-.PHONY: bench-etcd bench-import all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean chaos
+.PHONY: bench-etcd etcd-server all build demo test test-short race fmt fmt-check vet lint fuzz proto tools verify bench clean chaos
 
 all: build
 
@@ -73,38 +73,53 @@ chaos:
 	$(GO) run ./test/chaos/reliability -in $(CHAOS_DIR)/results.jsonl -runs $(CHAOS_RUNS) -scale $(CHAOS_SCALE) \
 	  -out docs/RELIABILITY.md && echo "wrote docs/RELIABILITY.md" && exit $$status
 
-# Go benchmarks of the hot paths, then `urne bench cast` on a fresh local 2+2+1 cluster.
-# The figures go to the terminal; BENCHMARKS.md records them with the machine.
-BENCH_DURATION ?= 30s
-bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm ./ballot
-	$(GO) test -run '^$$' -bench 'SealPreparedSecret|HashSecret' -benchmem ./node
-	rm -rf $(CURDIR)/.bench
-	./bin/urne dev up --dir $(CURDIR)/.bench --topology 2+2+1
-	./bin/urne bench cast --cluster $(CURDIR)/.bench --voters 200000 --concurrency 256 --duration $(BENCH_DURATION); \
-	  status=$$?; ./bin/urne dev down --dir $(CURDIR)/.bench; exit $$status
-	$(MAKE) bench-etcd
-	$(MAKE) bench-import
+# Every measurement of the throughput work in one run, then BENCHMARKS.md written from its
+# results (test/benchreport): Go benchmarks of the hot paths, then each `urne bench` command on
+# a fresh local cluster (JSON in .bench/results), etcd beside Urne. About 45 minutes on 2 cores.
+# A bench that fails leaves no result; the report names it and `make bench` fails at the end.
+BENCH_DIR      := $(CURDIR)/.bench
+BENCH_DURATION ?= 60s
+BENCH_VOTERS   ?= 1000000
+BENCH_KILLS    ?= 20
+comma          := ,
 
-# A prepared roll of IMPORT_VOTERS voters (secret_bcrypt at cost 10) imported into a fresh local
-# 2+2+1 cluster: time, peak resident memory of each node, data directory bytes.
-IMPORT_VOTERS ?= 1000000
-bench-import: build
-	rm -rf $(CURDIR)/.bench-import && mkdir -p $(CURDIR)/.bench-import
-	$(GO) run ./test/benchroll -voters $(IMPORT_VOTERS) -out $(CURDIR)/.bench-import/roll.prepared.csv
-	./bin/urne dev up --dir $(CURDIR)/.bench-import/cluster --topology 2+2+1
-	./bin/urne election create --cluster $(CURDIR)/.bench-import/cluster --name "import bench"
-	./bin/urne election import --cluster $(CURDIR)/.bench-import/cluster --file $(CURDIR)/.bench-import/roll.prepared.csv; \
-	  status=$$?; for p in $$(./bin/urne dev ps --dir $(CURDIR)/.bench-import/cluster -o json | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$$'); do \
-	    grep -H VmHWM /proc/$$p/status; done; du -sb $(CURDIR)/.bench-import/cluster/nodes/*/data; \
-	  ./bin/urne dev down --dir $(CURDIR)/.bench-import/cluster; exit $$status
+# $(call bench-on-cluster,NAME,ARGS): `urne bench ARGS` on a fresh local 2+2+1 cluster in
+# .bench/NAME; its JSON becomes .bench/results/NAME.json only when it succeeds.
+define bench-on-cluster
+	rm -rf $(BENCH_DIR)/$(1)
+	./bin/urne dev up --dir $(BENCH_DIR)/$(1) --topology 2+2+1 >/dev/null
+	-./bin/urne bench $(2) --cluster $(BENCH_DIR)/$(1) -o json > $(BENCH_DIR)/$(1).json && \
+	  mv $(BENCH_DIR)/$(1).json $(BENCH_DIR)/results/$(1).json
+	./bin/urne dev down --dir $(BENCH_DIR)/$(1) >/dev/null
+endef
 
-# Urne against etcd (Debian's etcd-server, installed when missing), 3 nodes each, 1 KiB writes
-# from 16, 64 and 256 clients; writes docs/bench-compare.svg and prints a Markdown table.
-bench-etcd: build
-	@command -v etcd >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq etcd-server)
+bench: build etcd-server
+	rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)/results
+	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm ./ballot > $(BENCH_DIR)/gobench.txt
+	$(GO) test -run '^$$' -bench 'SealPreparedSecret|HashSecret' -benchmem ./node >> $(BENCH_DIR)/gobench.txt
+	mv $(BENCH_DIR)/gobench.txt $(BENCH_DIR)/results/gobench.txt
+	$(call bench-on-cluster,cast,cast --voters 1000000 --concurrency 256 --duration $(BENCH_DURATION))
+	-$(MAKE) bench-etcd ETCDBENCH_OUT=$(BENCH_DIR)/results/compare.json
+	$(GO) run ./test/benchroll -voters $(BENCH_VOTERS) -out $(BENCH_DIR)/roll.csv
+	$(call bench-on-cluster,election,election --roll $(BENCH_DIR)/roll.csv)
+	$(call bench-on-cluster,login,login --nodes 1$(comma)3$(comma)5)
+	$(call bench-on-cluster,suite,suite)
+	$(call bench-on-cluster,failover,failover --kills $(BENCH_KILLS))
+	-./bin/urne bench restore --ballots $(BENCH_VOTERS) --dir $(BENCH_DIR)/restore -o json > $(BENCH_DIR)/restore.json && \
+	  mv $(BENCH_DIR)/restore.json $(BENCH_DIR)/results/restore.json
+	$(GO) run ./test/benchreport -results $(BENCH_DIR)/results -out BENCHMARKS.md
+
+# Urne against etcd, 3 nodes each, 1 KiB writes from 16, 64 and 256 clients; writes
+# docs/bench-compare.svg and prints a Markdown table.
+ETCDBENCH_OUT ?= $(BENCH_DIR)/compare.json
+bench-etcd: build etcd-server
 	cd test/etcdbench && $(GO) build -o $(CURDIR)/bin/etcdbench .
-	./bin/etcdbench --urne bin/urne --etcd etcd --duration $(BENCH_DURATION) --out bench-compare.json --svg docs/bench-compare.svg
+	mkdir -p $(dir $(ETCDBENCH_OUT))
+	./bin/etcdbench --urne bin/urne --etcd etcd --duration $(BENCH_DURATION) --out $(ETCDBENCH_OUT) --svg docs/bench-compare.svg
+
+# Debian's etcd-server, for the comparison.
+etcd-server:
+	@command -v etcd >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq etcd-server)
 
 clean:
-	rm -rf bin .demo .bench .bench-import .chaos
+	rm -rf bin .demo .bench .chaos
