@@ -76,8 +76,8 @@ func TestLoadConfigResolvesRelativePathsAndRejectsUnknownFields(t *testing.T) {
 func TestProfilesScaleTimeouts(t *testing.T) {
 	lh, le, ll, _ := ProfileLAN.raftTimeouts()
 	wh, we, wl, _ := ProfileWAN.raftTimeouts()
-	if wh != 3*lh || we != 3*le || wl != 3*ll {
-		t.Fatalf("wan timeouts %v %v %v are not three times lan's %v %v %v", wh, we, wl, lh, le, ll)
+	if wh != 5*lh || we != 5*le || wl != 5*ll {
+		t.Fatalf("wan timeouts %v %v %v are not five times lan's %v %v %v", wh, we, wl, lh, le, ll)
 	}
 	if ll >= lh {
 		t.Fatalf("leader lease %v must be shorter than the heartbeat timeout %v", ll, lh)
