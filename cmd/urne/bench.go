@@ -31,6 +31,8 @@ func (a *app) benchCommand() *cobra.Command {
 	}
 	cmd.AddCommand(a.benchCastCommand())
 	cmd.AddCommand(a.benchElectionCommand())
+	cmd.AddCommand(a.benchLoginCommand())
+	cmd.AddCommand(a.benchSuiteCommand())
 	return cmd
 }
 
