@@ -25,8 +25,8 @@ const (
 	toLeader   routeKind = iota // writes and linearizable reads
 	toAny                       // stale reads: the current endpoint, the next one on failure
 	toEndpoint                  // one named endpoint, never another
-	// toEach: work the receiving node does itself before it forwards a write (opening an
-	// envelope): each call goes to the next node in turn, so the cost spreads over the
+	// toEach: work the receiving node does itself before it forwards a write (checking a
+	// secret's slow hash, opening an envelope): each call goes to the next node in turn, so the cost spreads over the
 	// cluster, and a retry goes to another node.
 	toEach
 )

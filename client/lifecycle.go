@@ -117,7 +117,9 @@ func (c *Client) IssueIdentifiers(ctx context.Context, voterID string) (*urnepb.
 // second failure.
 func (c *Client) Login(ctx context.Context, identifier, secret string) (*urnepb.LoginResponse, error) {
 	req := &urnepb.LoginRequest{Identifier: identifier, Secret: secret, RequestId: NewRequestID()}
-	return unary(c, ctx, leaderWrite("login"), func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.LoginResponse, error) {
+	login := leaderWrite("login")
+	login.route = route{kind: toEach} // the secret is checked where it arrives
+	return unary(c, ctx, login, func(ctx context.Context, e urnepb.ElectionClient) (*urnepb.LoginResponse, error) {
 		return e.Login(ctx, req)
 	})
 }

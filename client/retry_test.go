@@ -323,27 +323,32 @@ func TestClosedClient(t *testing.T) {
 	}
 }
 
-// Sealed casts are opened by the node that receives them: the client sends them round the
-// nodes, so that the cost of opening envelopes spreads over the cluster, and a dead node only
-// costs a retry on the next one.
-func TestSealedCastsSpreadOverTheNodes(t *testing.T) {
+// Logins and sealed casts are checked or opened by the node that receives them: the client
+// sends them round the nodes, so that the cost of slow hashes and envelopes spreads over the
+// cluster, and a dead node only costs a retry on the next one.
+func TestReceiverWorkSpreadsOverTheNodes(t *testing.T) {
 	fc := startCluster(t, 3)
 	c := newTestClient(t, fc, []string{fc.Nodes[0].Addr, deadEndpoint(t, fc), fc.Nodes[1].Addr, fc.Nodes[2].Addr}, nil)
 	for i := range 9 {
 		if _, err := c.CastSealed(context.Background(), fmt.Sprintf("request-%d", i), "token", "s1", []byte{byte(i)}); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := c.Login(context.Background(), fmt.Sprintf("id-%d", i), "secret"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	perNode := map[string]int{}
-	for _, n := range nodesOf(fc.Calls("CastSealed")) {
-		perNode[n]++
-	}
-	if len(perNode) != 3 {
-		t.Fatalf("sealed casts reached %v, want every live node", perNode)
-	}
-	for n, got := range perNode {
-		if got < 2 {
-			t.Fatalf("sealed casts per node %v: node %s got %d of 9", perNode, n, got)
+	for _, method := range []string{"CastSealed", "Login"} {
+		perNode := map[string]int{}
+		for _, n := range nodesOf(fc.Calls(method)) {
+			perNode[n]++
+		}
+		if len(perNode) != 3 {
+			t.Fatalf("%s calls reached %v, want every live node", method, perNode)
+		}
+		for n, got := range perNode {
+			if got < 2 {
+				t.Fatalf("%s calls per node %v: node %s got %d of 9", method, perNode, n, got)
+			}
 		}
 	}
 }

@@ -42,6 +42,20 @@ type secrets struct {
 	cost     int
 	dummy    []byte // a hash of the same cost, compared when the identifier is unknown
 	sealed   *sealedSecrets
+	slow     limiter // bounds the slow hashes computed at once
+}
+
+// limiter runs at most cap(l) functions at once; the others wait their turn.
+type limiter chan struct{}
+
+// newSlowHashLimiter leaves a core to raft, the network and the state machine: a burst of
+// logins must not starve the node of the heartbeats that keep its leader.
+func newSlowHashLimiter() limiter { return make(limiter, max(1, runtime.GOMAXPROCS(0)-1)) }
+
+func (l limiter) do(fn func()) {
+	l <- struct{}{}
+	defer func() { <-l }()
+	fn()
 }
 
 func newSecrets(gossipKey []byte, cost int) (*secrets, error) {
@@ -56,7 +70,7 @@ func newSecrets(gossipKey []byte, cost int) (*secrets, error) {
 	if err != nil {
 		return nil, fmt.Errorf("derive the token key: %w", err)
 	}
-	s := &secrets{pepper: pepper, tokenKey: tokenKey, cost: cost}
+	s := &secrets{pepper: pepper, tokenKey: tokenKey, cost: cost, slow: newSlowHashLimiter()}
 	if s.sealed, err = newSealedSecrets(gossipKey); err != nil {
 		return nil, err
 	}
@@ -73,13 +87,19 @@ func (s *secrets) peppered(secret string) []byte {
 	return []byte(base64.RawStdEncoding.EncodeToString(mac.Sum(nil)))
 }
 
-func (s *secrets) hash(secret string) ([]byte, error) {
-	return bcrypt.GenerateFromPassword(s.peppered(secret), s.cost)
+func (s *secrets) hash(secret string) (hash []byte, err error) {
+	s.slow.do(func() { hash, err = bcrypt.GenerateFromPassword(s.peppered(secret), s.cost) })
+	return hash, err
 }
 
 // check compares in bcrypt's time whatever the outcome; without a hash (unknown identifier,
 // voter without a secret) it compares against a dummy one, so that the answer takes as long.
-func (s *secrets) check(hash []byte, secret string) bool {
+func (s *secrets) check(hash []byte, secret string) (ok bool) {
+	s.slow.do(func() { ok = s.compare(hash, secret) })
+	return ok
+}
+
+func (s *secrets) compare(hash []byte, secret string) bool {
 	if len(hash) == 0 {
 		_ = bcrypt.CompareHashAndPassword(s.dummy, s.peppered(secret))
 		return false

@@ -227,3 +227,12 @@ func (n *Node) CastSealed(_ context.Context, req *urnepb.CastSealedRequest) (*ur
 			ElectionId: s.ElectionID, Fingerprint: fp[:], ScrutinId: req.GetScrutinId()}}, nil
 	})
 }
+
+// Login answers as a node that checked the secret and had the cluster record the login
+// would; the fake checks nothing: it records which node received the login.
+func (n *Node) Login(_ context.Context, req *urnepb.LoginRequest) (*urnepb.LoginResponse, error) {
+	return write(n, Call{Method: "Login", RequestID: req.GetRequestId()}, func(s *State) (*urnepb.LoginResponse, error) {
+		s.Index++
+		return &urnepb.LoginResponse{ChallengeToken: "challenge-" + req.GetIdentifier()}, nil
+	})
+}
