@@ -83,13 +83,17 @@ BENCH_VOTERS   ?= 1000000
 BENCH_KILLS    ?= 20
 comma          := ,
 
-# $(call bench-on-cluster,NAME,ARGS): `urne bench ARGS` on a fresh local 2+2+1 cluster in
-# .bench/NAME; its JSON becomes .bench/results/NAME.json only when it succeeds.
+# $(call bench-json,NAME,ARGS): `urne bench ARGS -o json`, kept as .bench/results/NAME.json
+# only when it succeeds.
+define bench-json
+	-./bin/urne bench $(2) -o json > $(BENCH_DIR)/$(1).json && mv $(BENCH_DIR)/$(1).json $(BENCH_DIR)/results/$(1).json
+endef
+
+# $(call bench-on-cluster,NAME,ARGS): the same on a fresh local 2+2+1 cluster in .bench/NAME.
 define bench-on-cluster
 	rm -rf $(BENCH_DIR)/$(1)
 	./bin/urne dev up --dir $(BENCH_DIR)/$(1) --topology 2+2+1 >/dev/null
-	-./bin/urne bench $(2) --cluster $(BENCH_DIR)/$(1) -o json > $(BENCH_DIR)/$(1).json && \
-	  mv $(BENCH_DIR)/$(1).json $(BENCH_DIR)/results/$(1).json
+	$(call bench-json,$(1),$(2) --cluster $(BENCH_DIR)/$(1))
 	./bin/urne dev down --dir $(BENCH_DIR)/$(1) >/dev/null
 endef
 
@@ -102,11 +106,10 @@ bench: build etcd-server
 	-$(MAKE) bench-etcd ETCDBENCH_OUT=$(BENCH_DIR)/results/compare.json
 	$(GO) run ./test/benchroll -voters $(BENCH_VOTERS) -out $(BENCH_DIR)/roll.csv
 	$(call bench-on-cluster,election,election --roll $(BENCH_DIR)/roll.csv)
-	$(call bench-on-cluster,login,login --nodes 1$(comma)3$(comma)5)
-	$(call bench-on-cluster,suite,suite)
+	$(call bench-json,login,login --dir $(BENCH_DIR)/login --nodes 1$(comma)3$(comma)5 --duration 20s)
+	$(call bench-json,suite,suite --dir $(BENCH_DIR)/suite)
 	$(call bench-on-cluster,failover,failover --kills $(BENCH_KILLS))
-	-./bin/urne bench restore --ballots $(BENCH_VOTERS) --dir $(BENCH_DIR)/restore -o json > $(BENCH_DIR)/restore.json && \
-	  mv $(BENCH_DIR)/restore.json $(BENCH_DIR)/results/restore.json
+	$(call bench-json,restore,restore --ballots $(BENCH_VOTERS) --dir $(BENCH_DIR)/restore)
 	$(GO) run ./test/benchreport -results $(BENCH_DIR)/results -out BENCHMARKS.md
 
 # Urne against etcd, 3 nodes each, 1 KiB writes from 16, 64 and 256 clients; writes
