@@ -33,6 +33,7 @@ func (a *app) benchCommand() *cobra.Command {
 	cmd.AddCommand(a.benchElectionCommand())
 	cmd.AddCommand(a.benchLoginCommand())
 	cmd.AddCommand(a.benchSuiteCommand())
+	cmd.AddCommand(a.benchRestoreCommand())
 	return cmd
 }
 
