@@ -102,7 +102,7 @@ bench: build etcd-server
 	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm ./ballot > $(BENCH_DIR)/gobench.txt
 	$(GO) test -run '^$$' -bench 'SealPreparedSecret|HashSecret' -benchmem ./node >> $(BENCH_DIR)/gobench.txt
 	mv $(BENCH_DIR)/gobench.txt $(BENCH_DIR)/results/gobench.txt
-	$(call bench-on-cluster,cast,cast --voters 1000000 --concurrency 256 --duration $(BENCH_DURATION))
+	$(call bench-on-cluster,cast,cast --voters $(BENCH_VOTERS) --concurrency 256 --duration $(BENCH_DURATION))
 	-$(MAKE) bench-etcd ETCDBENCH_OUT=$(BENCH_DIR)/results/compare.json
 	$(GO) run ./test/benchroll -voters $(BENCH_VOTERS) -out $(BENCH_DIR)/roll.csv
 	$(call bench-on-cluster,election,election --roll $(BENCH_DIR)/roll.csv)
@@ -114,7 +114,8 @@ bench: build etcd-server
 	  -o json > $(BENCH_DIR)/failover.json && mv $(BENCH_DIR)/failover.json $(BENCH_DIR)/results/failover.json
 	./bin/urne dev down --dir $(BENCH_DIR)/failover >/dev/null
 	$(call bench-json,restore,restore --ballots $(BENCH_VOTERS) --dir $(BENCH_DIR)/restore)
-	$(GO) run ./test/benchreport -results $(BENCH_DIR)/results -out BENCHMARKS.md
+	$(GO) run ./test/benchreport -results $(BENCH_DIR)/results -out BENCHMARKS.md \
+	  -params "make bench BENCH_DURATION=$(BENCH_DURATION) BENCH_VOTERS=$(BENCH_VOTERS) BENCH_KILLS=$(BENCH_KILLS)"
 
 # Urne against etcd, 3 nodes each, 1 KiB writes from 16, 64 and 256 clients; writes
 # docs/bench-compare.svg and prints a Markdown table.

@@ -28,11 +28,13 @@ var reportTemplate string
 func main() {
 	dir := flag.String("results", ".bench/results", "folder of the run's results")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
+	params := flag.String("params", "", "the run's parameters, as make bench was given them")
 	flag.Parse()
 	r, err := load(os.DirFS(*dir))
 	if err == nil {
 		r.Machine = thisMachine()
 		r.Date = time.Now().UTC().Format(time.DateOnly)
+		r.Params = *params
 		var page []byte
 		if page, err = render(r); err == nil {
 			err = os.WriteFile(*out, page, 0o644)
@@ -52,6 +54,7 @@ func main() {
 // Results are one run's documents, each nil when its bench left none.
 type Results struct {
 	Date    string
+	Params  string
 	Machine Machine
 
 	Cast     *Load
