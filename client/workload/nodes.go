@@ -22,8 +22,10 @@ func (v *verifier) agreement(ctx context.Context, c *client.Client, endpoints []
 	var states []*NodeState
 	var failures []string
 	err := poll(pollCtx, func() bool {
-		// A node that does not answer is reported below; the others are still compared.
-		states, failures = readDigests(pollCtx, c, endpoints)
+		// A node that does not answer is reported below; the others are still compared. The
+		// reads run on ctx: the wait for convergence bounds the rounds, not a read in flight,
+		// which a slow node would otherwise fail as unreadable.
+		states, failures = readDigests(ctx, c, endpoints)
 		return sameIndex(states)
 	})
 	if ctx.Err() != nil {
