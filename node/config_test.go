@@ -132,3 +132,18 @@ func TestSnapshotIntervalReachesRaft(t *testing.T) {
 		}
 	}
 }
+
+func TestRaftTimeoutScale(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NodeID, cfg.Profile = "n1", ProfileLAN
+	lh, le, ll, lc := ProfileLAN.raftTimeouts()
+	for _, tt := range []struct{ scale, want int }{{0, 1}, {1, 1}, {2, 2}} {
+		n := &Node{cfg: cfg, log: slog.New(slog.DiscardHandler), opts: Options{RaftTimeoutScale: tt.scale}}
+		c := n.raftConfig()
+		w := time.Duration(tt.want)
+		if c.HeartbeatTimeout != w*lh || c.ElectionTimeout != w*le || c.LeaderLeaseTimeout != w*ll || c.CommitTimeout != lc {
+			t.Fatalf("scale %d: timeouts %v %v %v %v, want %d× %v %v %v and %v", tt.scale,
+				c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout, tt.want, lh, le, ll, lc)
+		}
+	}
+}

@@ -51,9 +51,11 @@ func startNodeWithLog(t *testing.T, e election, id string, logs raft.LogStore) *
 	trans := NewTransport(layer, quiet)
 	cfg := raft.DefaultConfig()
 	cfg.LocalID = raft.ServerID(id)
-	cfg.HeartbeatTimeout = 200 * time.Millisecond
-	cfg.ElectionTimeout = 200 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 100 * time.Millisecond
+	// The lan profile's timeouts would do on an idle machine; under the race detector on a
+	// loaded one, a leader starved for 200 ms lost its lease mid-test.
+	cfg.HeartbeatTimeout = 600 * time.Millisecond
+	cfg.ElectionTimeout = 600 * time.Millisecond
+	cfg.LeaderLeaseTimeout = 500 * time.Millisecond
 	cfg.CommitTimeout = 10 * time.Millisecond
 	cfg.Logger = NewHCLogger(quiet, "raft")
 	fsm := &countingFSM{}
