@@ -166,10 +166,11 @@ type observation struct {
 	code fsmpb.ResponseCode
 }
 
-// ApplyBatch applies committed entries in one bbolt read-write transaction: one fsync, the
-// applied index set to the last entry. Entries at or below the applied index were applied
-// before a restart and are skipped. Each command answers a *fsmpb.Response, refusals
-// included; entries other than commands answer nil.
+// ApplyBatch applies committed entries in bbolt read-write transactions of up to
+// maxTxBytes of entries each (one transaction, one fsync, for a batch of casts; a few for a
+// follower catching up on an import): the applied index is set to the last entry of each.
+// Entries at or below the applied index were applied before a restart and are skipped. Each
+// command answers a *fsmpb.Response, refusals included; entries other than commands answer nil.
 //
 // A failure of the database itself (disk, corruption) panics: the entries are committed in
 // raft, and a replica that went on without them would diverge. The restarted node replays them.
@@ -182,9 +183,36 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		panic("fsm: entries applied to a closed state machine")
 	}
 	responses := make([]interface{}, len(logs))
-	if len(logs) == 0 {
-		return responses
+	for start := 0; start < len(logs); {
+		end := start + txChunk(logs[start:])
+		f.applyChunk(logs[start:end], responses[start:end])
+		start = end
 	}
+	return responses
+}
+
+// maxTxBytes bounds the entries applied in one transaction. Raft hands a replica that fell
+// behind everything committed since, up to its MaxAppendEntries entries: for an import, a
+// few hundred thousand voters, whose B-tree pages bbolt would all hold dirty in memory
+// until the commit (two pages of 4 KiB for each voter of a large roll: its record and its
+// homonym key). A transaction per few megabytes bounds that memory; what one transaction or
+// several write is the same, so replicas agree whatever batches raft handed them.
+const maxTxBytes = 4 << 20
+
+// txChunk is how many of logs, at least one, go into the next transaction.
+func txChunk(logs []*raft.Log) int {
+	size := 0
+	for i, l := range logs {
+		size += len(l.Data)
+		if i > 0 && size > maxTxBytes {
+			return i
+		}
+	}
+	return len(logs)
+}
+
+// applyChunk applies logs in one transaction, filling responses.
+func (f *FSM) applyChunk(logs []*raft.Log, responses []interface{}) {
 	var observed []observation
 	var last uint64
 	err := f.db.Update(func(tx *bolt.Tx) error {
@@ -201,7 +229,6 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	f.applied.Store(last)
 	f.notify(observed)
-	return responses
 }
 
 // applyInTx fills responses and returns the new applied index.

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -372,5 +373,53 @@ func TestReadsAfterClose(t *testing.T) {
 	}
 	if _, err := h.f.Snapshot(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Snapshot after Close: %v", err)
+	}
+}
+
+// TestApplyBatchSplitsLargeBatches feeds a replica that fell behind an import all at once:
+// it commits in several transactions (the observer sees the applied index move within the
+// batch), and ends in the state of a replica that applied the same entries one by one.
+func TestApplyBatchSplitsLargeBatches(t *testing.T) {
+	batched, reference := newHarness(t), newHarness(t)
+	var logs []*raft.Log
+	for _, h := range []*harness{batched, reference} {
+		h.mustApply(typeCreate, &fsmpb.CreateElection{ElectionId: electionID, Name: "CSE 2026"})
+	}
+	padding := strings.Repeat("x", 200)
+	for page := range 10 {
+		p := &fsmpb.ImportVoters{}
+		for i := range 2000 {
+			id := fmt.Sprintf("voter-%d-%d", page, i)
+			p.Voters = append(p.Voters, &fsmpb.VoterRecord{VoterId: id, Name: "Name of " + id, Email: id + "@example.org", Composante: padding, Secteur: padding})
+		}
+		logs = append(logs, batched.entry(typeImport, p))
+	}
+	if size := len(logs[0].Data) * len(logs); size <= 2*maxTxBytes {
+		t.Fatalf("entries of %d bytes in all fit in two transactions of %d", size, maxTxBytes)
+	}
+	var seen []uint64
+	batched.f.SetObserver(func(fsmpb.CommandType, fsmpb.ResponseCode) { seen = append(seen, batched.f.AppliedIndex()) })
+	for i, resp := range batched.f.ApplyBatch(logs) {
+		wantCode(t, resp.(*fsmpb.Response), nil)
+		if got := resp.(*fsmpb.Response).GetImport().GetImported(); got != 2000 {
+			t.Fatalf("entry %d imported %d voters", i, got)
+		}
+	}
+	if seen[0] == logs[len(logs)-1].Index || seen[0] < logs[0].Index {
+		t.Fatalf("first commit left the applied index at %d: the batch was one transaction (entries %d..%d)",
+			seen[0], logs[0].Index, logs[len(logs)-1].Index)
+	}
+	if got := batched.f.AppliedIndex(); got != logs[len(logs)-1].Index {
+		t.Fatalf("applied index %d, want %d", got, logs[len(logs)-1].Index)
+	}
+	for _, l := range logs {
+		wantCode(t, reference.applyLog(l), nil)
+	}
+	_, want, err := reference.f.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := batched.f.Digest(); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("split batch and entries one by one disagree (err %v)", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,6 +109,11 @@ type Config struct {
 	// Pprof serves Go's profiler under /debug/pprof/ on the metrics address. Off by default:
 	// the metrics address has no authentication.
 	Pprof bool `json:"pprof,omitempty"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit (runtime/debug.SetMemoryLimit) in
+	// MiB: past it the collector runs more often rather than letting the heap double. Zero
+	// means 768 MiB unless the GOMEMLIMIT environment variable sets one; -1 means no limit.
+	// It bounds the Go heap, not the pages of the state database the kernel maps in.
+	MemoryLimitMiB int64 `json:"memory_limit_mib,omitempty"`
 
 	// EnvelopeKeyFile (RSA, PKCS#1 or PKCS#8 PEM) opens the envelopes of sealed casts and
 	// ReceiptKeyFile (Ed25519, PKCS#8 PEM) signs receipts; both are the same on every node.
@@ -221,6 +227,9 @@ func (c *Config) Validate() error {
 	if c.SnapshotThreshold == 0 {
 		errs = append(errs, errors.New("snapshot_threshold must be positive"))
 	}
+	if c.MemoryLimitMiB < -1 || (c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < minMemoryLimitMiB) {
+		errs = append(errs, fmt.Errorf("memory_limit_mib %d: want -1 (none), 0 (default) or at least %d", c.MemoryLimitMiB, minMemoryLimitMiB))
+	}
 	if c.SecretHashCost != 0 && (c.SecretHashCost < minSecretHashCost || c.SecretHashCost > maxSecretHashCost) {
 		errs = append(errs, fmt.Errorf("secret_hash_cost %d: want %d to %d", c.SecretHashCost, minSecretHashCost, maxSecretHashCost))
 	}
@@ -232,6 +241,26 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// Soft memory limit of the Go runtime: the default, and the least a node runs in.
+const (
+	defaultMemoryLimitMiB = 768
+	minMemoryLimitMiB     = 64
+)
+
+// memoryLimit is the soft limit in bytes to set, or ok=false to leave the runtime's: no
+// limit asked for, or none in the file while GOMEMLIMIT sets one.
+func (c *Config) memoryLimit(getenv func(string) string) (limit int64, ok bool) {
+	switch {
+	case c.MemoryLimitMiB == -1:
+		return math.MaxInt64, true
+	case c.MemoryLimitMiB > 0:
+		return c.MemoryLimitMiB << 20, true
+	case getenv("GOMEMLIMIT") != "":
+		return 0, false
+	}
+	return defaultMemoryLimitMiB << 20, true
 }
 
 // defaultSnapshotInterval is Config.SnapshotInterval when unset.

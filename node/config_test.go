@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,8 @@ func TestConfigValidate(t *testing.T) {
 		{"no KEK source", func(c *Config) { c.KEK = KEKSource{} }, "exactly one"},
 		{"KEK inside data dir", func(c *Config) { c.KEK.File = filepath.Join(c.DataDir, "kek") }, "inside data_dir"},
 		{"duplicate bootstrap", func(c *Config) { c.Bootstrap = []Peer{{ID: "a", Raft: "x"}, {ID: "a", Raft: "y"}} }, "twice"},
+		{"memory limit too low", func(c *Config) { c.MemoryLimitMiB = 8 }, "memory_limit_mib"},
+		{"negative memory limit", func(c *Config) { c.MemoryLimitMiB = -2 }, "memory_limit_mib"},
 	}
 	for _, tc := range cases {
 		c := validConfig(dir)
@@ -144,6 +147,35 @@ func TestRaftTimeoutScale(t *testing.T) {
 		if c.HeartbeatTimeout != w*lh || c.ElectionTimeout != w*le || c.LeaderLeaseTimeout != w*ll || c.CommitTimeout != lc {
 			t.Fatalf("scale %d: timeouts %v %v %v %v, want %d× %v %v %v and %v", tt.scale,
 				c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout, tt.want, lh, le, ll, lc)
+		}
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "GOMEMLIMIT" {
+				return v
+			}
+			return ""
+		}
+	}
+	cases := []struct {
+		mib    int64
+		gomem  string
+		want   int64
+		wantOK bool
+	}{
+		{0, "", defaultMemoryLimitMiB << 20, true},
+		{0, "2GiB", 0, false}, // the environment's limit stands
+		{512, "2GiB", 512 << 20, true},
+		{-1, "", math.MaxInt64, true},
+	}
+	for _, tc := range cases {
+		c := Config{MemoryLimitMiB: tc.mib}
+		got, ok := c.memoryLimit(env(tc.gomem))
+		if got != tc.want || ok != tc.wantOK {
+			t.Errorf("memory_limit_mib %d, GOMEMLIMIT %q: got %d, %v; want %d, %v", tc.mib, tc.gomem, got, ok, tc.want, tc.wantOK)
 		}
 	}
 }

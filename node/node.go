@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -321,7 +322,12 @@ func stopGRPC(s *grpc.Server, d time.Duration) {
 }
 
 // Run starts a node and keeps it running until ctx is done.
+// It sets the process's soft memory limit from cfg (a test running several nodes in one
+// process calls New and Start instead).
 func Run(ctx context.Context, cfg Config, opts Options) error {
+	if limit, ok := cfg.memoryLimit(os.Getenv); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	n, err := New(cfg, opts)
 	if err != nil {
 		return err

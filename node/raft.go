@@ -54,7 +54,7 @@ func openRaftStores(dir, nodeID string, keys *keyring.Keyring, logger *slog.Logg
 		return nil, fmt.Errorf("raft stable store %s does not open with this keyring: %w", path, err)
 	}
 	logs := withLogFailpoints(storage.NewLogStore(bs, keys), nodeID) // a failing disk sits under the rest
-	cache, err := raft.NewLogCache(1024, storage.NewTruncationSafeLogStore(logs))
+	cache, err := storage.NewLogCache(logCacheEntries, logCacheBytes, storage.NewTruncationSafeLogStore(logs))
 	if err != nil {
 		bs.Close()
 		return nil, err
@@ -68,6 +68,13 @@ func openRaftStores(dir, nodeID string, keys *keyring.Keyring, logger *slog.Logg
 	s.snaps = storage.NewSnapshotStore(snaps, keys)
 	return s, nil
 }
+
+// The raft log cache holds the last logCacheEntries entries, up to logCacheBytes in all: a
+// thousand cast batches, but only a few dozen import batches of a megabyte each.
+const (
+	logCacheEntries = 1024
+	logCacheBytes   = 64 << 20
+)
 
 // checkBoltFile opens an existing bbolt file read-only and runs bbolt's consistency check,
 // so that a corrupt file is reported before anything writes to it.

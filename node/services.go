@@ -15,8 +15,10 @@ import (
 	"github.com/urne-vote/urne/transport/urnepb"
 )
 
-// importBatch is the number of voters committed per command during an import.
-const importBatch = 2000
+// importBatch is the number of voters committed per command during an import: the most a
+// command holds, so that each of the state machine's transactions, which rewrites a page of
+// the roll's B-trees for almost every voter of a large roll, carries as many voters as it can.
+const importBatch = fsm.MaxVotersPerCommand
 
 // electionService serves election apps and organizers.
 type electionService struct {
@@ -72,8 +74,9 @@ func (s *electionService) CloseElection(ctx context.Context, _ *urnepb.Transitio
 
 // importInFlight bounds the import batches committing at once: while one is applied, the
 // next ones are replicated, and raft hands consecutive ones to the state machine together (one
-// transaction, fewer pages rewritten per voter). Memory stays bounded by that many batches.
-const importInFlight = 4
+// transaction, fewer pages rewritten per voter, up to the state machine's bound on a
+// transaction). Memory stays bounded by that many batches of about a megabyte each.
+const importInFlight = 8
 
 // ImportVoters commits the streamed roll in batches of importBatch voters, importInFlight at
 // a time. Batches are independent (each voter is added or rectified on its own), so their
@@ -163,6 +166,7 @@ func (s *electionService) commitImport(ctx context.Context, batch []*fsmpb.Voter
 		return nil, toStatus(err)
 	}
 	cmd.Actor = actorFrom(ctx)
+	deadline := time.Now().Add(importRetryWindow)
 	for attempt := 1; ; attempt++ {
 		resp, _, err := s.n.Propose(ctx, cmd)
 		if err == nil {
@@ -171,19 +175,22 @@ func (s *electionService) commitImport(ctx context.Context, batch []*fsmpb.Voter
 		if err == nil {
 			return resp.GetImport(), nil
 		}
-		if !retryableImport(err) || attempt == importAttempts || sleepCtx(ctx, time.Duration(attempt)*importRetryPause) != nil {
+		pause := min(time.Duration(attempt)*importRetryPause, importRetryPauseMax)
+		if !retryableImport(err) || time.Now().Add(pause).After(deadline) || sleepCtx(ctx, pause) != nil {
 			s.n.metrics.rejected(err)
 			return nil, toStatus(err)
 		}
 	}
 }
 
-// An import batch whose outcome raft left open, or that found no leader, is proposed again:
-// importing the same voters twice changes nothing, so a long import survives a leader change
-// (it then reports those voters as unchanged).
+// An import batch whose outcome raft left open, or that found no leader, is proposed again
+// for up to importRetryWindow: importing the same voters twice changes nothing, so a long
+// import survives leader changes (it then reports those voters as unchanged), even the run of
+// elections of an overloaded cluster, which outlasted the five tries of 0.5 to 2 s before.
 const (
-	importAttempts   = 5
-	importRetryPause = 500 * time.Millisecond
+	importRetryWindow   = 30 * time.Second
+	importRetryPause    = 500 * time.Millisecond
+	importRetryPauseMax = 2 * time.Second
 )
 
 func retryableImport(err error) bool {
