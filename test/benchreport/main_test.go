@@ -57,6 +57,23 @@ func TestReportJudgesEachTarget(t *testing.T) {
 	}
 }
 
+func TestScaleTargetsNeedAMillionVoters(t *testing.T) {
+	fs := results()
+	fs["election.json"] = &fstest.MapFile{Data: []byte(`{"voters":200000,"import_seconds":30,"counted":200000,"emargements":200000,"complete":true,"max_rss_bytes":900000000}`)}
+	r, err := load(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range r.Targets() {
+		switch tg.Name {
+		case "import", "whole election", "memory":
+			if tg.Met != "-" || !strings.Contains(tg.Measured, "200,000 voters: not judged") {
+				t.Errorf("target %q judged on 200,000 voters: %+v", tg.Name, tg)
+			}
+		}
+	}
+}
+
 func TestEtcdRatioNeedsEqualOrBetterP99(t *testing.T) {
 	r := &Results{Compare: []CompareRow{{System: "etcd", Clients: 64, PerSecond: 1000, P99: 50}, {System: "urne", Clients: 64, PerSecond: 4000, P99: 60}}}
 	if _, worst := r.CompareRatios(); worst != 0 {
