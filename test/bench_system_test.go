@@ -28,6 +28,7 @@ func TestSystemBenchElection(t *testing.T) {
 		Nodes []struct {
 			Node      string `json:"node"`
 			PeakRSS   uint64 `json:"peak_rss_bytes"`
+			PeakAnon  uint64 `json:"peak_anon_bytes"`
 			DataBytes int64  `json:"data_bytes"`
 		} `json:"nodes"`
 	}
@@ -41,7 +42,7 @@ func TestSystemBenchElection(t *testing.T) {
 		t.Fatalf("want memory and data measured on 3 nodes, got %s", out)
 	}
 	for _, n := range r.Nodes {
-		if n.PeakRSS == 0 || n.DataBytes == 0 {
+		if n.PeakRSS == 0 || n.PeakAnon == 0 || n.PeakAnon > n.PeakRSS || n.DataBytes == 0 {
 			t.Fatalf("node %s was not measured: %s", n.Node, out)
 		}
 	}

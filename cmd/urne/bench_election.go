@@ -54,7 +54,11 @@ type nodeFootprint struct {
 	// kernel's high-water mark at the end (VmHWM), which also covers moments between samples.
 	PeakRSSBytes uint64 `json:"peak_rss_bytes"`
 	HWMBytes     uint64 `json:"hwm_bytes"`
-	DataBytes    int64  `json:"data_bytes"`
+	// PeakAnonBytes is the highest anonymous part of the resident set sampled (heap, stacks):
+	// the rest is the state and log databases' mapped file pages, which the kernel can
+	// reclaim.
+	PeakAnonBytes uint64 `json:"peak_anon_bytes"`
+	DataBytes     int64  `json:"data_bytes"`
 }
 
 func (a *app) benchElectionCommand() *cobra.Command {
@@ -208,7 +212,7 @@ func printElectionBench(w io.Writer, r *electionBenchReport) {
 	fprintf(w, "  close   %.1fs\n", r.CloseSeconds)
 	fprintf(w, "  count   %d ballots, %d émargements, in %.1fs\n", r.Counted, r.Emargements, r.CountSeconds)
 	for _, n := range r.Nodes {
-		fprintf(w, "  %-10s peak RSS %s (VmHWM %s), data %s\n", n.Node, mib(n.PeakRSSBytes), mib(n.HWMBytes), mib(uint64(n.DataBytes)))
+		fprintf(w, "  %-10s peak RSS %s (VmHWM %s, anonymous %s), data %s\n", n.Node, mib(n.PeakRSSBytes), mib(n.HWMBytes), mib(n.PeakAnonBytes), mib(uint64(n.DataBytes)))
 	}
 	if r.DataBytesPerBal > 0 {
 		fprintf(w, "  data directory: %.0f bytes per ballot on the largest node\n", r.DataBytesPerBal)
@@ -221,6 +225,7 @@ func mib(b uint64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
 type memoryWatch struct {
 	mu    sync.Mutex
 	peak  map[string]uint64
+	anon  map[string]uint64
 	pids  map[string]int
 	done  chan struct{}
 	once  sync.Once
@@ -228,7 +233,7 @@ type memoryWatch struct {
 }
 
 func watchMemory(d *devCluster) *memoryWatch {
-	m := &memoryWatch{peak: map[string]uint64{}, pids: map[string]int{}, done: make(chan struct{})}
+	m := &memoryWatch{peak: map[string]uint64{}, anon: map[string]uint64{}, pids: map[string]int{}, done: make(chan struct{})}
 	m.ended.Add(1)
 	go func() {
 		defer m.ended.Done()
@@ -253,9 +258,11 @@ func (m *memoryWatch) sample(d *devCluster) {
 			continue
 		}
 		rss, _ := procStatus(pid, "VmRSS")
+		anon, _ := procStatus(pid, "RssAnon")
 		m.mu.Lock()
 		m.pids[id] = pid
 		m.peak[id] = max(m.peak[id], rss)
+		m.anon[id] = max(m.anon[id], anon)
 		m.mu.Unlock()
 	}
 }
@@ -271,7 +278,7 @@ func (m *memoryWatch) footprints(d *devCluster) []nodeFootprint {
 	defer m.mu.Unlock()
 	var out []nodeFootprint
 	for _, id := range d.ids() {
-		f := nodeFootprint{Node: id, PeakRSSBytes: m.peak[id]}
+		f := nodeFootprint{Node: id, PeakRSSBytes: m.peak[id], PeakAnonBytes: m.anon[id]}
 		if pid := m.pids[id]; pid != 0 && d.pid(id) == pid {
 			f.HWMBytes, _ = procStatus(pid, "VmHWM")
 		}

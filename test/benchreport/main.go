@@ -110,6 +110,7 @@ type Election struct {
 		Node      string `json:"node"`
 		PeakRSS   uint64 `json:"peak_rss_bytes"`
 		HWM       uint64 `json:"hwm_bytes"`
+		PeakAnon  uint64 `json:"peak_anon_bytes"`
 		DataBytes int64  `json:"data_bytes"`
 	} `json:"nodes"`
 	MaxRSS    uint64  `json:"max_rss_bytes"`
