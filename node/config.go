@@ -298,9 +298,9 @@ func within(path, dir string) bool {
 
 // raftTimeouts returns heartbeat, election, lease and commit timeouts of a profile.
 func (p Profile) raftTimeouts() (heartbeat, election, lease, commit time.Duration) {
-	heartbeat, election, lease, commit = 300*time.Millisecond, 300*time.Millisecond, 250*time.Millisecond, 20*time.Millisecond
+	heartbeat, election, lease, commit = 500*time.Millisecond, 500*time.Millisecond, 400*time.Millisecond, 20*time.Millisecond
 	if p == ProfileWAN {
-		return 5 * heartbeat, 5 * election, 5 * lease, commit
+		return 3 * heartbeat, 3 * election, 3 * lease, commit
 	}
 	return
 }

@@ -79,8 +79,8 @@ func TestLoadConfigResolvesRelativePathsAndRejectsUnknownFields(t *testing.T) {
 func TestProfilesScaleTimeouts(t *testing.T) {
 	lh, le, ll, _ := ProfileLAN.raftTimeouts()
 	wh, we, wl, _ := ProfileWAN.raftTimeouts()
-	if wh != 5*lh || we != 5*le || wl != 5*ll {
-		t.Fatalf("wan timeouts %v %v %v are not five times lan's %v %v %v", wh, we, wl, lh, le, ll)
+	if wh != 3*lh || we != 3*le || wl != 3*ll {
+		t.Fatalf("wan timeouts %v %v %v are not three times lan's %v %v %v", wh, we, wl, lh, le, ll)
 	}
 	if ll >= lh {
 		t.Fatalf("leader lease %v must be shorter than the heartbeat timeout %v", ll, lh)
@@ -132,21 +132,6 @@ func TestSnapshotIntervalReachesRaft(t *testing.T) {
 		}
 		if got := n.raftConfig().SnapshotInterval; !tc.bad && got != tc.want {
 			t.Errorf("snapshot_interval %q: raft checks every %s, want %s", tc.set, got, tc.want)
-		}
-	}
-}
-
-func TestRaftTimeoutScale(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.NodeID, cfg.Profile = "n1", ProfileLAN
-	lh, le, ll, lc := ProfileLAN.raftTimeouts()
-	for _, tt := range []struct{ scale, want int }{{0, 1}, {1, 1}, {2, 2}} {
-		n := &Node{cfg: cfg, log: slog.New(slog.DiscardHandler), opts: Options{RaftTimeoutScale: tt.scale}}
-		c := n.raftConfig()
-		w := time.Duration(tt.want)
-		if c.HeartbeatTimeout != w*lh || c.ElectionTimeout != w*le || c.LeaderLeaseTimeout != w*ll || c.CommitTimeout != lc {
-			t.Fatalf("scale %d: timeouts %v %v %v %v, want %d× %v %v %v and %v", tt.scale,
-				c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout, tt.want, lh, le, ll, lc)
 		}
 	}
 }

@@ -71,9 +71,6 @@ type Options struct {
 	Delivery *Delivery
 	// Kill ends the process for a chaos kill; nil sends SIGKILL to this process.
 	Kill func()
-	// RaftTimeoutScale multiplies the profile's raft timeouts when above 1: in-process test
-	// clusters under the race detector run several times slower than a node does.
-	RaftTimeoutScale int
 }
 
 // Node is one running Urne server.

@@ -112,9 +112,6 @@ func (n *Node) raftConfig() *raft.Config {
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(n.cfg.NodeID)
 	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = n.cfg.Profile.raftTimeouts()
-	if s := time.Duration(n.opts.RaftTimeoutScale); s > 1 {
-		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = s*c.HeartbeatTimeout, s*c.ElectionTimeout, s*c.LeaderLeaseTimeout
-	}
 	c.SnapshotThreshold = n.cfg.SnapshotThreshold
 	c.SnapshotInterval, _ = n.cfg.snapshotInterval() // checked by Validate
 	c.TrailingLogs = n.cfg.TrailingLogs

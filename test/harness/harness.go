@@ -113,7 +113,7 @@ func (c *Cluster) TryStartConfig(cfg node.Config) error {
 	c.mu.Unlock()
 	logger := slog.New(slog.NewJSONHandler(io.MultiWriter(buf, testWriter{c.T, id}), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	opts := node.Options{Logger: logger, Dialer: c.Net.Dialer(id),
-		WrapListener: func(ln net.Listener) net.Listener { return c.Net.Listener(id, ln) }, RaftTimeoutScale: raftTimeoutScale}
+		WrapListener: func(ln net.Listener) net.Listener { return c.Net.Listener(id, ln) }}
 	if c.Options != nil {
 		c.Options(id, &opts)
 	}
