@@ -141,15 +141,15 @@ func (h *History) Stats() Stats {
 		s.PerSecond = float64(s.Acked) / s.Elapsed.Seconds()
 	}
 	slices.Sort(latencies)
-	s.P50, s.P99 = percentile(latencies, 50), percentile(latencies, 99)
+	s.P50, s.P99 = Percentile(latencies, 50), Percentile(latencies, 99)
 	if len(latencies) > 0 {
 		s.Max = latencies[len(latencies)-1]
 	}
 	return s
 }
 
-// percentile returns the p-th percentile of sorted by the nearest-rank method.
-func percentile(sorted []time.Duration, p int) time.Duration {
+// Percentile returns the p-th percentile of sorted by the nearest-rank method.
+func Percentile(sorted []time.Duration, p int) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}

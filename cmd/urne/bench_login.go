@@ -16,7 +16,6 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/urne-vote/urne/client"
+	"github.com/urne-vote/urne/client/workload"
 	"github.com/urne-vote/urne/cluster"
 	"github.com/urne-vote/urne/node"
 	"github.com/urne-vote/urne/transport/pki"
@@ -300,9 +300,7 @@ func (l *latencies) percentile(p int) float64 {
 	if len(l.ok) == 0 {
 		return 0
 	}
-	s := slices.Clone(l.ok)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return ms(s[min(len(s)-1, len(s)*p/100)])
+	return ms(workload.Percentile(slices.Sorted(slices.Values(l.ok)), p))
 }
 
 // authBenchOptions are the inputs shared by the benchmarks of the authenticated path.

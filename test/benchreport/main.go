@@ -20,6 +20,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/urne-vote/urne/client/workload"
 )
 
 //go:embed report.md.tmpl
@@ -179,14 +181,15 @@ func (f *Failover) Median() float64 { return rank(f.RTOs(), 50) }
 func (f *Failover) P99() float64    { return rank(f.RTOs(), 99) }
 func (f *Failover) Max() float64    { return rank(f.RTOs(), 100) }
 
-// rank is the nearest-rank percentile p of vs.
+// rank is the nearest-rank percentile p of vs, in milliseconds, as the load generator
+// computes its own.
 func rank(vs []float64, p int) float64 {
-	if len(vs) == 0 {
-		return 0
+	ds := make([]time.Duration, len(vs))
+	for i, v := range vs {
+		ds[i] = time.Duration(v * float64(time.Millisecond))
 	}
-	s := slices.Sorted(slices.Values(vs))
-	i := (p*len(s)+99)/100 - 1
-	return s[max(0, min(i, len(s)-1))]
+	slices.Sort(ds)
+	return float64(workload.Percentile(ds, p)) / float64(time.Millisecond)
 }
 
 // Restore is `urne bench restore -o json`.
