@@ -83,16 +83,16 @@ BENCH_VOTERS   ?= 1000000
 BENCH_KILLS    ?= 20
 comma          := ,
 
-# $(call bench-json,NAME,ARGS): `urne bench ARGS -o json`, kept as .bench/results/NAME.json
-# only when it succeeds.
+# $(call bench-json,NAME,ARGS): `urne ARGS -o json`, kept as .bench/results/NAME.json only when
+# it succeeds.
 define bench-json
-	-./bin/urne bench $(2) -o json > $(BENCH_DIR)/$(1).json && mv $(BENCH_DIR)/$(1).json $(BENCH_DIR)/results/$(1).json
+	-./bin/urne $(2) -o json > $(BENCH_DIR)/$(1).json && mv $(BENCH_DIR)/$(1).json $(BENCH_DIR)/results/$(1).json
 endef
 
 # $(call bench-on-cluster,NAME,ARGS): the same on a fresh local 2+2+1 cluster in .bench/NAME.
 define bench-on-cluster
 	rm -rf $(BENCH_DIR)/$(1)
-	./bin/urne dev up --dir $(BENCH_DIR)/$(1) --topology 2+2+1 >/dev/null
+	./bin/urne dev up --dir $(BENCH_DIR)/$(1) --topology 2+2+1 --election bench >/dev/null
 	$(call bench-json,$(1),$(2) --cluster $(BENCH_DIR)/$(1))
 	./bin/urne dev down --dir $(BENCH_DIR)/$(1) >/dev/null
 endef
@@ -102,18 +102,14 @@ bench: build etcd-server
 	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm ./ballot > $(BENCH_DIR)/gobench.txt
 	$(GO) test -run '^$$' -bench 'SealPreparedSecret|HashSecret' -benchmem ./node >> $(BENCH_DIR)/gobench.txt
 	mv $(BENCH_DIR)/gobench.txt $(BENCH_DIR)/results/gobench.txt
-	$(call bench-on-cluster,cast,cast --voters $(BENCH_VOTERS) --concurrency 256 --duration $(BENCH_DURATION))
+	$(call bench-on-cluster,cast,bench cast --voters $(BENCH_VOTERS) --concurrency 256 --duration $(BENCH_DURATION))
 	-$(MAKE) bench-etcd ETCDBENCH_OUT=$(BENCH_DIR)/results/compare.json
 	$(GO) run ./test/benchroll -voters $(BENCH_VOTERS) -out $(BENCH_DIR)/roll.csv
-	$(call bench-on-cluster,election,election --roll $(BENCH_DIR)/roll.csv)
-	$(call bench-json,login,login --dir $(BENCH_DIR)/login --nodes 1$(comma)3$(comma)5 --duration 20s)
-	$(call bench-json,suite,suite --dir $(BENCH_DIR)/suite)
-	rm -rf $(BENCH_DIR)/failover
-	./bin/urne dev up --dir $(BENCH_DIR)/failover --topology 2+2+1 --election failover-bench >/dev/null
-	-./bin/urne drill failover --cluster $(BENCH_DIR)/failover --mode hard --count $(BENCH_KILLS) --concurrency 64 \
-	  -o json > $(BENCH_DIR)/failover.json && mv $(BENCH_DIR)/failover.json $(BENCH_DIR)/results/failover.json
-	./bin/urne dev down --dir $(BENCH_DIR)/failover >/dev/null
-	$(call bench-json,restore,restore --ballots $(BENCH_VOTERS) --dir $(BENCH_DIR)/restore)
+	$(call bench-on-cluster,election,bench election --roll $(BENCH_DIR)/roll.csv)
+	$(call bench-json,login,bench login --dir $(BENCH_DIR)/login --nodes 1$(comma)3$(comma)5 --duration 20s)
+	$(call bench-json,suite,bench suite --dir $(BENCH_DIR)/suite)
+	$(call bench-on-cluster,failover,drill failover --mode hard --count $(BENCH_KILLS) --concurrency 64)
+	$(call bench-json,restore,bench restore --ballots $(BENCH_VOTERS) --dir $(BENCH_DIR)/restore)
 	$(GO) run ./test/benchreport -results $(BENCH_DIR)/results -out BENCHMARKS.md \
 	  -params "make bench BENCH_DURATION=$(BENCH_DURATION) BENCH_VOTERS=$(BENCH_VOTERS) BENCH_KILLS=$(BENCH_KILLS)"
 
