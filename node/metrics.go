@@ -31,10 +31,12 @@ type metrics struct {
 	commands      *prometheus.CounterVec
 	forwarded     prometheus.Counter
 	leaderChanges prometheus.Counter
-	followerLag   *prometheus.GaugeVec
-	failureTol    prometheus.Gauge
-	deliveries    *prometheus.CounterVec
-	logins        *prometheus.CounterVec
+	// hangupElections counts elections this node stood in because its leader's process died.
+	hangupElections prometheus.Counter
+	followerLag     *prometheus.GaugeVec
+	failureTol      prometheus.Gauge
+	deliveries      *prometheus.CounterVec
+	logins          *prometheus.CounterVec
 }
 
 var latencyBuckets = prometheus.ExponentialBuckets(0.0005, 2, 16) // 0.5 ms .. 16 s
@@ -59,6 +61,8 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 			Help: "Writes this follower forwarded to the leader."}),
 		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "urne_raft_leadership_changes_total",
 			Help: "Times this node gained or lost leadership."}),
+		hangupElections: prometheus.NewCounter(prometheus.CounterOpts{Name: "urne_raft_hangup_elections_total",
+			Help: "Elections this node stood in at once because its leader hung up and its raft port refused connections."}),
 		followerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "urne_raft_follower_lag_entries",
 			Help: "On the leader: how many entries each server is behind the leader's last index."}, []string{"server"}),
 		failureTol: prometheus.NewGauge(prometheus.GaugeOpts{Name: "urne_autopilot_failure_tolerance",
@@ -72,7 +76,7 @@ func newMetrics(reg *prometheus.Registry, n *Node) *metrics {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
 	reg.MustRegister(m.commit, m.applyBatch, m.castBatch, m.requests, m.casts, m.rejections, m.commands, m.forwarded,
-		m.leaderChanges, m.followerLag, m.failureTol, m.deliveries, m.logins,
+		m.leaderChanges, m.hangupElections, m.followerLag, m.failureTol, m.deliveries, m.logins,
 		gauge("urne_raft_leader", "1 if this node is the leader.", func() float64 { return b2f(n.raft.State() == raft.Leader) }),
 		gauge("urne_raft_state", "Raft state: 0 follower, 1 candidate, 2 leader, 3 shutdown.", func() float64 { return float64(n.raft.State()) }),
 		gauge("urne_raft_term", "Current raft term.", func() float64 { return float64(n.currentTerm()) }),

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -89,6 +90,7 @@ type Node struct {
 	gossipKey []byte
 
 	raft      *raft.Raft
+	raftLayer *raftlayer.Layer
 	transport *raft.NetworkTransport
 	gossip    *memberlist.Memberlist
 	members   *memberView
@@ -107,6 +109,8 @@ type Node struct {
 	chaos     *chaosState // nil unless cfg.Chaos
 	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
 	leaderNotify chan bool
+	// hangupTerm is the last term in which a hang-up of the leader was probed (hangup.go).
+	hangupTerm atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc

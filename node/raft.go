@@ -143,8 +143,8 @@ func (n *Node) startRaft() error {
 		ln.Close()
 		return fmt.Errorf("raft advertise address: %w", err)
 	}
-	layer := raftlayer.New(ln, adv, n.serverTLS, n.clientTLS, n.opts.Dialer, n.log)
-	n.transport = raftlayer.NewTransport(layer, n.log)
+	n.raftLayer = raftlayer.New(ln, adv, n.serverTLS, n.clientTLS, n.opts.Dialer, n.log)
+	n.transport = raftlayer.NewTransport(n.raftLayer, n.log)
 	conf := n.raftConfig()
 	if err := n.restoreIfBehind(conf); err != nil {
 		return err
@@ -153,6 +153,7 @@ func (n *Node) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft: %w", err)
 	}
+	n.raftLayer.OnHangup(n.leaderHangup)
 	return n.bootstrap()
 }
 

@@ -19,7 +19,7 @@ type leaderState struct {
 
 // currentTerm reads raft's term.
 func (n *Node) currentTerm() uint64 {
-	return parseUint(n.raft.Stats()["term"])
+	return n.raft.CurrentTerm()
 }
 
 // ReadBarrier returns once the local state machine reflects every write acknowledged before

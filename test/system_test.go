@@ -98,6 +98,17 @@ func (p *procCluster) dumpLogs() {
 	}
 }
 
+// logged counts the lines of every node's log that contain msg.
+func (p *procCluster) logged(msg string) int {
+	logs, _ := filepath.Glob(filepath.Join(p.dir, "nodes", "*", "node.log"))
+	n := 0
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		n += bytes.Count(data, []byte(msg))
+	}
+	return n
+}
+
 func (p *procCluster) client(role string) *client.Client {
 	p.t.Helper()
 	cfg, _, err := client.LoadClusterDir(p.dir, role)
@@ -137,9 +148,11 @@ func (p *procCluster) leader(ctx context.Context, c *client.Client) string {
 }
 
 // TestSystemLeaderKillsDuringCasts SIGKILLs the leader process repeatedly while voters cast
-// concurrently, then proves from the load's own history that every acknowledged ballot is on
+// concurrently, checks that a follower stood for election as soon as the dead leader's port
+// refused it, then proves from the load's own history that every acknowledged ballot is on
 // every node and that no voter has two.
 func TestSystemLeaderKillsDuringCasts(t *testing.T) {
+	const standing = "standing for election now" // node/hangup.go
 	p := startProcCluster(t, "2+2+1")
 	ctx := harness.Context(t, 5*time.Minute)
 	org := p.client("organizer")
@@ -184,6 +197,7 @@ func TestSystemLeaderKillsDuringCasts(t *testing.T) {
 	for i := 0; i < kills; i++ {
 		waitProgress()
 		leader := p.leader(ctx, op)
+		stood := p.logged(standing)
 		t.Logf("kill %d: SIGKILL leader %s", i+1, leader)
 		if out, err := p.run("dev", "kill", "--dir", p.dir, "--node", leader); err != nil {
 			t.Fatalf("dev kill: %v\n%s", err, out)
@@ -198,6 +212,9 @@ func TestSystemLeaderKillsDuringCasts(t *testing.T) {
 			}
 			return nil
 		})
+		if p.logged(standing) == stood {
+			t.Fatalf("kill %d: a new leader was elected, but no follower stood at once when %s's process died", i+1, leader)
+		}
 		if out, err := p.run("dev", "start", "--dir", p.dir, "--node", leader); err != nil {
 			t.Fatalf("dev start: %v\n%s", err, out)
 		}

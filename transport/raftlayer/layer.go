@@ -7,10 +7,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -52,6 +55,8 @@ type Layer struct {
 
 	mu      sync.Mutex
 	pending map[net.Conn]struct{} // connections still in their handshake, closed on Close
+
+	hangup atomic.Pointer[func(node string)]
 }
 
 var _ raft.StreamLayer = (*Layer)(nil)
@@ -106,6 +111,12 @@ func (l *Layer) Close() error {
 	})
 	return err
 }
+
+// OnHangup sets what runs, once per connection and in its own goroutine, when a node closes
+// or resets a connection it dialed to us: the node id it names is the peer's. A leader's
+// process that dies hangs up every connection it had to its followers at once, which is how
+// they learn of it long before a heartbeat timeout (see node's hangup.go).
+func (l *Layer) OnHangup(f func(node string)) { l.hangup.Store(&f) }
 
 // Addr is the advertised address, which raft records in its configuration.
 func (l *Layer) Addr() net.Addr { return l.advertise }
@@ -177,11 +188,31 @@ func (l *Layer) admit(raw net.Conn) {
 		}
 		return
 	}
+	id, _ := pki.PeerIdentity(conn.ConnectionState()) // checked by handshake
 	select {
-	case l.accepted <- conn:
+	case l.accepted <- &watchedConn{Conn: conn, layer: l, peer: id.Name}:
 	case <-l.closed:
 		conn.Close()
 	}
+}
+
+// watchedConn is an accepted node connection that reports its peer's hang-up: the first read
+// that ends in EOF or a reset. A close from our side ends reads with net.ErrClosed instead.
+type watchedConn struct {
+	*tls.Conn
+	layer *Layer
+	peer  string
+	once  sync.Once
+}
+
+func (c *watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		if f := c.layer.hangup.Load(); f != nil {
+			c.once.Do(func() { go (*f)(c.peer) })
+		}
+	}
+	return n, err
 }
 
 // handshake completes TLS and requires the peer to be a node: a client certificate of this

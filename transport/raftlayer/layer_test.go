@@ -3,6 +3,7 @@ package raftlayer
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -145,6 +146,60 @@ func TestLayersExchangeBytes(t *testing.T) {
 	}
 	if _, ok := out.(*tls.Conn); !ok {
 		t.Fatalf("Dial returned %T, want *tls.Conn", out)
+	}
+}
+
+// TestHangupNamesThePeer: a node closing a connection it dialed is reported once, by its node
+// id; our own close of an accepted connection is not a hang-up.
+func TestHangupNamesThePeer(t *testing.T) {
+	e := newElection(t, "e1")
+	a, b, c := newLayer(t, e, "a", nil, nil), newLayer(t, e, "b", nil, nil), newLayer(t, e, "c", nil, nil)
+	hangups := make(chan string, 4)
+	b.OnHangup(func(node string) { hangups <- node })
+	connect := func(from *Layer) (out, in net.Conn) {
+		incoming := acceptOne(b)
+		out, err := from.Dial(raft.ServerAddress(b.Addr().String()), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in = <-incoming; in == nil {
+			t.Fatal("Accept failed")
+		}
+		return out, in
+	}
+
+	out, in := connect(a)
+	out.Close()
+	buf := make([]byte, 1)
+	for range 2 { // a second failed read reports nothing more
+		if _, err := in.Read(buf); !errors.Is(err, io.EOF) {
+			t.Fatalf("read after the peer closed: %v, want EOF", err)
+		}
+	}
+	if got := <-hangups; got != "a" {
+		t.Fatalf("hang-up reported for %q, want a", got)
+	}
+
+	out, in = connect(a)
+	defer out.Close()
+	in.Close()
+	if _, err := in.Read(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read after our own close: %v, want net.ErrClosed", err)
+	}
+	// A connection from c, closed by c: had a's first connection been reported twice or our
+	// own close once, a would come before c.
+	out3, in3 := connect(c)
+	out3.Close()
+	if _, err := in3.Read(buf); !errors.Is(err, io.EOF) {
+		t.Fatalf("read after the peer closed: %v, want EOF", err)
+	}
+	if got := <-hangups; got != "c" {
+		t.Fatalf("hang-up reported for %q, want c", got)
+	}
+	select {
+	case got := <-hangups:
+		t.Fatalf("unexpected extra hang-up for %q", got)
+	default:
 	}
 }
 
