@@ -166,6 +166,42 @@ func benchCastBatches(b *testing.B, entries, perEntry int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/cast")
 }
 
+// BenchmarkCheckBox recomputes the box digest over 20,000 ballots of 1 KiB, as every node's
+// integrity check does every minute: its cost grows with the box.
+func BenchmarkCheckBox(b *testing.B) {
+	f, err := Open(filepath.Join(b.TempDir(), "state.db"), newSealer(b, 1), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := &harness{t: b, f: f}
+	h.openElection()
+	const ballots, perEntry = 20000, 1000
+	for n := 0; n < ballots; n += perEntry {
+		ids := make([]string, perEntry)
+		casts := make([]*fsmpb.Cast, perEntry)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("voter-%08d", n+i)
+			ballot := make([]byte, 1024)
+			rand.Read(ballot)
+			casts[i] = &fsmpb.Cast{RequestId: "req-" + ids[i], VoterId: ids[i], Ballot: ballot}
+		}
+		h.reopenForImport(ids)
+		f.ApplyBatch([]*raft.Log{h.entry(typeCastBatch, castBatchOf(b, casts...))})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := f.CheckBox()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if c.Ballots != ballots {
+			b.Fatalf("%d ballots checked, want %d", c.Ballots, ballots)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
+}
+
 // BenchmarkCastBatchCodec builds (shuffle included), encodes and decodes a CAST_BATCH of 256
 // casts of 1 KiB, as the leader and every replica do per batch.
 func BenchmarkCastBatchCodec(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"hash"
 	"math/big"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,29 +17,43 @@ var (
 	keySealedBuild = []byte("sealed_build")
 )
 
-// boxModulus: the box digest is a sum of ballot hashes modulo 2^256, so that it does not
-// depend on the order of casting, which the box must not reveal.
+// boxSum is the box digest: a sum of ballot hashes modulo 2^256, so that it does not depend on
+// the order of casting, which the box must not reveal. Adding a ballot allocates nothing, so
+// that the integrity check can walk a million ballots every minute.
+type boxSum struct {
+	sum, term big.Int
+	h         hash.Hash
+	buf       [sha256.Size]byte
+}
+
+// boxModulus is 2^256.
 var boxModulus = new(big.Int).Lsh(big.NewInt(1), 256)
 
-func ballotTerm(fingerprint, ballot []byte) *big.Int {
-	h := sha256.New()
-	h.Write([]byte("urne-box-v1"))
-	h.Write(fingerprint)
-	h.Write(ballot)
-	return new(big.Int).SetBytes(h.Sum(nil))
+// newBoxSum starts from a digest as digest wrote it (nil: the empty box).
+func newBoxSum(digest []byte) *boxSum {
+	b := &boxSum{h: sha256.New()}
+	b.sum.SetBytes(digest)
+	return b
 }
 
-func addBallot(sum *big.Int, fingerprint, ballot []byte) {
-	sum.Add(sum, ballotTerm(fingerprint, ballot))
-	sum.Mod(sum, boxModulus)
+func (b *boxSum) add(fingerprint, ballot []byte) {
+	b.h.Reset()
+	b.h.Write([]byte("urne-box-v1"))
+	b.h.Write(fingerprint)
+	b.h.Write(ballot)
+	b.term.SetBytes(b.h.Sum(b.buf[:0]))
+	b.sum.Add(&b.sum, &b.term)
+	if b.sum.Cmp(boxModulus) >= 0 { // both terms are below 2^256: one subtraction reduces
+		b.sum.Sub(&b.sum, boxModulus)
+	}
 }
 
-func digestBytes(sum *big.Int) []byte { return sum.FillBytes(make([]byte, 32)) }
+func (b *boxSum) digest() []byte { return b.sum.FillBytes(make([]byte, 32)) }
 
 // boxState is the running box digest as the transaction has moved it: read at the first
 // ballot, written back once by flush.
 type boxState struct {
-	sum   *big.Int
+	sum   *boxSum
 	dirty bool
 }
 
@@ -49,9 +64,9 @@ func (s *applyState) addToBox(fingerprint, ballot []byte) error {
 		if err != nil {
 			return err
 		}
-		s.box.sum = new(big.Int).SetBytes(plain)
+		s.box.sum = newBoxSum(plain)
 	}
-	addBallot(s.box.sum, fingerprint, ballot)
+	s.box.sum.add(fingerprint, ballot)
 	s.box.dirty = true
 	return nil
 }
@@ -60,7 +75,7 @@ func (s *applyState) flushBox() error {
 	if !s.box.dirty {
 		return nil
 	}
-	return putSealed(s.tx, s.sealer, bucketMeta, keyBoxDigest, digestBytes(s.box.sum))
+	return putSealed(s.tx, s.sealer, bucketMeta, keyBoxDigest, s.box.sum.digest())
 }
 
 // BoxCheck is the ballot box recomputed against its running digest.
@@ -84,8 +99,8 @@ func (f *FSM) CheckBox() (BoxCheck, error) {
 		if err != nil {
 			return err
 		}
-		out.Stored = digestBytes(new(big.Int).SetBytes(stored))
-		sum := new(big.Int)
+		out.Stored = newBoxSum(stored).digest()
+		sum := newBoxSum(nil)
 		err = tx.Bucket(bucketBox).ForEach(func(k, v []byte) error {
 			ballot, err := f.sealer.Open(location(bucketBox, k), v)
 			if err != nil {
@@ -94,11 +109,11 @@ func (f *FSM) CheckBox() (BoxCheck, error) {
 			if fp := sha256.Sum256(ballot); !bytes.Equal(fp[:], k) {
 				return fmt.Errorf("%w: the ballot stored under fingerprint %x has fingerprint %x", ErrCorrupt, k, fp)
 			}
-			addBallot(sum, k, ballot)
+			sum.add(k, ballot)
 			out.Ballots++
 			return nil
 		})
-		out.Computed = digestBytes(sum)
+		out.Computed = sum.digest()
 		return err
 	})
 	if err != nil {

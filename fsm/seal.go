@@ -110,10 +110,10 @@ func (s *applyState) sealDigest(e *fsmpb.ElectionState, build []byte) ([]byte, e
 
 func (s *applyState) hashBucket(h hash.Hash, bucket []byte) error {
 	writeField(h, bucket)
-	return s.tx.Bucket(bucket).ForEach(func(k, _ []byte) error {
-		plain, _, err := getOpened(s.tx, s.sealer, bucket, k)
+	return s.tx.Bucket(bucket).ForEach(func(k, sealed []byte) error {
+		plain, err := s.sealer.Open(location(bucket, k), sealed)
 		if err != nil {
-			return err
+			return storageErr("open a sealed value of bucket %s: %w", bucket, err)
 		}
 		writeField(h, k)
 		writeField(h, plain)
@@ -122,7 +122,8 @@ func (s *applyState) hashBucket(h hash.Hash, bucket []byte) error {
 }
 
 func writeField(h hash.Hash, b []byte) {
-	h.Write(binary.AppendUvarint(nil, uint64(len(b))))
+	var n [binary.MaxVarintLen64]byte
+	h.Write(binary.AppendUvarint(n[:0], uint64(len(b))))
 	h.Write(b)
 }
 
