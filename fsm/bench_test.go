@@ -16,13 +16,7 @@ import (
 // under load. Voters for each batch are imported outside the timer.
 func BenchmarkApplyBatchCast(b *testing.B) {
 	const batch = 64
-	f, err := Open(filepath.Join(b.TempDir(), "state.db"), newSealer(b, 1), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	h := &harness{t: b, f: f}
-	h.openElection()
+	f, h := benchOpenElection(b)
 	ballot := make([]byte, 2048)
 	b.ReportAllocs()
 	n := 0
@@ -47,6 +41,18 @@ func BenchmarkApplyBatchCast(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/cast")
+}
+
+// benchOpenElection is a state database on disk, fsync on, holding an open test election.
+func benchOpenElection(b *testing.B) (*FSM, *harness) {
+	f, err := Open(filepath.Join(b.TempDir(), "state.db"), newSealer(b, 1), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	h := &harness{t: b, f: f}
+	h.openElection()
+	return f, h
 }
 
 // reopenForImport adds voters to an open election by writing them as an import would;
@@ -122,13 +128,7 @@ func BenchmarkApplyCastBatch(b *testing.B) {
 }
 
 func benchCastBatches(b *testing.B, entries, perEntry int) {
-	f, err := Open(filepath.Join(b.TempDir(), "state.db"), newSealer(b, 1), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	h := &harness{t: b, f: f}
-	h.openElection()
+	f, h := benchOpenElection(b)
 	ballot := make([]byte, 1024)
 	b.ReportAllocs()
 	n := 0
@@ -169,13 +169,7 @@ func benchCastBatches(b *testing.B, entries, perEntry int) {
 // BenchmarkCheckBox recomputes the box digest over 20,000 ballots of 1 KiB, as every node's
 // integrity check does every minute: its cost grows with the box.
 func BenchmarkCheckBox(b *testing.B) {
-	f, err := Open(filepath.Join(b.TempDir(), "state.db"), newSealer(b, 1), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	h := &harness{t: b, f: f}
-	h.openElection()
+	f, h := benchOpenElection(b)
 	const ballots, perEntry = 20000, 1000
 	for n := 0; n < ballots; n += perEntry {
 		ids := make([]string, perEntry)

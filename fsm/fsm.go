@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -21,9 +22,12 @@ import (
 const (
 	// openTimeout bounds the wait for the file lock held by another process.
 	openTimeout = 5 * time.Second
-	// initialMmapSize makes remaps rare: a remap waits for every read transaction,
-	// including a snapshot being persisted.
-	initialMmapSize = 1 << 30
+	// initialMmapSize makes remaps rare: a remap waits for every read transaction, including
+	// a snapshot being persisted and the integrity check walking the box, and every apply
+	// waits for the remap. A million-voter election's database passes 2 GiB while voters
+	// cast; above 1 GiB bbolt grows its mapping 1 GiB at a time. The mapping reserves address
+	// space only: pages become resident as they are read, whatever its size.
+	initialMmapSize = min(8<<30, math.MaxInt)
 	// restoreSuffix names the database being built by Restore, next to the live one.
 	restoreSuffix = ".restore"
 )
