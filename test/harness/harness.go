@@ -260,20 +260,25 @@ func (c *Cluster) Digests() map[string]string {
 	return out
 }
 
-// AssertSameState fails the test unless every running node holds the same state.
+// AssertSameState fails the test unless every running node comes to hold the same state.
+// Entries may still arrive (integrity reports, audits of connections), so a node that
+// applied one more than another between two reads is asked again, for up to 30 s.
 func (c *Cluster) AssertSameState() {
 	c.T.Helper()
-	c.WaitConverged()
-	var first, firstID string
-	for id, d := range c.Digests() {
-		if first == "" {
-			first, firstID = d, id
-			continue
+	Poll(c.T, 30*time.Second, func() error {
+		c.WaitConverged()
+		var first, firstID string
+		for id, d := range c.Digests() {
+			if first == "" {
+				first, firstID = d, id
+				continue
+			}
+			if d != first {
+				return fmt.Errorf("state of %s (%s) differs from %s (%s)", id, d, firstID, first)
+			}
 		}
-		if d != first {
-			c.T.Fatalf("state of %s (%s) differs from %s (%s)", id, d, firstID, first)
-		}
-	}
+		return nil
+	})
 }
 
 // Client returns a client with the certificate of role (operator, organizer, app), talking to
