@@ -39,16 +39,14 @@ func (n *Node) leaderHangup(peer string) {
 		return
 	}
 	term := n.raft.CurrentTerm()
-	for { // one probe per term: a dead leader hangs up several connections at once
-		seen := n.hangupTerm.Load()
-		if seen >= term {
-			return
-		}
-		if n.hangupTerm.CompareAndSwap(seen, term) {
-			break
-		}
+	// One probe at a time per term: a dead leader hangs up several connections at once. A
+	// leader found alive is probed again at its next hang-up.
+	seen := n.hangupTerm.Load()
+	if seen >= term || !n.hangupTerm.CompareAndSwap(seen, term) {
+		return
 	}
 	if !n.refuses(addr) {
+		n.hangupTerm.CompareAndSwap(term, seen)
 		return
 	}
 	rank, ok := n.standingRank(id)

@@ -109,7 +109,8 @@ type Node struct {
 	chaos     *chaosState // nil unless cfg.Chaos
 	// leaderNotify receives raft's leadership changes (raft.Config.NotifyCh).
 	leaderNotify chan bool
-	// hangupTerm is the last term in which a hang-up of the leader was probed (hangup.go).
+	// hangupTerm is the last term in which the leader's hang-up proved its death, or is being
+	// probed (hangup.go).
 	hangupTerm atomic.Uint64
 
 	ctx    context.Context
