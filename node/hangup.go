@@ -101,23 +101,32 @@ func (n *Node) refuses(addr raft.ServerAddress) bool {
 }
 
 // standingRank is this node's place in the order in which the voters other than the dead
-// leader stand, by node id, a witness after all of them; ok is false for a node without a
-// vote. Every follower computes the same order, so two never stand at once unless the first
-// took longer than hangupStep.
+// leader stand; ok is false for a node without a vote.
 func (n *Node) standingRank(dead raft.ServerID) (rank int, ok bool) {
 	f := n.raft.GetConfiguration()
 	if f.Error() != nil {
 		return 0, false
 	}
-	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter || s.ID == dead {
-			continue
-		}
-		if string(s.ID) == n.cfg.NodeID {
+	return standingRank(f.Configuration().Servers, dead, raft.ServerID(n.cfg.NodeID), n.cfg.Role == RoleWitness)
+}
+
+// standingRank orders the voters other than dead by node id, a witness after all of them.
+// A node knows only its own role, so a datacenter node counts a witness with a smaller id
+// before itself (a slot left empty), and a witness takes the slot after the last one any
+// datacenter node can take: every follower gets its own slot, so two never stand at once
+// unless the first took longer than hangupStep.
+func standingRank(servers []raft.Server, dead, self raft.ServerID, witness bool) (rank int, ok bool) {
+	for _, s := range servers {
+		switch {
+		case s.Suffrage != raft.Voter || s.ID == dead:
+		case s.ID == self:
 			ok = true
-		} else if string(s.ID) < n.cfg.NodeID || n.cfg.Role == RoleWitness {
+		case witness || s.ID < self:
 			rank++
 		}
+	}
+	if witness {
+		rank++
 	}
 	return rank, ok
 }

@@ -53,11 +53,13 @@ func TestRefusesOnlyWhenNothingListens(t *testing.T) {
 	n := &Node{raftLayer: layerOf("follower", fn.Dialer("follower")), ctx: ctx}
 
 	live := layerOf("leader", nil)
-	go func() { // the leader's raft transport: accept and keep
+	go func() { // the leader's raft transport: accept, then hang up
 		for {
-			if _, err := live.Accept(); err != nil {
+			c, err := live.Accept()
+			if err != nil {
 				return
 			}
+			c.Close()
 		}
 	}()
 	if n.refuses(raft.ServerAddress(live.Addr().String())) {
@@ -79,4 +81,39 @@ func TestRefusesOnlyWhenNothingListens(t *testing.T) {
 	if n.refuses(raft.ServerAddress(live.Addr().String())) {
 		t.Fatal("a partitioned node was taken for dead")
 	}
+}
+
+// TestStandingRankGivesEachFollowerItsOwnSlot: the survivors of a dead leader stand in
+// distinct slots, a witness last even when its id sorts first, and a nonvoter never.
+func TestStandingRankGivesEachFollowerItsOwnSlot(t *testing.T) {
+	voter := func(id string) raft.Server { return raft.Server{ID: raft.ServerID(id), Suffrage: raft.Voter} }
+	servers := []raft.Server{voter("a-witness"), voter("b"), voter("c"), voter("dead"),
+		{ID: "learner", Suffrage: raft.Nonvoter}}
+	witness := map[raft.ServerID]bool{"a-witness": true}
+	slots := map[int]raft.ServerID{}
+	for _, self := range []raft.ServerID{"a-witness", "b", "c"} {
+		rank, ok := standingRank(servers, "dead", self, witness[self])
+		if !ok {
+			t.Fatalf("%s has a vote but no rank", self)
+		}
+		if other, taken := slots[rank]; taken {
+			t.Fatalf("%s and %s both stand in slot %d", self, other, rank)
+		}
+		slots[rank] = self
+	}
+	if w, _ := standingRank(servers, "dead", "a-witness", true); w <= max(mustRank(t, servers, "b"), mustRank(t, servers, "c")) {
+		t.Fatalf("the witness stands in slot %d, not after the datacenter nodes", w)
+	}
+	if _, ok := standingRank(servers, "dead", "learner", false); ok {
+		t.Fatal("a nonvoter was given a slot")
+	}
+}
+
+func mustRank(t *testing.T, servers []raft.Server, self raft.ServerID) int {
+	t.Helper()
+	rank, ok := standingRank(servers, "dead", self, false)
+	if !ok {
+		t.Fatalf("%s has no rank", self)
+	}
+	return rank
 }
