@@ -26,6 +26,9 @@ type boxSum struct {
 	buf       [sha256.Size]byte
 }
 
+// boxLabel starts every ballot's term of the box sum.
+var boxLabel = []byte("urne-box-v1")
+
 // boxModulus is 2^256.
 var boxModulus = new(big.Int).Lsh(big.NewInt(1), 256)
 
@@ -38,7 +41,7 @@ func newBoxSum(digest []byte) *boxSum {
 
 func (b *boxSum) add(fingerprint, ballot []byte) {
 	b.h.Reset()
-	b.h.Write([]byte("urne-box-v1"))
+	b.h.Write(boxLabel)
 	b.h.Write(fingerprint)
 	b.h.Write(ballot)
 	b.term.SetBytes(b.h.Sum(b.buf[:0]))

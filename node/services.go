@@ -185,8 +185,8 @@ func (s *electionService) commitImport(ctx context.Context, batch []*fsmpb.Voter
 
 // An import batch whose outcome raft left open, or that found no leader, is proposed again
 // for up to importRetryWindow: importing the same voters twice changes nothing, so a long
-// import survives leader changes (it then reports those voters as unchanged), even the run of
-// elections of an overloaded cluster, which outlasted the five tries of 0.5 to 2 s before.
+// import survives leader changes (it then reports those voters as unchanged), even a run of
+// elections on an overloaded cluster.
 const (
 	importRetryWindow   = 30 * time.Second
 	importRetryPause    = 500 * time.Millisecond
