@@ -166,11 +166,10 @@ func benchCastBatches(b *testing.B, entries, perEntry int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/cast")
 }
 
-// BenchmarkCheckBox recomputes the box digest over 20,000 ballots of 1 KiB, as every node's
-// integrity check does every minute: its cost grows with the box.
-func BenchmarkCheckBox(b *testing.B) {
+// benchBox is a state database holding an open test election with ballots casts of 1 KiB.
+func benchBox(b *testing.B, ballots int) *FSM {
 	f, h := benchOpenElection(b)
-	const ballots, perEntry = 20000, 1000
+	const perEntry = 1000
 	for n := 0; n < ballots; n += perEntry {
 		ids := make([]string, perEntry)
 		casts := make([]*fsmpb.Cast, perEntry)
@@ -183,6 +182,14 @@ func BenchmarkCheckBox(b *testing.B) {
 		h.reopenForImport(ids)
 		f.ApplyBatch([]*raft.Log{h.entry(typeCastBatch, castBatchOf(b, casts...))})
 	}
+	return f
+}
+
+// BenchmarkCheckBox recomputes the box digest over 20,000 ballots of 1 KiB, as every node's
+// integrity check does every minute: its cost grows with the box.
+func BenchmarkCheckBox(b *testing.B) {
+	const ballots = 20000
+	f := benchBox(b, ballots)
 	b.ReportAllocs()
 	for b.Loop() {
 		c, err := f.CheckBox()
@@ -194,6 +201,37 @@ func BenchmarkCheckBox(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
+}
+
+// BenchmarkSnapshot persists what raft's snapshot of an election of 20,000 ballots of 1 KiB
+// holds: a reference to the state database, against the full copy that backups take and a
+// follower's install sends (before the snapshot store seals and writes it).
+func BenchmarkSnapshot(b *testing.B) {
+	const ballots = 20000
+	f := benchBox(b, ballots)
+	for _, bb := range []struct {
+		name string
+		take func() (raft.FSMSnapshot, error)
+	}{{"reference", f.Snapshot}, {"full", f.FullSnapshot}} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			var size int
+			for b.Loop() {
+				snap, err := bb.take()
+				if err != nil {
+					b.Fatal(err)
+				}
+				sink := &memorySink{}
+				if err := snap.Persist(sink); err != nil {
+					b.Fatal(err)
+				}
+				snap.Release()
+				size = sink.Len()
+			}
+			b.ReportMetric(float64(size)/ballots, "B/ballot")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
+		})
+	}
 }
 
 // BenchmarkCastBatchCodec builds (shuffle included), encodes and decodes a CAST_BATCH of 256

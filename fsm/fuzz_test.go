@@ -118,6 +118,7 @@ func FuzzRestore(f *testing.F) {
 	f.Add(good)
 	f.Add(good[:len(good)/2])
 	f.Add([]byte(snapshotMagic))
+	f.Add(referenceBytes(f, 7))
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		h := newHarness(t)
 		h.openElection("zoe")
@@ -132,6 +133,30 @@ func FuzzRestore(f *testing.F) {
 			t.Fatal("an accepted snapshot does not persist back to itself")
 		}
 	})
+}
+
+// FuzzSnapshotReference reads raw snapshot bytes as a reference: only the exact encoding of
+// an index passes, and it encodes back to itself.
+func FuzzSnapshotReference(f *testing.F) {
+	h := newHarness(f)
+	f.Add(referenceBytes(f, 0))
+	f.Add(referenceBytes(f, 1<<40))
+	f.Add(snapshotBytes(f, h.f))
+	f.Add([]byte(referenceMagic))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		index, ok := h.f.SnapshotReference(b)
+		if ok && !bytes.Equal(referenceBytes(t, index), b) {
+			t.Fatalf("%x passes as a reference to %d, which encodes otherwise", b, index)
+		}
+	})
+}
+
+func referenceBytes(t testing.TB, index uint64) []byte {
+	sink := &memorySink{}
+	if err := reference(index).Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	return sink.Bytes()
 }
 
 // FuzzApplyLegal feeds raw entry data to two replicas of an open legal election with live

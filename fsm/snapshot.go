@@ -32,7 +32,7 @@ const (
 	snapshotBufSize  = 64 << 10
 )
 
-// snapshot is a point-in-time view: a bbolt read transaction opened by FSM.Snapshot.
+// snapshot is a point-in-time view: a bbolt read transaction opened by FullSnapshot.
 type snapshot struct {
 	tx      *bolt.Tx
 	sealer  Sealer
@@ -40,8 +40,94 @@ type snapshot struct {
 	release sync.Once
 }
 
-// Snapshot opens a read transaction; Persist streams from it while Apply goes on.
+// A reference is what raft's snapshots hold. The state database is durable (every apply is
+// an fsync'd transaction) and carries its applied index, so a snapshot needs to name only
+// the index it covers: compacting the log up to there loses nothing. A full copy is made
+// only when a follower needs one (ExpandSnapshot), not at every snapshot.
+//
+//	reference  "URNESREF" | version u32 | applied index u64
+const (
+	referenceMagic   = "URNESREF"
+	referenceVersion = 1
+	referenceSize    = 20
+)
+
+type reference uint64
+
+// Snapshot returns a reference to the state database at its applied index. Raft calls it
+// between applies, so nothing is applied while it runs.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if f.closed() {
+		return nil, ErrClosed
+	}
+	return reference(f.applied.Load()), nil
+}
+
+func (r reference) Persist(sink raft.SnapshotSink) error {
+	b := append([]byte(referenceMagic), make([]byte, 12)...)
+	binary.BigEndian.PutUint32(b[8:], referenceVersion)
+	binary.BigEndian.PutUint64(b[12:], uint64(r))
+	if _, err := sink.Write(b); err != nil {
+		sink.Cancel()
+		return fmt.Errorf("fsm: persist snapshot reference at index %d: %w", r, err)
+	}
+	if err := sink.Close(); err != nil {
+		return fmt.Errorf("fsm: close snapshot sink: %w", err)
+	}
+	return nil
+}
+
+func (reference) Release() {}
+
+// SnapshotReference returns the index a snapshot's bytes refer to, and ok=false when they
+// are not a reference (a full snapshot, or anything else).
+func (f *FSM) SnapshotReference(b []byte) (index uint64, ok bool) {
+	if len(b) != referenceSize || string(b[:8]) != referenceMagic || binary.BigEndian.Uint32(b[8:]) != referenceVersion {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(b[12:]), true
+}
+
+// ExpandSnapshot opens a full snapshot stream of the state database, which must have applied
+// index at least, with its exact size (raft checks the bytes it sends against it). A first
+// pass over one read transaction counts the bytes, a second streams them; closing the reader
+// ends the transaction. The stream's own index may be beyond the reference's: the entries in
+// between are then skipped when they come (ApplyBatch ignores what it already applied).
+func (f *FSM) ExpandSnapshot(atLeast uint64) (int64, io.ReadCloser, error) {
+	s, err := f.openSnapshot()
+	if err != nil {
+		return 0, nil, err
+	}
+	if s.index < atLeast {
+		s.Release()
+		return 0, nil, fmt.Errorf("%w: the state database is at index %d, behind the snapshot that refers to it (index %d): "+
+			"this node cannot rebuild its state by itself", ErrCorrupt, s.index, atLeast)
+	}
+	var count countingWriter
+	if err := writeSnapshot(&count, s.tx, s.sealer, s.index); err != nil {
+		s.Release()
+		return 0, nil, fmt.Errorf("fsm: size the snapshot at index %d: %w", s.index, err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer s.Release()
+		pw.CloseWithError(writeSnapshot(pw, s.tx, s.sealer, s.index))
+	}()
+	return count.n, pr, nil
+}
+
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
+}
+
+// FullSnapshot opens a read transaction; Persist streams the whole state from it while Apply
+// goes on. Backups take it.
+func (f *FSM) FullSnapshot() (raft.FSMSnapshot, error) { return f.openSnapshot() }
+
+func (f *FSM) openSnapshot() (*snapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.db == nil {
@@ -137,6 +223,9 @@ func newSnapshotReader(r io.Reader) (*snapshotReader, error) {
 	header, err := sr.read(20)
 	if err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if string(header[:8]) == referenceMagic {
+		return nil, fmt.Errorf("%w: this is a reference to a node's own state database, not a copy of it; only that node's snapshot store can expand it", ErrCorrupt)
 	}
 	if string(header[:8]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: not an Urne state snapshot (magic %q)", ErrCorrupt, header[:8])

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -28,7 +29,7 @@ func (s *memorySink) Close() error  { s.closed = true; return nil }
 // snapshotBytes persists a snapshot of f.
 func snapshotBytes(t testing.TB, f *FSM) []byte {
 	t.Helper()
-	snap, err := f.Snapshot()
+	snap, err := f.FullSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestSnapshotRestoreGivesTheSameState(t *testing.T) {
 func TestSnapshotIsPointInTime(t *testing.T) {
 	h := newHarness(t)
 	h.openElection("alice", "bob")
-	snap, err := h.f.Snapshot()
+	snap, err := h.f.FullSnapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,4 +303,90 @@ func readGolden(t *testing.T, path string, got []byte) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Raft's snapshots are references: a few bytes naming the applied index, which a restore
+// refuses (only the node's own store can expand them) without touching the state.
+func TestSnapshotIsAReferenceToTheDatabase(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice", "bob")
+	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memorySink{}
+	if err := snap.Persist(sink); err != nil || !sink.closed {
+		t.Fatalf("Persist: %v (closed %v)", err, sink.closed)
+	}
+	snap.Release()
+	index, ok := h.f.SnapshotReference(sink.Bytes())
+	if !ok || index != h.f.AppliedIndex() || sink.Len() != referenceSize {
+		t.Fatalf("reference of %d bytes names index %d (%v), want %d", sink.Len(), index, ok, h.f.AppliedIndex())
+	}
+	if _, ok := h.f.SnapshotReference(snapshotBytes(t, h.f)); ok {
+		t.Fatal("a full snapshot passes for a reference")
+	}
+	dst := newHarness(t)
+	dst.openElection("zoe")
+	want := dst.digest()
+	err = dst.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes())))
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "reference") {
+		t.Fatalf("restoring a reference: %v", err)
+	}
+	if !bytes.Equal(dst.digest(), want) {
+		t.Fatal("a refused reference changed the state")
+	}
+}
+
+// ExpandSnapshot gives the full state with its exact size, and refuses an index the
+// database has not reached.
+func TestExpandSnapshotGivesTheFullStateAndItsSize(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice", "bob")
+	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
+	applied := h.f.AppliedIndex()
+	if _, _, err := h.f.ExpandSnapshot(applied + 1); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "behind") {
+		t.Fatalf("expanding beyond the applied index: %v", err)
+	}
+	size, rc, err := h.f.ExpandSnapshot(applied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || int64(len(full)) != size || !bytes.Equal(full, snapshotBytes(t, h.f)) {
+		t.Fatalf("expanded %d bytes (%v), announced %d, same as a full snapshot: %v", len(full), err, size, bytes.Equal(full, snapshotBytes(t, h.f)))
+	}
+	dst := newHarness(t)
+	if err := dst.f.Restore(io.NopCloser(bytes.NewReader(full))); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(dst.digest(), h.digest()) {
+		t.Fatal("the expanded snapshot restores another state")
+	}
+}
+
+// A reader closed before the end ends the read transaction: the database still closes.
+func TestExpandSnapshotReleasesItsTransactionWhenClosedEarly(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice", "bob")
+	_, rc, err := h.f.ExpandSnapshot(h.f.AppliedIndex())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Read(make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	rc.Close()
+	closed := make(chan error, 1)
+	go func() { closed <- h.f.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the state database does not close: the expanded snapshot kept its read transaction")
+	}
 }

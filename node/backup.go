@@ -27,7 +27,7 @@ func (s *operatorService) Backup(_ *urnepb.BackupRequest, stream urnepb.Operator
 	if err := n.ReadBarrier(stream.Context(), urnepb.Consistency_CONSISTENCY_LINEARIZABLE); err != nil {
 		return toStatus(err)
 	}
-	snap, err := n.fsm.Snapshot()
+	snap, err := n.fsm.FullSnapshot()
 	if err != nil {
 		return toStatus(fmt.Errorf("backup: %w", err))
 	}

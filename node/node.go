@@ -215,13 +215,13 @@ func (n *Node) openData() error {
 	if n.keys, err = openKeyring(n.cfg.DataDir, kek); err != nil {
 		return err
 	}
-	if n.stores, err = openRaftStores(n.cfg.DataDir, n.cfg.NodeID, n.keys, n.log); err != nil {
-		return err
-	}
 	n.fsm, err = fsm.Open(filepath.Join(n.cfg.DataDir, "fsm.db"), n.keys, n.log)
 	if err != nil {
-		n.stores.Close()
 		return fmt.Errorf("state machine: %w", err)
+	}
+	if n.stores, err = openRaftStores(n.cfg.DataDir, n.cfg.NodeID, n.keys, n.fsm, n.log); err != nil {
+		n.fsm.Close()
+		return err
 	}
 	return nil
 }

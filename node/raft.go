@@ -17,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/urne-vote/urne/fsm"
 	"github.com/urne-vote/urne/keyring"
 	"github.com/urne-vote/urne/node/storage"
 	"github.com/urne-vote/urne/transport/raftlayer"
@@ -27,12 +28,12 @@ type raftStores struct {
 	bolt   *raftboltdb.BoltStore
 	log    raft.LogStore
 	stable raft.StableStore
-	snaps  raft.SnapshotStore
+	snaps  *storage.SnapshotStore
 }
 
-// openRaftStores opens raft.db (log and stable store, behind a log cache) and the snapshot folder.
-// nodeID names the node's failpoints.
-func openRaftStores(dir, nodeID string, keys *keyring.Keyring, logger *slog.Logger) (s *raftStores, err error) {
+// openRaftStores opens raft.db (log and stable store, behind a log cache) and the snapshot folder,
+// whose snapshots are references to live's database. nodeID names the node's failpoints.
+func openRaftStores(dir, nodeID string, keys *keyring.Keyring, live storage.LiveState, logger *slog.Logger) (s *raftStores, err error) {
 	path := filepath.Join(dir, "raft.db")
 	defer func() {
 		// bbolt panics on some corrupt pages; a corrupt file must be an error, not a crash.
@@ -65,7 +66,7 @@ func openRaftStores(dir, nodeID string, keys *keyring.Keyring, logger *slog.Logg
 		bs.Close()
 		return nil, fmt.Errorf("snapshot store: %w", err)
 	}
-	s.snaps = storage.NewSnapshotStore(snaps, keys)
+	s.snaps = storage.NewSnapshotStore(snaps, keys, live)
 	return s, nil
 }
 
@@ -158,17 +159,35 @@ func (n *Node) startRaft() error {
 }
 
 // restoreIfBehind lets raft restore the latest snapshot at start when the state machine's
-// database is older than it (a database replaced or lost while the snapshot survived).
+// database is older than it: a seeded data directory, or a snapshot installed by the leader
+// whose restore a crash interrupted. A snapshot that refers to the database (the ones this
+// node takes) cannot rebuild it: a database behind one was replaced or lost, and the node
+// refuses to start rather than apply the log to the wrong state.
 func (n *Node) restoreIfBehind(conf *raft.Config) error {
 	metas, err := n.stores.snaps.List()
 	if err != nil {
 		return fmt.Errorf("list snapshots: %w", err)
 	}
-	if len(metas) > 0 && metas[0].Index > n.fsm.AppliedIndex() {
-		n.log.Warn("state machine is behind the latest snapshot; restoring it",
-			"applied", n.fsm.AppliedIndex(), "snapshot", metas[0].Index)
-		conf.NoSnapshotRestoreOnStart = false
+	applied := n.fsm.AppliedIndex()
+	if len(metas) == 0 || metas[0].Index <= applied {
+		return nil
 	}
+	index, ref, err := n.stores.snaps.Reference(metas[0].ID)
+	if err != nil {
+		return fmt.Errorf("read snapshot %s: %w", metas[0].ID, err)
+	}
+	if ref && index <= applied {
+		return nil // the database holds what the snapshot refers to; raft's own entries followed
+	}
+	if ref {
+		return fmt.Errorf("%w: the state database is at index %d, behind this node's latest snapshot (index %d), "+
+			"which refers to the database instead of copying it: the database was replaced or lost. "+
+			"Remove the node and add it back with an empty data directory so that the leader sends it the state, "+
+			"or restore the election from a backup", fsm.ErrCorrupt, applied, index)
+	}
+	n.log.Warn("state machine is behind the latest snapshot; restoring it",
+		"applied", applied, "snapshot", metas[0].Index)
+	conf.NoSnapshotRestoreOnStart = false
 	return nil
 }
 

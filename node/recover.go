@@ -49,13 +49,13 @@ func openOffline(cfg Config, logger *slog.Logger) (*offlineData, error) {
 	if err != nil {
 		return nil, err
 	}
-	stores, err := openRaftStores(cfg.DataDir, cfg.NodeID, keys, logger)
+	f, err := fsm.Open(filepath.Join(cfg.DataDir, "fsm.db"), keys, logger)
 	if err != nil {
 		return nil, fmt.Errorf("node %s (is it still running?): %w", cfg.NodeID, err)
 	}
-	f, err := fsm.Open(filepath.Join(cfg.DataDir, "fsm.db"), keys, logger)
+	stores, err := openRaftStores(cfg.DataDir, cfg.NodeID, keys, f, logger)
 	if err != nil {
-		stores.Close()
+		f.Close()
 		return nil, fmt.Errorf("node %s (is it still running?): %w", cfg.NodeID, err)
 	}
 	return &offlineData{stores: stores, fsm: f}, nil

@@ -71,7 +71,7 @@ func (s *Seed) create(cfg Config, index uint64) (raft.SnapshotSink, error) {
 	// The transport only encodes peers for snapshot metadata of old raft versions.
 	_, trans := raft.NewInmemTransport("")
 	defer trans.Close()
-	return storage.NewSnapshotStore(inner, keys).Create(raft.SnapshotVersionMax, index, seedTerm,
+	return storage.NewSnapshotStore(inner, keys, nil).Create(raft.SnapshotVersionMax, index, seedTerm,
 		bootstrapConfiguration(cfg.Bootstrap), index, trans)
 }
 

@@ -235,3 +235,36 @@ func TestForeignElectionCertificateIsRefused(t *testing.T) {
 		t.Fatalf("request reached the state machine: %v", err)
 	}
 }
+
+// A node's snapshots refer to its state database instead of copying it. A database put back
+// from before the latest snapshot cannot be rebuilt from that snapshot, so the node refuses to
+// start and says what to do; with its own database back, it starts.
+func TestStateDatabaseBehindItsSnapshotRefusesToStart(t *testing.T) {
+	c := harness.New(t, "3")
+	openElection(t, c, 5)
+	c.WaitConverged()
+	const id = "dc1-b"
+	path := filepath.Join(c.DataDir(id), "fsm.db")
+	older := filepath.Join(t.TempDir(), "fsm.db")
+	c.Stop(id)
+	copyFile(t, path, older)
+	c.Start(id)
+	if _, err := c.Client("app").Cast(harness.Context(t, 30*time.Second), "v000001", ballotOf("v000001")); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitConverged()
+	if err := c.Node(id).Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot on %s: %v", id, err)
+	}
+	c.Stop(id)
+	own := filepath.Join(t.TempDir(), "fsm.db")
+	copyFile(t, path, own)
+	copyFile(t, older, path)
+	err := c.TryStartConfig(c.Config(id))
+	if err == nil || !strings.Contains(err.Error(), "behind this node's latest snapshot") || !strings.Contains(err.Error(), "add it back") {
+		t.Fatalf("start on a state database older than the snapshot: %v", err)
+	}
+	copyFile(t, own, path)
+	c.Start(id)
+	c.WaitConverged()
+}

@@ -41,7 +41,7 @@ func loseOneBallot(t *testing.T, dir, id string) error {
 		return err
 	}
 	defer f.Close()
-	snap, err := f.Snapshot()
+	snap, err := f.FullSnapshot()
 	if err != nil {
 		return err
 	}

@@ -163,7 +163,7 @@ func checkSnapshots(t *testing.T, id, dataDir string, kr *keyring.Keyring, l lin
 	t.Helper()
 	inner, err := raft.NewFileSnapshotStore(filepath.Join(dataDir, "snapshots"), 2, io.Discard)
 	must(t, "snapshot store", err)
-	store := storage.NewSnapshotStore(inner, kr)
+	store := storage.NewSnapshotStore(inner, kr, nil)
 	metas, err := store.List()
 	must(t, "list snapshots", err)
 	if len(metas) == 0 {

@@ -274,7 +274,7 @@ func (b *Builder) entry(c *fsmpb.Command) (*raft.Log, error) {
 // Snapshot streams the state machine's snapshot (the stream a node persists and a backup
 // seals) to w and returns its applied index.
 func (b *Builder) Snapshot(w io.Writer) (uint64, error) {
-	snap, err := b.FSM.Snapshot()
+	snap, err := b.FSM.FullSnapshot()
 	if err != nil {
 		return 0, err
 	}

@@ -115,7 +115,7 @@ func startNode(t *testing.T, id raft.ServerID, dir string, wrap bool) *testNode 
 	n.snaps = newFileSnapshots(t, dir)
 	if wrap {
 		kr := openOrCreateKeyring(t, dir)
-		logs, stable, n.snaps = NewLogStore(logs, kr), NewStableStore(stable, kr), NewSnapshotStore(n.snaps, kr)
+		logs, stable, n.snaps = NewLogStore(logs, kr), NewStableStore(stable, kr), NewSnapshotStore(n.snaps, kr, nil)
 	}
 	_, n.trans = raft.NewInmemTransport(raft.ServerAddress(id))
 	if n.raft, err = raft.NewRaft(clusterConfig(id), n.fsm, logs, stable, n.snaps, n.trans); err != nil {

@@ -47,7 +47,7 @@ func TestNoPlaintextOnDisk(t *testing.T) {
 		{"snapshot", []byte(canary), func(t *testing.T, dir string, wrap bool) {
 			var snaps raft.SnapshotStore = newFileSnapshots(t, dir)
 			if wrap {
-				snaps = NewSnapshotStore(snaps, newKeyring(t, dir))
+				snaps = NewSnapshotStore(snaps, newKeyring(t, dir), nil)
 			}
 			writeSnapshot(t, snaps, 7, snapshotContent(100_000))
 		}},

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 
@@ -8,22 +9,42 @@ import (
 	"github.com/urne-vote/urne/keyring"
 )
 
-// snapshotStore encrypts snapshot contents as a keyring stream bound to the snapshot id. The
+// SnapshotStore encrypts snapshot contents as a keyring stream bound to the snapshot id. The
 // inner store records the ciphertext size; every meta handed to raft carries the plaintext
 // size instead, because raft checks the bytes it copies against SnapshotMeta.Size.
-type snapshotStore struct {
+//
+// With a LiveState, a snapshot that the state machine wrote as a reference to its own
+// database opens as a full copy of that database, made as it is read: raft sends what Open
+// gives to a follower that needs a snapshot, and restores what it gives at start.
+type SnapshotStore struct {
 	inner   raft.SnapshotStore
 	streams StreamSealer
+	live    LiveState
 }
 
-// NewSnapshotStore wraps inner so that snapshot contents are stored encrypted.
-func NewSnapshotStore(inner raft.SnapshotStore, s StreamSealer) raft.SnapshotStore {
-	return &snapshotStore{inner: inner, streams: s}
+// LiveState is the state machine whose snapshots are references to its own database.
+type LiveState interface {
+	// SnapshotReference returns the index a snapshot's bytes refer to, ok=false when they
+	// are not a reference.
+	SnapshotReference(b []byte) (index uint64, ok bool)
+	// ExpandSnapshot returns a full snapshot of the live state, at index or beyond, and its
+	// exact size.
+	ExpandSnapshot(index uint64) (size int64, full io.ReadCloser, err error)
+}
+
+// maxReferenceSize bounds the snapshots that Open reads whole to ask the LiveState whether
+// they are references; a full snapshot is always longer.
+const maxReferenceSize = 64
+
+// NewSnapshotStore wraps inner so that snapshot contents are stored encrypted. live may be
+// nil: references are then opened as they are.
+func NewSnapshotStore(inner raft.SnapshotStore, s StreamSealer, live LiveState) *SnapshotStore {
+	return &SnapshotStore{inner: inner, streams: s, live: live}
 }
 
 func snapshotAAD(id string) []byte { return []byte("raft-snapshot/" + id) }
 
-func (ss *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
+func (ss *SnapshotStore) Create(version raft.SnapshotVersion, index, term uint64,
 	configuration raft.Configuration, configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
 	sink, err := ss.inner.Create(version, index, term, configuration, configurationIndex, trans)
 	if err != nil {
@@ -32,7 +53,7 @@ func (ss *snapshotStore) Create(version raft.SnapshotVersion, index, term uint64
 	return &sealingSink{inner: sink, w: ss.streams.NewWriter(sink, snapshotAAD(sink.ID()))}, nil
 }
 
-func (ss *snapshotStore) List() ([]*raft.SnapshotMeta, error) {
+func (ss *SnapshotStore) List() ([]*raft.SnapshotMeta, error) {
 	metas, err := ss.inner.List()
 	if err != nil {
 		return nil, err
@@ -46,7 +67,53 @@ func (ss *snapshotStore) List() ([]*raft.SnapshotMeta, error) {
 	return out, nil
 }
 
-func (ss *snapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+func (ss *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
+	meta, rc, err := ss.openSealed(id)
+	if err != nil || ss.live == nil || meta.Size > maxReferenceSize {
+		return meta, rc, err
+	}
+	index, ok, b, err := ss.reference(meta, rc)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		return meta, io.NopCloser(bytes.NewReader(b)), nil
+	}
+	size, full, err := ss.live.ExpandSnapshot(index)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
+	}
+	expanded := *meta
+	expanded.Size = size
+	return &expanded, full, nil
+}
+
+// Reference returns the index that snapshot id refers to, ok=false when it is a full copy.
+func (ss *SnapshotStore) Reference(id string) (index uint64, ok bool, err error) {
+	meta, rc, err := ss.openSealed(id)
+	if err != nil || ss.live == nil || meta.Size > maxReferenceSize {
+		if rc != nil {
+			rc.Close()
+		}
+		return 0, false, err
+	}
+	index, ok, _, err = ss.reference(meta, rc)
+	return index, ok, err
+}
+
+// reference reads a short snapshot whole and closes it.
+func (ss *SnapshotStore) reference(meta *raft.SnapshotMeta, rc io.ReadCloser) (uint64, bool, []byte, error) {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return 0, false, nil, fmt.Errorf("read snapshot %s: %w", meta.ID, err)
+	}
+	index, ok := ss.live.SnapshotReference(b)
+	return index, ok, b, nil
+}
+
+// openSealed opens snapshot id as it is stored: its plaintext, whatever it holds.
+func (ss *SnapshotStore) openSealed(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
 	meta, rc, err := ss.inner.Open(id)
 	if err != nil {
 		return nil, nil, err

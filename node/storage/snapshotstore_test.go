@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc64"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -48,7 +51,7 @@ func snapshotContent(n int) []byte {
 func TestSnapshotStoreSizesAreExact(t *testing.T) {
 	dir := t.TempDir()
 	inner := newFileSnapshots(t, dir)
-	store := NewSnapshotStore(inner, newKeyring(t, dir))
+	store := NewSnapshotStore(inner, newKeyring(t, dir), nil)
 	sizes := []int{0, 1, keyring.ChunkSize - 1, keyring.ChunkSize, keyring.ChunkSize + 1, 3*keyring.ChunkSize + 11}
 	for i, size := range sizes {
 		content := snapshotContent(size)
@@ -122,7 +125,7 @@ func TestSnapshotStoreRejectsTamperedFiles(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			store := NewSnapshotStore(newFileSnapshots(t, dir), newKeyring(t, dir))
+			store := NewSnapshotStore(newFileSnapshots(t, dir), newKeyring(t, dir), nil)
 			id := writeSnapshot(t, store, 5, content)
 			rewriteSnapshot(t, dir, id, tt.mutate)
 			_, data, err := readSnapshot(store, id)
@@ -137,7 +140,7 @@ func TestSnapshotStoreRejectsTamperedFiles(t *testing.T) {
 // snapshot's: the id is the stream's associated data.
 func TestSnapshotStoreBindsID(t *testing.T) {
 	dir := t.TempDir()
-	store := NewSnapshotStore(newFileSnapshots(t, dir), newKeyring(t, dir))
+	store := NewSnapshotStore(newFileSnapshots(t, dir), newKeyring(t, dir), nil)
 	first := writeSnapshot(t, store, 5, []byte("first "+canary))
 	second := writeSnapshot(t, store, 6, []byte("second"))
 	stolen, err := os.ReadFile(filepath.Join(dir, "snapshots", first, "state.bin"))
@@ -152,7 +155,7 @@ func TestSnapshotStoreBindsID(t *testing.T) {
 
 func TestSnapshotStoreCancel(t *testing.T) {
 	dir := t.TempDir()
-	store := NewSnapshotStore(newFileSnapshots(t, dir), newKeyring(t, dir))
+	store := NewSnapshotStore(newFileSnapshots(t, dir), newKeyring(t, dir), nil)
 	_, trans := raft.NewInmemTransport("")
 	sink, err := store.Create(raft.SnapshotVersionMax, 3, 1, raft.Configuration{}, 1, trans)
 	if err != nil {
@@ -166,5 +169,52 @@ func TestSnapshotStoreCancel(t *testing.T) {
 	}
 	if metas, err := store.List(); err != nil || len(metas) != 0 {
 		t.Fatalf("List after Cancel = %d, %v", len(metas), err)
+	}
+}
+
+// fakeLive is a state machine at index applied whose references are "ref:" and an index.
+type fakeLive struct{ applied uint64 }
+
+func (f fakeLive) SnapshotReference(b []byte) (uint64, bool) {
+	index, err := strconv.ParseUint(strings.TrimPrefix(string(b), "ref:"), 10, 64)
+	return index, strings.HasPrefix(string(b), "ref:") && err == nil
+}
+
+func (f fakeLive) ExpandSnapshot(index uint64) (int64, io.ReadCloser, error) {
+	if index > f.applied {
+		return 0, nil, fmt.Errorf("state at %d is behind %d", f.applied, index)
+	}
+	full := fmt.Sprintf("full state at %d", f.applied)
+	return int64(len(full)), io.NopCloser(strings.NewReader(full)), nil
+}
+
+// A reference opens as the live state, with that state's size; a short snapshot that is not a
+// reference, or any snapshot without a live state, opens as it is stored.
+func TestSnapshotStoreExpandsReferences(t *testing.T) {
+	dir := t.TempDir()
+	kr := newKeyring(t, dir)
+	store := NewSnapshotStore(newFileSnapshots(t, dir), kr, fakeLive{applied: 9})
+	ref := writeSnapshot(t, store, 7, []byte("ref:7"))
+	meta, data, err := readSnapshot(store, ref)
+	if err != nil || string(data) != "full state at 9" || meta.Size != int64(len(data)) || meta.Index != 7 {
+		t.Fatalf("reference opens as %q (meta index %d, size %d), %v", data, meta.Index, meta.Size, err)
+	}
+	if index, ok, err := store.Reference(ref); err != nil || !ok || index != 7 {
+		t.Fatalf("Reference = %d, %v, %v", index, ok, err)
+	}
+	short := writeSnapshot(t, store, 8, []byte("tiny"))
+	if _, data, err := readSnapshot(store, short); err != nil || string(data) != "tiny" {
+		t.Fatalf("short full snapshot opens as %q, %v", data, err)
+	}
+	if _, ok, err := store.Reference(short); err != nil || ok {
+		t.Fatalf("a full snapshot is taken for a reference: %v, %v", ok, err)
+	}
+	ahead := writeSnapshot(t, store, 10, []byte("ref:10"))
+	if _, _, err := readSnapshot(store, ahead); err == nil || !strings.Contains(err.Error(), "behind") {
+		t.Fatalf("a reference beyond the live state opens: %v", err)
+	}
+	plain := NewSnapshotStore(newFileSnapshots(t, dir), kr, nil)
+	if _, data, err := readSnapshot(plain, ahead); err != nil || string(data) != "ref:10" {
+		t.Fatalf("without a live state the reference opens as %q, %v", data, err)
 	}
 }

@@ -92,7 +92,7 @@ func TestHasExistingStateThroughWrappers(t *testing.T) {
 	dir := t.TempDir()
 	bolt, kr := newBolt(t, dir), newKeyring(t, dir)
 	logs, stable := NewLogStore(bolt, kr), NewStableStore(bolt, kr)
-	snaps := NewSnapshotStore(newFileSnapshots(t, dir), kr)
+	snaps := NewSnapshotStore(newFileSnapshots(t, dir), kr, nil)
 	if has, err := raft.HasExistingState(logs, stable, snaps); err != nil || has {
 		t.Fatalf("HasExistingState on empty stores = %v, %v", has, err)
 	}
