@@ -108,6 +108,7 @@ func (f *FSM) ExpandSnapshot(atLeast uint64) (int64, io.ReadCloser, error) {
 		s.Release()
 		return 0, nil, fmt.Errorf("fsm: size the snapshot at index %d: %w", s.index, err)
 	}
+	f.logger.Info("streaming a full copy of the state database for a snapshot", "index", s.index, "reference_index", atLeast, "bytes", count.n)
 	pr, pw := io.Pipe()
 	go func() {
 		defer s.Release()

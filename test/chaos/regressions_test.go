@@ -88,10 +88,14 @@ func TestFollowerReadsAfterInstallingSnapshotOnIdleCluster(t *testing.T) {
 	c.Start(behind)
 	harness.Poll(t, 2*time.Minute, func() error {
 		if !strings.Contains(c.Log(behind), "state restored from snapshot") {
-			return fmt.Errorf("%s has not installed the snapshot", behind)
+			return fmt.Errorf("%s has not installed the snapshot; %s logged: %s", behind, next, linesWith(c.Log(next), "snapshot", 6))
 		}
 		return nil
 	})
+	// The leader's snapshot is a reference: what it sent was streamed from its database.
+	if !strings.Contains(c.Log(next), "streaming a full copy of the state database") {
+		t.Fatalf("%s sent a snapshot without streaming its state database", next)
+	}
 	readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	got, err := app.HasVoted(readCtx, "v000040", client.OnEndpoint(c.GRPC(behind)))
@@ -101,4 +105,15 @@ func TestFollowerReadsAfterInstallingSnapshotOnIdleCluster(t *testing.T) {
 	if !got.Voted {
 		t.Fatalf("%s says v000040 has not voted", behind)
 	}
+}
+
+// linesWith returns the last n lines of log that contain word, for a failure message.
+func linesWith(log, word string, n int) string {
+	var hits []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, word) {
+			hits = append(hits, l)
+		}
+	}
+	return strings.Join(hits[max(0, len(hits)-n):], "\n")
 }
