@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,11 @@ const restoreChunk = 4096
 // Restore replaces the whole state with a snapshot stream. The new database is built next
 // to the live one, checked, synced, and renamed over it; a truncated or corrupt stream is
 // refused and the current state is kept. Readers see either the old or the new state.
+//
+// A reference (a snapshot this node's store did not expand) changes nothing when the
+// database has reached its index, since the database is then what it refers to: raft's
+// offline recovery restores the newest snapshot before it replays the log. A reference
+// beyond the database is refused.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	f.applyMu.Lock()
@@ -25,11 +31,17 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if f.closed() {
 		return ErrClosed
 	}
+	r := bufio.NewReaderSize(rc, snapshotBufSize)
+	if head, _ := r.Peek(referenceSize + 1); len(head) == referenceSize {
+		if index, ok := f.SnapshotReference(head); ok {
+			return f.restoreReference(index)
+		}
+	}
 	tmp := f.path + restoreSuffix
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("fsm: remove unfinished restore: %w", err)
 	}
-	index, err := f.buildFromSnapshot(tmp, rc)
+	index, err := f.buildFromSnapshot(tmp, r)
 	if err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("fsm: snapshot refused, current state kept: %w", err)
@@ -38,6 +50,15 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.logger.Info("state restored from snapshot", "applied_index", index)
+	return nil
+}
+
+func (f *FSM) restoreReference(index uint64) error {
+	if applied := f.applied.Load(); index > applied {
+		return fmt.Errorf("fsm: snapshot refused, current state kept: %w: it refers to this node's state database at index %d, "+
+			"which is at %d; only a full copy can bring it there", ErrCorrupt, index, applied)
+	}
+	f.logger.Info("snapshot refers to the state database, which holds it: nothing to restore", "snapshot_index", index, "applied_index", f.applied.Load())
 	return nil
 }
 

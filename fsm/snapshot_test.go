@@ -305,8 +305,8 @@ func readGolden(t *testing.T, path string, got []byte) []byte {
 	return b
 }
 
-// Raft's snapshots are references: a few bytes naming the applied index, which a restore
-// refuses (only the node's own store can expand them) without touching the state.
+// Raft's snapshots are references: a few bytes naming the applied index. Restoring one
+// changes nothing when the database has reached that index, and is refused beyond it.
 func TestSnapshotIsAReferenceToTheDatabase(t *testing.T) {
 	h := newHarness(t)
 	h.openElection("alice", "bob")
@@ -320,21 +320,26 @@ func TestSnapshotIsAReferenceToTheDatabase(t *testing.T) {
 		t.Fatalf("Persist: %v (closed %v)", err, sink.closed)
 	}
 	snap.Release()
+	applied := h.f.AppliedIndex()
 	index, ok := h.f.SnapshotReference(sink.Bytes())
-	if !ok || index != h.f.AppliedIndex() || sink.Len() != referenceSize {
-		t.Fatalf("reference of %d bytes names index %d (%v), want %d", sink.Len(), index, ok, h.f.AppliedIndex())
+	if !ok || index != applied || sink.Len() != referenceSize {
+		t.Fatalf("reference of %d bytes names index %d (%v), want %d", sink.Len(), index, ok, applied)
 	}
 	if _, ok := h.f.SnapshotReference(snapshotBytes(t, h.f)); ok {
 		t.Fatal("a full snapshot passes for a reference")
 	}
-	dst := newHarness(t)
-	dst.openElection("zoe")
-	want := dst.digest()
-	err = dst.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes())))
-	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "reference") {
-		t.Fatalf("restoring a reference: %v", err)
+	want, db := h.digest(), h.f.db
+	if err := h.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatalf("restoring a reference the database holds: %v", err)
 	}
-	if !bytes.Equal(dst.digest(), want) {
+	if h.f.db != db || !bytes.Equal(h.digest(), want) {
+		t.Fatal("restoring a reference the database holds rebuilt or changed it")
+	}
+	err = h.f.Restore(io.NopCloser(bytes.NewReader(referenceBytes(t, applied+1))))
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "full copy") {
+		t.Fatalf("restoring a reference beyond the database: %v", err)
+	}
+	if h.f.db != db || !bytes.Equal(h.digest(), want) {
 		t.Fatal("a refused reference changed the state")
 	}
 }

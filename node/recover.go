@@ -53,7 +53,10 @@ func openOffline(cfg Config, logger *slog.Logger) (*offlineData, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node %s (is it still running?): %w", cfg.NodeID, err)
 	}
-	stores, err := openRaftStores(cfg.DataDir, cfg.NodeID, keys, f, logger)
+	// No live state: raft's offline recovery then restores the newest snapshot as the
+	// reference it is, which the state machine holds already, instead of a full copy of the
+	// database rebuilt over itself.
+	stores, err := openRaftStores(cfg.DataDir, cfg.NodeID, keys, nil, logger)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("node %s (is it still running?): %w", cfg.NodeID, err)

@@ -268,3 +268,40 @@ func TestStateDatabaseBehindItsSnapshotRefusesToStart(t *testing.T) {
 	c.Start(id)
 	c.WaitConverged()
 }
+
+// Raft's offline recovery (promote-dc) restores the newest snapshot before it replays the log.
+// That snapshot is a reference the state database holds, so the database is kept as it is,
+// not rebuilt over itself, and the node leads alone with every ballot.
+func TestRecoverAloneKeepsTheStateDatabase(t *testing.T) {
+	c := harness.New(t, "3")
+	openElection(t, c, 5)
+	if _, err := c.Client("app").Cast(harness.Context(t, 30*time.Second), "v000001", ballotOf("v000001")); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitConverged()
+	const id = "dc1-b"
+	if err := c.Node(id).Raft().Snapshot().Error(); err != nil {
+		t.Fatalf("snapshot on %s: %v", id, err)
+	}
+	c.StopAll()
+	path := filepath.Join(c.DataDir(id), "fsm.db")
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.RecoverAlone(c.Config(id), nil); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Fatal("recovery rebuilt the state database from a copy of itself")
+	}
+	c.Start(id)
+	got, err := c.Client("app").HasVoted(harness.Context(t, 30*time.Second), "v000001", client.OnEndpoint(c.GRPC(id)))
+	if err != nil || !got.Voted {
+		t.Fatalf("after the recovery %s says v000001 voted: %v, %v", id, got.GetVoted(), err)
+	}
+}
