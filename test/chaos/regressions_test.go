@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,20 @@ func TestFollowerReadsAfterInstallingSnapshotOnIdleCluster(t *testing.T) {
 	// The leader's snapshot is a reference: what it sent was streamed from its database.
 	if !strings.Contains(c.Log(next), "streaming a full copy of the state database") {
 		t.Fatalf("%s sent a snapshot without streaming its state database", next)
+	}
+	// What the follower received is a full copy, and it is sealed at rest like the rest.
+	states, _ := filepath.Glob(filepath.Join(c.DataDir(behind), "snapshots", "snapshots", "*", "state.bin"))
+	largest := int64(0)
+	for _, path := range states {
+		if info, err := os.Stat(path); err == nil {
+			largest = max(largest, info.Size())
+		}
+	}
+	if largest < 4096 {
+		t.Fatalf("%s holds no full snapshot (largest %d bytes of %d files)", behind, largest, len(states))
+	}
+	if hits := harness.ScanFiles(t, filepath.Join(c.DataDir(behind), "snapshots"), []byte("ballot of v0000")); len(hits) > 0 {
+		t.Fatalf("plaintext ballots in the snapshot %s received: %v", behind, hits)
 	}
 	readCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
