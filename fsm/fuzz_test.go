@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"io"
 	"path/filepath"
 	"testing"
@@ -153,6 +154,9 @@ func FuzzSnapshotReference(f *testing.F) {
 		index, ok := h.f.SnapshotReference(b)
 		if ok && !bytes.Equal(referenceBytes(t, index), b) {
 			t.Fatalf("%x passes as a reference to %d, which encodes otherwise", b, index)
+		}
+		if !ok && len(b) == referenceSize && bytes.Equal(referenceBytes(t, binary.BigEndian.Uint64(b[12:])), b) {
+			t.Fatalf("the reference %x is not recognized", b)
 		}
 	})
 }

@@ -54,11 +54,12 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 }
 
 func (f *FSM) restoreReference(index uint64) error {
-	if applied := f.applied.Load(); index > applied {
+	applied := f.applied.Load()
+	if index > applied {
 		return fmt.Errorf("fsm: snapshot refused, current state kept: %w: it refers to this node's state database at index %d, "+
 			"which is at %d; only a full copy can bring it there", ErrCorrupt, index, applied)
 	}
-	f.logger.Info("snapshot refers to the state database, which holds it: nothing to restore", "snapshot_index", index, "applied_index", f.applied.Load())
+	f.logger.Info("snapshot refers to the state database, which holds it: nothing to restore", "snapshot_index", index, "applied_index", applied)
 	return nil
 }
 

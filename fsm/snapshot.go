@@ -225,9 +225,6 @@ func newSnapshotReader(r io.Reader) (*snapshotReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
-	if string(header[:8]) == referenceMagic {
-		return nil, fmt.Errorf("%w: this is a reference to a node's own state database, not a copy of it; only that node's snapshot store can expand it", ErrCorrupt)
-	}
 	if string(header[:8]) != snapshotMagic {
 		return nil, fmt.Errorf("%w: not an Urne state snapshot (magic %q)", ErrCorrupt, header[:8])
 	}

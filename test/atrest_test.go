@@ -86,13 +86,19 @@ func hashTree(t *testing.T, dir string) string {
 
 // stoppedCluster runs a small election, then stops every node, leaving data on disk.
 func stoppedCluster(t *testing.T) *harness.Cluster {
+	c := votedCluster(t)
+	c.StopAll()
+	return c
+}
+
+// votedCluster runs a small election in which v000001 has voted, every node converged.
+func votedCluster(t *testing.T) *harness.Cluster {
 	c := harness.New(t, "3")
 	openElection(t, c, 5)
 	if _, err := c.Client("app").Cast(harness.Context(t, 30*time.Second), "v000001", ballotOf("v000001")); err != nil {
 		t.Fatal(err)
 	}
 	c.WaitConverged()
-	c.StopAll()
 	return c
 }
 
@@ -273,12 +279,7 @@ func TestStateDatabaseBehindItsSnapshotRefusesToStart(t *testing.T) {
 // That snapshot is a reference the state database holds, so the database is kept as it is,
 // not rebuilt over itself, and the node leads alone with every ballot.
 func TestRecoverAloneKeepsTheStateDatabase(t *testing.T) {
-	c := harness.New(t, "3")
-	openElection(t, c, 5)
-	if _, err := c.Client("app").Cast(harness.Context(t, 30*time.Second), "v000001", ballotOf("v000001")); err != nil {
-		t.Fatal(err)
-	}
-	c.WaitConverged()
+	c := votedCluster(t)
 	const id = "dc1-b"
 	if err := c.Node(id).Raft().Snapshot().Error(); err != nil {
 		t.Fatalf("snapshot on %s: %v", id, err)

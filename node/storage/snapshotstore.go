@@ -68,17 +68,11 @@ func (ss *SnapshotStore) List() ([]*raft.SnapshotMeta, error) {
 }
 
 func (ss *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, error) {
-	meta, rc, err := ss.openSealed(id)
-	if err != nil || ss.live == nil || meta.Size > maxReferenceSize {
+	meta, rc, index, ref, err := ss.openPeeked(id)
+	if err != nil || !ref {
 		return meta, rc, err
 	}
-	index, ok, b, err := ss.reference(meta, rc)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !ok {
-		return meta, io.NopCloser(bytes.NewReader(b)), nil
-	}
+	rc.Close()
 	size, full, err := ss.live.ExpandSnapshot(index)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open snapshot %s: %w", id, err)
@@ -90,26 +84,27 @@ func (ss *SnapshotStore) Open(id string) (*raft.SnapshotMeta, io.ReadCloser, err
 
 // Reference returns the index that snapshot id refers to, ok=false when it is a full copy.
 func (ss *SnapshotStore) Reference(id string) (index uint64, ok bool, err error) {
-	meta, rc, err := ss.openSealed(id)
-	if err != nil || ss.live == nil || meta.Size > maxReferenceSize {
-		if rc != nil {
-			rc.Close()
-		}
-		return 0, false, err
+	_, rc, index, ok, err := ss.openPeeked(id)
+	if rc != nil {
+		rc.Close()
 	}
-	index, ok, _, err = ss.reference(meta, rc)
 	return index, ok, err
 }
 
-// reference reads a short snapshot whole and closes it.
-func (ss *SnapshotStore) reference(meta *raft.SnapshotMeta, rc io.ReadCloser) (uint64, bool, []byte, error) {
+// openPeeked opens snapshot id. One that may be a reference (with a live state, a short
+// snapshot) is read whole to ask the live state, and rc gives its bytes again.
+func (ss *SnapshotStore) openPeeked(id string) (meta *raft.SnapshotMeta, rc io.ReadCloser, index uint64, ref bool, err error) {
+	meta, rc, err = ss.openSealed(id)
+	if err != nil || ss.live == nil || meta.Size > maxReferenceSize {
+		return meta, rc, 0, false, err
+	}
 	defer rc.Close()
 	b, err := io.ReadAll(rc)
 	if err != nil {
-		return 0, false, nil, fmt.Errorf("read snapshot %s: %w", meta.ID, err)
+		return nil, nil, 0, false, fmt.Errorf("read snapshot %s: %w", id, err)
 	}
-	index, ok := ss.live.SnapshotReference(b)
-	return index, ok, b, nil
+	index, ref = ss.live.SnapshotReference(b)
+	return meta, io.NopCloser(bytes.NewReader(b)), index, ref, nil
 }
 
 // openSealed opens snapshot id as it is stored: its plaintext, whatever it holds.
