@@ -174,7 +174,7 @@ func applyAuthorizeDestruction(s *applyState, c *fsmpb.Command, p *fsmpb.Destruc
 func (s *applyState) destroy(c *fsmpb.Command, e *fsmpb.ElectionState) error {
 	d := e.Destruction
 	for _, b := range destroyedBuckets {
-		n := s.tx.Bucket(b).Stats().KeyN
+		n := keyCount(s.tx.Bucket(b))
 		if err := s.tx.DeleteBucket(b); err != nil {
 			return storageErr("destroy bucket %s: %w", b, err)
 		}
@@ -204,7 +204,7 @@ func (s *applyState) destroy(c *fsmpb.Command, e *fsmpb.ElectionState) error {
 		m.Email, m.Phone = "", ""
 	}
 	d.Kept = []string{
-		fmt.Sprintf("candidate lists: %d, with their %d scrutins", s.tx.Bucket(bucketLists).Stats().KeyN, s.tx.Bucket(bucketScrutins).Stats().KeyN),
+		fmt.Sprintf("candidate lists: %d, with their %d scrutins", keyCount(s.tx.Bucket(bucketLists)), keyCount(s.tx.Bucket(bucketScrutins))),
 		fmt.Sprintf("minutes (digest %x) and results (digest %x)", e.MinutesDigest, e.ResultsDigest),
 		fmt.Sprintf("bureau appointments: %d members (name and function)", len(e.GetConfig().GetBureau())),
 		fmt.Sprintf("activity register: %d entries, without connection details", entries),

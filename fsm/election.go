@@ -133,7 +133,7 @@ func (s *applyState) checkOpenable(e *fsmpb.ElectionState, c *fsmpb.Command, bui
 	if err := requirePhase(e, allowed...); err != nil {
 		return err
 	}
-	if s.counters.Ballots != 0 || s.counters.Emargements != 0 || s.tx.Bucket(bucketBox).Stats().KeyN != 0 {
+	if s.counters.Ballots != 0 || s.counters.Emargements != 0 || !isEmpty(s.tx.Bucket(bucketBox)) {
 		return fmt.Errorf("%w: the box is not empty (%d ballots, %d émargements): the election cannot open",
 			ErrRuleViolated, s.counters.Ballots, s.counters.Emargements)
 	}

@@ -76,7 +76,7 @@ func (s *applyState) checkSealable(e *fsmpb.ElectionState, now int64) error {
 		return err
 	}
 	need(scrutins == "", "a candidate list in every scrutin"+scrutins)
-	need(s.tx.Bucket(bucketScrutins).Stats().KeyN > 0, "at least one scrutin")
+	need(!isEmpty(s.tx.Bucket(bucketScrutins)), "at least one scrutin")
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: a %s election cannot be sealed without %v", ErrRuleViolated, profileName(e), missing)
 	}

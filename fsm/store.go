@@ -201,6 +201,24 @@ func keyedHash(mac hash.Hash, label string, parts ...[]byte) []byte {
 }
 
 // seqKey is the key of an append-only record (outbox): its sequence, big-endian.
+// keyCount counts a bucket's keys with a cursor, which sees what the transaction wrote;
+// bbolt's Bucket.Stats reads committed pages only, and applies share a transaction until it
+// commits (commit.go).
+func keyCount(b *bolt.Bucket) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// isEmpty tells whether a bucket has no key, as the transaction sees it.
+func isEmpty(b *bolt.Bucket) bool {
+	k, _ := b.Cursor().First()
+	return k == nil
+}
+
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 func createBuckets(tx *bolt.Tx) error {
