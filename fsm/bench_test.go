@@ -61,7 +61,7 @@ func (h *harness) reopenForImport(ids []string) {
 	h.t.Helper()
 	h.f.mu.RLock()
 	defer h.f.mu.RUnlock()
-	err := h.f.db.Update(func(tx *bolt.Tx) error {
+	err := h.update(func(tx *bolt.Tx) error {
 		s, err := loadApplyState(tx, h.f.sealer)
 		if err != nil {
 			return err

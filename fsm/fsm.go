@@ -32,13 +32,15 @@ const (
 	restoreSuffix = ".restore"
 )
 
-// Observer is told the type and outcome of every applied command, after its commit.
+// Observer is told the type and outcome of every applied command.
 // It runs on the apply path: it must be quick and must not call back into the FSM.
 type Observer func(t fsmpb.CommandType, code fsmpb.ResponseCode)
 
 // FSM is the raft state machine of one election over an encrypted bbolt database.
 // Apply, ApplyBatch and Restore are serialized by applyMu; db is swapped by Restore under
-// mu, which readers hold for the length of their read transaction.
+// mu, which readers hold for the length of their read transaction. Applies share one write
+// transaction until it commits (commit.go); commitMu guards it, and is never held while
+// waiting for mu.
 type FSM struct {
 	path     string
 	sealer   Sealer
@@ -48,7 +50,14 @@ type FSM struct {
 	mu       sync.RWMutex
 	db       *bolt.DB
 	applied  atomic.Uint64
+	phase    atomic.Int32 // the election's phase as of applied
 	observer atomic.Pointer[Observer]
+
+	commitMu     sync.Mutex
+	commitDelay  time.Duration // commitDelay; tests change it
+	pending      *bolt.Tx      // applied entries not committed yet
+	pendingBytes int           // their size in the log
+	commitTimer  *time.Timer
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
@@ -71,7 +80,7 @@ func open(path string, s Sealer, logger *slog.Logger, noSync bool) (*FSM, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	f := &FSM{path: path, sealer: s, logger: logger, noSync: noSync}
+	f := &FSM{path: path, sealer: s, logger: logger, noSync: noSync, commitDelay: commitDelay}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("fsm: create directory of %s: %w", path, err)
 	}
@@ -82,12 +91,13 @@ func open(path string, s Sealer, logger *slog.Logger, noSync bool) (*FSM, error)
 	if err := verifyExisting(path, s); err != nil {
 		return nil, err
 	}
-	db, index, err := f.openReadWrite(path)
+	db, index, phase, err := f.openReadWrite(path)
 	if err != nil {
 		return nil, err
 	}
 	f.db = db
 	f.applied.Store(index)
+	f.phase.Store(phase)
 	logger.Info("state database opened", "path", path, "applied_index", index)
 	return f, nil
 }
@@ -107,13 +117,15 @@ func (f *FSM) boltOptions(readOnly bool) *bolt.Options {
 }
 
 // openReadWrite opens the database for applying, creating the buckets and a sealed
-// applied index of 0 on a new file so that a wrong key is caught from the first restart.
-func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, error) {
+// applied index of 0 on a new file so that a wrong key is caught from the first restart. It
+// returns the applied index and the election's phase.
+func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, int32, error) {
 	db, err := openBolt(path, f.boltOptions(false))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	var index uint64
+	var phase int32
 	err = db.Update(func(tx *bolt.Tx) error {
 		if err := createBuckets(tx); err != nil {
 			return err
@@ -121,21 +133,26 @@ func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, error) {
 		if tx.Bucket(bucketMeta).Get(keyAppliedIndex) == nil {
 			return writeAppliedIndex(tx, f.sealer, 0)
 		}
-		index, err = readAppliedIndex(tx, f.sealer)
+		if index, err = readAppliedIndex(tx, f.sealer); err != nil {
+			return err
+		}
+		e, err := readElection(tx, f.sealer)
+		phase = e.GetPhase()
 		return err
 	})
 	if err != nil {
 		db.Close()
-		return nil, 0, fmt.Errorf("fsm: initialize state database %s: %w", path, err)
+		return nil, 0, 0, fmt.Errorf("fsm: initialize state database %s: %w", path, err)
 	}
-	return db, index, nil
+	return db, index, phase, nil
 }
 
-// Close closes the database. It waits for read transactions, including snapshots being
-// persisted; applying after Close panics.
+// Close commits what was applied and closes the database. It waits for read transactions,
+// including snapshots being persisted; applying after Close panics.
 func (f *FSM) Close() error {
-	f.mu.Lock()
+	f.mu.Lock() // waits for an apply under way; none starts after
 	defer f.mu.Unlock()
+	f.commit()
 	if f.db == nil {
 		return nil
 	}
@@ -147,7 +164,12 @@ func (f *FSM) Close() error {
 	return nil
 }
 
-// AppliedIndex is the index of the last raft entry applied, as committed to the database.
+// Phase is the election's phase after the last entry applied (PhaseNone before it is
+// created), without a read: a hint for answering early that the state machine decides anyway.
+func (f *FSM) Phase() int32 { return f.phase.Load() }
+
+// AppliedIndex is the index of the last raft entry applied. Every read sees it: reads commit
+// what waits first.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
 // SetObserver installs o (nil removes it).
@@ -170,9 +192,8 @@ type observation struct {
 	code fsmpb.ResponseCode
 }
 
-// ApplyBatch applies committed entries in bbolt read-write transactions of up to
-// maxTxBytes of entries each (one transaction, one fsync, for a batch of casts; a few for a
-// follower catching up on an import): the applied index is set to the last entry of each.
+// ApplyBatch applies committed entries in the shared write transaction, which commits, with
+// the applied index, within commitDelay or once it holds maxTxBytes of entries (commit.go).
 // Entries at or below the applied index were applied before a restart and are skipped. Each
 // command answers a *fsmpb.Response, refusals included; entries other than commands answer nil.
 //
@@ -215,23 +236,33 @@ func txChunk(logs []*raft.Log) int {
 	return len(logs)
 }
 
-// applyChunk applies logs in one transaction, filling responses.
+// applyChunk applies logs in the shared write transaction, filling responses, and commits
+// it once it holds maxTxBytes of entries; otherwise it commits within commitDelay.
 func (f *FSM) applyChunk(logs []*raft.Log, responses []interface{}) {
+	f.commitMu.Lock()
+	defer f.commitMu.Unlock()
+	tx, err := f.writeTx()
 	var observed []observation
 	var last uint64
-	err := f.db.Update(func(tx *bolt.Tx) error {
-		var err error
+	if err == nil {
 		last, observed, err = f.applyInTx(tx, logs, responses)
-		if err == nil {
-			err = commitPoint.Inject()
-		}
-		return err
-	})
+	}
 	if err != nil {
+		if f.pending != nil {
+			_ = f.pending.Rollback()
+			f.pending = nil
+			f.commitTimer.Stop()
+		}
 		f.logger.Error("applying committed entries failed", "first", logs[0].Index, "count", len(logs), "err", err)
 		panic(fmt.Sprintf("fsm: cannot apply entries %d..%d: %v", logs[0].Index, logs[len(logs)-1].Index, err))
 	}
 	f.applied.Store(last)
+	for _, l := range logs {
+		f.pendingBytes += len(l.Data)
+	}
+	if f.pendingBytes >= maxTxBytes {
+		f.commitLocked()
+	}
 	f.notify(observed)
 }
 
@@ -272,6 +303,7 @@ func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) 
 	if last == applied {
 		return last, nil, nil
 	}
+	f.phase.Store(state.election.GetPhase())
 	return last, observed, state.flush(last)
 }
 

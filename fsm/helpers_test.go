@@ -118,6 +118,13 @@ func commandLog(index uint64, data []byte) *raft.Log {
 	return &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: data}
 }
 
+// update writes to the database outside raft, as a tampering test or a benchmark's setup
+// does, once the applied entries are committed.
+func (h *harness) update(fn func(tx *bolt.Tx) error) error {
+	h.f.commit()
+	return h.f.db.Update(fn)
+}
+
 // entry encodes a stamped command as the next raft entry of h.
 func (h *harness) entry(typ fsmpb.CommandType, payload proto.Message) *raft.Log {
 	h.t.Helper()

@@ -179,7 +179,7 @@ func TestOpeningChecksSealAndEmptyBox(t *testing.T) {
 			h := newHarness(t)
 			h.draftLegal()
 			h.as(ActorBureau, func() { h.mustApply(typeSeal, &fsmpb.SealElection{BuildDigest: build}) })
-			err := h.f.db.Update(func(tx *bolt.Tx) error {
+			err := h.update(func(tx *bolt.Tx) error {
 				if tamper == "box" {
 					return putSealed(tx, h.f.sealer, bucketBox, bytes.Repeat([]byte{1}, 32), []byte("stuffed"))
 				}

@@ -19,9 +19,11 @@ type Counts struct {
 	OutboxPending                uint64
 }
 
-// view runs fn in a read transaction of the current database. Reads are local: the caller
-// decides whether they must be linearizable (barrier, leader lease) before calling.
+// view runs fn in a read transaction of the current database, once what was applied is
+// committed. Reads are local: the caller decides whether they must be linearizable (barrier,
+// leader lease) before calling.
 func (f *FSM) view(fn func(tx *bolt.Tx) error) error {
+	f.commit()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.db == nil {

@@ -31,6 +31,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if f.closed() {
 		return ErrClosed
 	}
+	f.commit() // a refused snapshot keeps the current state, all of it
 	r := bufio.NewReaderSize(rc, snapshotBufSize)
 	if head, _ := r.Peek(referenceSize + 1); len(head) == referenceSize {
 		if index, ok := f.SnapshotReference(head); ok {
@@ -146,7 +147,7 @@ func (f *FSM) swapIn(tmp string) error {
 	if err := syncDir(filepath.Dir(f.path)); err != nil {
 		f.logger.Warn("could not sync the state directory after restore", "err", err)
 	}
-	db, index, err := f.openReadWrite(f.path)
+	db, index, phase, err := f.openReadWrite(f.path)
 	if err != nil {
 		return fmt.Errorf("fsm: the restored database is in place but does not open; restart the node: %w", err)
 	}
@@ -154,6 +155,7 @@ func (f *FSM) swapIn(tmp string) error {
 	old := f.db
 	f.db = db
 	f.applied.Store(index)
+	f.phase.Store(phase)
 	f.mu.Unlock()
 	if err := old.Close(); err != nil {
 		f.logger.Warn("closing the replaced state database failed", "err", err)

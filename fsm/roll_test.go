@@ -111,7 +111,7 @@ func TestDetailedEntryTamperingDetected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = h.f.db.Update(func(tx *bolt.Tx) error { return putSealed(tx, h.f.sealer, bucketRegister, registerKey(target.Seq), b) })
+	err = h.update(func(tx *bolt.Tx) error { return putSealed(tx, h.f.sealer, bucketRegister, registerKey(target.Seq), b) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestDetailedEntryTamperingDetected(t *testing.T) {
 func TestOpensFirstVersionDatabase(t *testing.T) {
 	h := newHarness(t)
 	h.openElection("alice")
-	err := h.f.db.Update(func(tx *bolt.Tx) error {
+	err := h.update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if !bytes.Equal(name, bucketBox) && !bytes.Equal(name, bucketEmargement) && !bytes.Equal(name, bucketMeta) && !bytes.Equal(name, bucketVoters) {
 				if err := tx.DeleteBucket(name); err != nil {

@@ -54,12 +54,14 @@ const (
 
 type reference uint64
 
-// Snapshot returns a reference to the state database at its applied index. Raft calls it
-// between applies, so nothing is applied while it runs.
+// Snapshot commits what was applied and returns a reference to the state database at its
+// applied index: raft may then compact its log up to there. Raft calls it between applies,
+// so nothing is applied while it runs.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if f.closed() {
 		return nil, ErrClosed
 	}
+	f.commit()
 	return reference(f.applied.Load()), nil
 }
 
@@ -129,6 +131,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 func (f *FSM) FullSnapshot() (raft.FSMSnapshot, error) { return f.openSnapshot() }
 
 func (f *FSM) openSnapshot() (*snapshot, error) {
+	f.commit()
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.db == nil {

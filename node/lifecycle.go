@@ -167,15 +167,15 @@ func (s *electionService) CastSealed(ctx context.Context, req *urnepb.CastSealed
 }
 
 // refuseAfterClose answers a sealed cast once this node has applied the close, without
-// proposing it: a closed election never reopens, so a local read is final, and the refused
-// command, ballot and session hash side by side, stays out of the raft log the close
+// proposing it: a closed election never reopens, so the phase applied here is final, and the
+// refused command, ballot and session hash side by side, stays out of the raft log the close
 // compacted. A node that has not applied the close yet proposes, and the state machine refuses.
 func (s *electionService) refuseAfterClose() error {
-	e, _, err := s.n.fsm.Election()
-	if err != nil || (e.Phase != fsm.PhaseClosed && e.Phase != fsm.PhaseTallied && e.Phase != fsm.PhaseArchived) {
-		return nil
+	switch p := s.n.fsm.Phase(); p {
+	case fsm.PhaseClosed, fsm.PhaseTallied, fsm.PhaseArchived:
+		return fmt.Errorf("%w: election %q is %s, the command needs it open", fsm.ErrWrongPhase, s.n.cfg.ElectionID, fsm.PhaseName(p))
 	}
-	return fmt.Errorf("%w: election %q is %s, the command needs it open", fsm.ErrWrongPhase, e.ElectionId, fsm.PhaseName(e.Phase))
+	return nil
 }
 
 func castResult(c *fsmpb.CastResult) string {
