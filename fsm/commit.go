@@ -26,7 +26,7 @@ func (f *FSM) writeTx() (*bolt.Tx, error) {
 		return nil, err
 	}
 	f.pending, f.pendingBytes = tx, 0
-	f.commitTimer = time.AfterFunc(f.commitDelay, f.commitDue)
+	f.commitTimer = time.AfterFunc(f.commitDelay, f.commit)
 	return tx, nil
 }
 
@@ -53,15 +53,9 @@ func (f *FSM) commitLocked() {
 	}
 }
 
-// commitDue commits what waited f.commitDelay.
-func (f *FSM) commitDue() {
-	f.commitMu.Lock()
-	defer f.commitMu.Unlock()
-	f.commitLocked()
-}
-
-// commit commits the applied entries waiting in the write transaction: reads, snapshots,
-// restores and Close call it first, so that they see, or keep, everything applied.
+// commit commits the applied entries waiting in the write transaction: the timer writeTx
+// arms calls it, and reads, snapshots, restores and Close call it first, so that they see,
+// or keep, everything applied.
 func (f *FSM) commit() {
 	f.commitMu.Lock()
 	defer f.commitMu.Unlock()
