@@ -472,6 +472,15 @@ func thousands(v float64) string {
 	return b.String()
 }
 
+// figure is a custom benchmark metric: a small fraction keeps two decimals (2.65 pages/cast),
+// anything else is rounded with thousands separators.
+func figure(v float64) string {
+	if math.Abs(v) < 100 && v != math.Trunc(v) {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return thousands(v)
+}
+
 // number is a count or figure of any numeric type the results use, for the template.
 func number(v any) float64 {
 	switch n := v.(type) {
@@ -503,7 +512,7 @@ func render(r *Results) ([]byte, error) {
 			var parts []string
 			for _, u := range b.Units {
 				if u != "ns/op" && u != "B/op" && u != "allocs/op" {
-					parts = append(parts, thousands(b.Metrics[u])+" "+u)
+					parts = append(parts, figure(b.Metrics[u])+" "+u)
 				}
 			}
 			return strings.Join(parts, ", ")

@@ -8,7 +8,7 @@ import (
 
 const goBenchOutput = `goos: linux
 pkg: github.com/urne-vote/urne/fsm
-BenchmarkApplyCastBatch/entries=1/casts=64-2  	      20	   6961200 ns/op	    108769 ns/cast	 1056852 B/op	    6037 allocs/op
+BenchmarkApplyCastBatch/entries=1/casts=64-2  	      20	   6961200 ns/op	    108769 ns/cast	         2.648 pages/cast	 1056852 B/op	    6037 allocs/op
 PASS
 pkg: github.com/urne-vote/urne/keyring
 BenchmarkSeal1KiB-2   	  900000	      1300 ns/op	    1152 B/op	       1 allocs/op
@@ -103,7 +103,7 @@ func TestRenderWritesEveryMeasuredFigure(t *testing.T) {
 		"| dc1-a | 858 MiB | 839 MiB | not sampled | 3338 MiB |",
 		"median 1050 ms, p99 1398 ms, max 1398 ms",
 		"(each kill, in ms: 1100, 900, 1050, 1398)",
-		"| fsm | ApplyCastBatch/entries=1/casts=64 | 6,961,200 | 1,056,852 | 6,037 | 108,769 ns/cast |",
+		"| fsm | ApplyCastBatch/entries=1/casts=64 | 6,961,200 | 1,056,852 | 6,037 | 108,769 ns/cast, 2.65 pages/cast |",
 		"| keyring | Seal1KiB | 1,300 | 1,152 | 1 |",
 		"Not measured in this run (the bench failed or did not run): `login`, `restore`, `suite`.",
 	} {
