@@ -130,16 +130,7 @@ func TestSnapshotCommitsWhatItRefersTo(t *testing.T) {
 	h.f.commitDelay = time.Hour
 	h.openElection("alice")
 	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
-	snap, err := h.f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer snap.Release()
-	sink := &memorySink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	index, _ := h.f.SnapshotReference(sink.Bytes())
+	index, _ := h.f.SnapshotReference(persisted(t, h.f.Snapshot))
 	if got := h.durableIndex(); got < index || index != h.f.AppliedIndex() {
 		t.Fatalf("a snapshot refers to index %d (applied %d), the file holds %d", index, h.f.AppliedIndex(), got)
 	}

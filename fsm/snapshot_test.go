@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/urne-vote/urne/fsm/fsmpb"
@@ -26,10 +27,16 @@ func (s *memorySink) ID() string    { return "test" }
 func (s *memorySink) Cancel() error { s.cancelled = true; return nil }
 func (s *memorySink) Close() error  { s.closed = true; return nil }
 
-// snapshotBytes persists a snapshot of f.
+// snapshotBytes persists a full snapshot of f.
 func snapshotBytes(t testing.TB, f *FSM) []byte {
 	t.Helper()
-	snap, err := f.FullSnapshot()
+	return persisted(t, f.FullSnapshot)
+}
+
+// persisted persists the snapshot take returns.
+func persisted(t testing.TB, take func() (raft.FSMSnapshot, error)) []byte {
+	t.Helper()
+	snap, err := take()
 	if err != nil {
 		t.Fatal(err)
 	}
