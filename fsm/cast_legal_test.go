@@ -150,8 +150,8 @@ func TestOutboxDelivery(t *testing.T) {
 	h := newHarness(t)
 	h.sealedWithIdentifiers()
 	pending := h.outbox()
-	if len(pending) != 5 || h.counts().Index == 0 { // two bureau notifications, three identifiers
-		t.Fatalf("outbox = %d messages", len(pending))
+	if len(pending) != 5 || h.counts().Index == 0 || h.f.OutboxPending() != 5 { // two bureau notifications, three identifiers
+		t.Fatalf("outbox = %d messages, %d said without a read", len(pending), h.f.OutboxPending())
 	}
 	first := pending[0]
 	h.mustApply(typeDone, &fsmpb.OutboxDone{Seq: first.Seq, Detail: "primary: 421 try later"})
@@ -159,12 +159,18 @@ func TestOutboxDelivery(t *testing.T) {
 		t.Fatalf("failed delivery recorded as %v", m)
 	}
 	h.mustApply(typeDone, &fsmpb.OutboxDone{Seq: first.Seq, Delivered: true, Detail: "backup"})
-	if left := h.outbox(); len(left) != 4 || left[0].Seq == first.Seq {
-		t.Fatalf("delivered message still queued: %v", left)
+	if left := h.outbox(); len(left) != 4 || left[0].Seq == first.Seq || h.f.OutboxPending() != 4 {
+		t.Fatalf("delivered message still queued: %v (%d said without a read)", left, h.f.OutboxPending())
 	}
 	before := h.digestWithoutIndex()
 	h.mustApply(typeDone, &fsmpb.OutboxDone{Seq: first.Seq, Delivered: true})
 	if !bytes.Equal(before, h.digestWithoutIndex()) {
 		t.Fatal("a repeated delivery report changed the state")
+	}
+	if err := h.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := openHarness(t, h.path, h.f.sealer).f.OutboxPending(); n != 4 {
+		t.Fatalf("after a restart the outbox holds %d messages, said without a read; want 4", n)
 	}
 }

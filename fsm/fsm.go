@@ -50,7 +50,7 @@ type FSM struct {
 	mu       sync.RWMutex
 	db       *bolt.DB
 	applied  atomic.Uint64
-	phase    atomic.Int32 // the election's phase as of applied
+	summary  atomic.Pointer[summary] // as of applied
 	observer atomic.Pointer[Observer]
 
 	commitMu     sync.Mutex
@@ -61,6 +61,13 @@ type FSM struct {
 }
 
 var _ raft.BatchingFSM = (*FSM)(nil)
+
+// summary is what the node asks of the state after every apply; kept in memory, since a read
+// commits what waits first.
+type summary struct {
+	phase         int32
+	outboxPending uint64
+}
 
 // commitPoint fails the state database's commit in builds with failpoints (a failed fsync,
 // a full disk); it is compiled out otherwise.
@@ -91,13 +98,13 @@ func open(path string, s Sealer, logger *slog.Logger, noSync bool) (*FSM, error)
 	if err := verifyExisting(path, s); err != nil {
 		return nil, err
 	}
-	db, index, phase, err := f.openReadWrite(path)
+	db, index, sum, err := f.openReadWrite(path)
 	if err != nil {
 		return nil, err
 	}
 	f.db = db
 	f.applied.Store(index)
-	f.phase.Store(phase)
+	f.summary.Store(sum)
 	logger.Info("state database opened", "path", path, "applied_index", index)
 	return f, nil
 }
@@ -118,14 +125,14 @@ func (f *FSM) boltOptions(readOnly bool) *bolt.Options {
 
 // openReadWrite opens the database for applying, creating the buckets and a sealed
 // applied index of 0 on a new file so that a wrong key is caught from the first restart. It
-// returns the applied index and the election's phase.
-func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, int32, error) {
+// returns the applied index and the summary of the state.
+func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, *summary, error) {
 	db, err := openBolt(path, f.boltOptions(false))
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, nil, err
 	}
 	var index uint64
-	var phase int32
+	sum := &summary{}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if err := createBuckets(tx); err != nil {
 			return err
@@ -137,14 +144,18 @@ func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, int32, error) {
 			return err
 		}
 		e, err := readElection(tx, f.sealer)
-		phase = e.GetPhase()
+		if err != nil {
+			return err
+		}
+		c, err := readCounters(tx, f.sealer)
+		sum = &summary{phase: e.GetPhase(), outboxPending: c.GetOutboxPending()}
 		return err
 	})
 	if err != nil {
 		db.Close()
-		return nil, 0, 0, fmt.Errorf("fsm: initialize state database %s: %w", path, err)
+		return nil, 0, nil, fmt.Errorf("fsm: initialize state database %s: %w", path, err)
 	}
-	return db, index, phase, nil
+	return db, index, sum, nil
 }
 
 // Close commits what was applied and closes the database. It waits for read transactions,
@@ -166,7 +177,11 @@ func (f *FSM) Close() error {
 
 // Phase is the election's phase after the last entry applied (PhaseNone before it is
 // created), without a read: a hint for answering early that the state machine decides anyway.
-func (f *FSM) Phase() int32 { return f.phase.Load() }
+func (f *FSM) Phase() int32 { return f.summary.Load().phase }
+
+// OutboxPending is the number of messages in the outbox after the last entry applied, without
+// a read.
+func (f *FSM) OutboxPending() uint64 { return f.summary.Load().outboxPending }
 
 // AppliedIndex is the index of the last raft entry applied. Every read sees it: reads commit
 // what waits first.
@@ -303,7 +318,7 @@ func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) 
 	if last == applied {
 		return last, nil, nil
 	}
-	f.phase.Store(state.election.GetPhase())
+	f.summary.Store(&summary{phase: state.election.GetPhase(), outboxPending: state.counters.GetOutboxPending()})
 	return last, observed, state.flush(last)
 }
 

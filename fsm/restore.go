@@ -147,7 +147,7 @@ func (f *FSM) swapIn(tmp string) error {
 	if err := syncDir(filepath.Dir(f.path)); err != nil {
 		f.logger.Warn("could not sync the state directory after restore", "err", err)
 	}
-	db, index, phase, err := f.openReadWrite(f.path)
+	db, index, sum, err := f.openReadWrite(f.path)
 	if err != nil {
 		return fmt.Errorf("fsm: the restored database is in place but does not open; restart the node: %w", err)
 	}
@@ -155,7 +155,7 @@ func (f *FSM) swapIn(tmp string) error {
 	old := f.db
 	f.db = db
 	f.applied.Store(index)
-	f.phase.Store(phase)
+	f.summary.Store(sum)
 	f.mu.Unlock()
 	if err := old.Close(); err != nil {
 		f.logger.Warn("closing the replaced state database failed", "err", err)

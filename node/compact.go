@@ -31,12 +31,14 @@ func (n *Node) closeCompactLoop() {
 	}
 }
 
+// voteOver tells whether this node applied the close. A closed election never reopens, so
+// the answer is final; it comes from the phase the state machine keeps in memory.
 func (n *Node) voteOver() bool {
-	e, _, err := n.fsm.Election()
-	if err != nil {
-		return false
+	switch n.fsm.Phase() {
+	case fsm.PhaseClosed, fsm.PhaseTallied, fsm.PhaseArchived:
+		return true
 	}
-	return e.Phase == fsm.PhaseClosed || e.Phase == fsm.PhaseTallied || e.Phase == fsm.PhaseArchived
+	return false
 }
 
 // compactLog snapshots with no trailing log kept, so that raft drops its log, and removes the

@@ -167,15 +167,15 @@ func (s *electionService) CastSealed(ctx context.Context, req *urnepb.CastSealed
 }
 
 // refuseAfterClose answers a sealed cast once this node has applied the close, without
-// proposing it: a closed election never reopens, so the phase applied here is final, and the
-// refused command, ballot and session hash side by side, stays out of the raft log the close
-// compacted. A node that has not applied the close yet proposes, and the state machine refuses.
+// proposing it (voteOver is final), so that the refused command, ballot and session hash side
+// by side, stays out of the raft log the close compacted. A node that has not applied the
+// close yet proposes, and the state machine refuses.
 func (s *electionService) refuseAfterClose() error {
-	switch p := s.n.fsm.Phase(); p {
-	case fsm.PhaseClosed, fsm.PhaseTallied, fsm.PhaseArchived:
-		return fmt.Errorf("%w: election %q is %s, the command needs it open", fsm.ErrWrongPhase, s.n.cfg.ElectionID, fsm.PhaseName(p))
+	if !s.n.voteOver() {
+		return nil
 	}
-	return nil
+	p := s.n.fsm.Phase()
+	return fmt.Errorf("%w: election %q is %s, the command needs it open", fsm.ErrWrongPhase, s.n.cfg.ElectionID, fsm.PhaseName(p))
 }
 
 func castResult(c *fsmpb.CastResult) string {
