@@ -174,8 +174,7 @@ func (s *electionService) refuseAfterClose() error {
 	if !s.n.voteOver() {
 		return nil
 	}
-	p := s.n.fsm.Phase()
-	return fmt.Errorf("%w: election %q is %s, the command needs it open", fsm.ErrWrongPhase, s.n.cfg.ElectionID, fsm.PhaseName(p))
+	return fmt.Errorf("%w: election %q is %s, the command needs it open", fsm.ErrWrongPhase, s.n.cfg.ElectionID, fsm.PhaseName(s.n.fsm.Phase()))
 }
 
 func castResult(c *fsmpb.CastResult) string {
