@@ -30,17 +30,26 @@ func (f *FSM) writeTx() (*bolt.Tx, error) {
 	return tx, nil
 }
 
+// takePending hands over the open write transaction, if any, to be committed or rolled back,
+// and disarms its timer. The caller holds commitMu.
+func (f *FSM) takePending() *bolt.Tx {
+	tx := f.pending
+	if tx != nil {
+		f.pending, f.pendingBytes = nil, 0
+		f.commitTimer.Stop()
+	}
+	return tx
+}
+
 // commitLocked commits the open write transaction, if any. A failed commit panics, whatever
 // the goroutine: the state machine answered for entries it can no longer keep, and only a
 // restart, which replays them from the raft log, puts the database and the applied index back
 // in step. The caller holds commitMu.
 func (f *FSM) commitLocked() {
-	tx := f.pending
+	tx := f.takePending()
 	if tx == nil {
 		return
 	}
-	f.pending, f.pendingBytes = nil, 0
-	f.commitTimer.Stop()
 	err := commitPoint.Inject()
 	if err == nil {
 		err = tx.Commit()

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	bolt "go.etcd.io/bbolt"
 )
 
 // crashImage copies the database file as a crash would leave it, with no commit running, and
@@ -32,19 +31,7 @@ func (h *harness) crashImage() string {
 // durableIndex is the applied index a crash now would leave in the database file.
 func (h *harness) durableIndex() uint64 {
 	h.t.Helper()
-	db, err := bolt.Open(h.crashImage(), 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer db.Close()
-	var index uint64
-	if err := db.View(func(tx *bolt.Tx) (err error) {
-		index, err = readAppliedIndex(tx, h.f.sealer)
-		return err
-	}); err != nil {
-		h.t.Fatal(err)
-	}
-	return index
+	return openHarness(h.t, h.crashImage(), h.f.sealer).f.AppliedIndex()
 }
 
 // Applied entries wait in the write transaction, every read sees them, and a read commits

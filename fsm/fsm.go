@@ -54,7 +54,7 @@ type FSM struct {
 	observer atomic.Pointer[Observer]
 
 	commitMu     sync.Mutex
-	commitDelay  time.Duration // commitDelay; tests change it
+	commitDelay  time.Duration // the constant commitDelay; tests change it
 	pending      *bolt.Tx      // applied entries not committed yet
 	pendingBytes int           // their size in the log
 	commitTimer  *time.Timer
@@ -263,10 +263,8 @@ func (f *FSM) applyChunk(logs []*raft.Log, responses []interface{}) {
 		last, observed, err = f.applyInTx(tx, logs, responses)
 	}
 	if err != nil {
-		if f.pending != nil {
-			_ = f.pending.Rollback()
-			f.pending = nil
-			f.commitTimer.Stop()
+		if tx := f.takePending(); tx != nil {
+			_ = tx.Rollback()
 		}
 		f.logger.Error("applying committed entries failed", "first", logs[0].Index, "count", len(logs), "err", err)
 		panic(fmt.Sprintf("fsm: cannot apply entries %d..%d: %v", logs[0].Index, logs[len(logs)-1].Index, err))

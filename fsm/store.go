@@ -200,7 +200,6 @@ func keyedHash(mac hash.Hash, label string, parts ...[]byte) []byte {
 	return mac.Sum(nil)
 }
 
-// seqKey is the key of an append-only record (outbox): its sequence, big-endian.
 // keyCount counts a bucket's keys with a cursor, which sees what the transaction wrote;
 // bbolt's Bucket.Stats reads committed pages only, and applies share a transaction until it
 // commits (commit.go).
@@ -219,6 +218,7 @@ func isEmpty(b *bolt.Bucket) bool {
 	return k == nil
 }
 
+// seqKey is the key of an append-only record (outbox): its sequence, big-endian.
 func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 func createBuckets(tx *bolt.Tx) error {
