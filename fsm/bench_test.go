@@ -202,14 +202,14 @@ func benchBox(b *testing.B, ballots int) *FSM {
 	return f
 }
 
-// BenchmarkCheckBox recomputes the box digest over 20,000 ballots of 1 KiB, as every node's
-// integrity check does every minute: its cost grows with the box.
+// BenchmarkCheckBox recomputes the box digest over 20,000 ballots of 1 KiB, as every check on
+// demand does: its cost grows with the box.
 func BenchmarkCheckBox(b *testing.B) {
 	const ballots = 20000
 	f := benchBox(b, ballots)
 	b.ReportAllocs()
 	for b.Loop() {
-		c, err := f.CheckBox()
+		c, err := f.CheckBox(0, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -218,6 +218,25 @@ func BenchmarkCheckBox(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
+}
+
+// BenchmarkScheduledBoxCheck runs the scheduled checks of a box of 400,000 ballots of 1 KiB in
+// turn: each walks whole slices until ScheduledBoxBudget, and its cost no longer grows with
+// the box. checks/pass is how many of them walk the whole box once.
+func BenchmarkScheduledBoxCheck(b *testing.B) {
+	const ballots = 400000
+	f := benchBox(b, ballots)
+	b.ReportAllocs()
+	next, slices, walked := 0, 0, uint64(0)
+	for b.Loop() {
+		c, err := f.CheckBox(next, ScheduledBoxBudget)
+		if err != nil {
+			b.Fatal(err)
+		}
+		next, slices, walked = c.Next, slices+c.Slices, walked+c.Ballots
+	}
+	b.ReportMetric(float64(walked)/float64(b.N), "ballots/check")
+	b.ReportMetric(float64(b.N*BoxSlices)/float64(slices), "checks/pass")
 }
 
 // BenchmarkSnapshot persists what raft's snapshot of an election of 20,000 ballots of 1 KiB

@@ -218,7 +218,7 @@ func TestCastBatchRegisterAndEmargement(t *testing.T) {
 	if _, err := h.f.VerifyRegister(nil); err != nil {
 		t.Fatalf("register does not verify: %v", err)
 	}
-	if chk, err := h.f.CheckBox(); err != nil || !bytes.Equal(chk.Stored, chk.Computed) {
+	if chk, err := h.f.CheckBox(0, 0); err != nil || !bytes.Equal(chk.Stored, chk.Computed) {
 		t.Fatalf("box digest: %+v %v", chk, err)
 	}
 }

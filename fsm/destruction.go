@@ -183,7 +183,7 @@ func (s *applyState) destroy(c *fsmpb.Command, e *fsmpb.ElectionState) error {
 		}
 		d.Destroyed = append(d.Destroyed, fmt.Sprintf("%s: %d records", b, n))
 	}
-	for _, k := range [][]byte{keyBoxDigest, keyRetentionCursor} {
+	for _, k := range [][]byte{keyBoxDigest, keyBoxSlices, keyRetentionCursor} {
 		if err := s.tx.Bucket(bucketMeta).Delete(k); err != nil {
 			return storageErr("destroy %s: %w", k, err)
 		}

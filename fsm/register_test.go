@@ -208,12 +208,12 @@ func TestCheckBoxFindsEditedBallot(t *testing.T) {
 	h.openElection("alice", "bob")
 	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
 	h.mustApply(typeCast, cast("r2", "bob", "ballot-B"))
-	if c, err := h.f.CheckBox(); err != nil || c.Ballots != 2 {
+	if c, err := h.f.CheckBox(0, 0); err != nil || c.Ballots != 2 {
 		t.Fatalf("honest box: %+v %v", c, err)
 	}
 	fp := sha256.Sum256([]byte("ballot-B"))
 	h.tamper(s, func(tx *bolt.Tx) error { return putSealed(tx, s, bucketBox, fp[:], []byte("ballot-C")) })
-	if _, err := h.f.CheckBox(); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), hex.EncodeToString(fp[:])) {
+	if _, err := h.f.CheckBox(0, 0); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), hex.EncodeToString(fp[:])) {
 		t.Fatalf("edited ballot: %v", err)
 	}
 }

@@ -228,7 +228,7 @@ func TestGoldenSnapshotBytes(t *testing.T) {
 	h.openElection("alice", "bob")
 	h.mustApply(typeCast, cast("r1", "alice", "ballot-A"))
 	got := snapshotBytes(t, h.f)
-	wantBytes := readGolden(t, "testdata/snapshot_v2_register.hex", got)
+	wantBytes := readGolden(t, "testdata/snapshot_v3_box_slices.hex", got)
 	if !bytes.Equal(got, wantBytes) {
 		t.Fatal("the snapshot stream of a fixed state changed")
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/urne-vote/urne/fsm"
 	"github.com/urne-vote/urne/fsm/fsmpb"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
@@ -38,6 +39,8 @@ type checker struct {
 	mu        sync.Mutex
 	lastAlert string // failures last mailed
 	alertedAt time.Time
+	boxBudget uint64 // ballots a scheduled check walks at least
+	boxNext   int    // the slice of the box the next scheduled check begins with
 }
 
 func newChecker(n *Node) *checker {
@@ -45,7 +48,7 @@ func newChecker(n *Node) *checker {
 	if n.cfg.SMTP.Server != "" {
 		s = smtpSender{cfg: n.cfg.SMTP}
 	}
-	return &checker{n: n, fallback: s}
+	return &checker{n: n, fallback: s, boxBudget: fsm.ScheduledBoxBudget}
 }
 
 // run checks every interval, with some jitter so that the nodes do not all write their
@@ -63,9 +66,12 @@ func (c *checker) run() {
 		c.n.recordRestore(c.n.ctx)
 		c.n.recordConfiguration(c.n.ctx)
 		c.n.auditor.conns.flush(c.n.ctx)
-		c.check(c.n.ctx, "scheduled")
+		c.check(c.n.ctx, triggerScheduled)
 	}
 }
+
+// triggerScheduled names the checks that run every IntegrityInterval.
+const triggerScheduled = "scheduled"
 
 // check runs every check, then publishes the result: metrics, the register, and an alert
 // email when something failed.
@@ -74,7 +80,7 @@ func (c *checker) check(ctx context.Context, trigger string) *urnepb.IntegrityRe
 	defer c.mu.Unlock()
 	rep := &urnepb.IntegrityReport{NodeId: c.n.cfg.NodeID, CheckedAtUnixNano: time.Now().UnixNano(), Ok: true,
 		AppliedIndex: c.n.fsm.AppliedIndex()}
-	rep.Findings = []*urnepb.IntegrityFinding{c.checkRegister(), c.checkSeal(), c.checkBox(), c.checkBinary(), c.checkReplicas(ctx)}
+	rep.Findings = []*urnepb.IntegrityFinding{c.checkRegister(), c.checkSeal(), c.checkBox(trigger), c.checkBinary(), c.checkReplicas(ctx)}
 	for _, f := range rep.Findings {
 		rep.Ok = rep.Ok && f.Ok
 	}
@@ -113,9 +119,24 @@ func (c *checker) checkSeal() *urnepb.IntegrityFinding {
 	return finding(kindSeal, nil, fmt.Sprintf("the configuration, scrutins, lists and roll match the seal %x", recorded))
 }
 
-func (c *checker) checkBox() *urnepb.IntegrityFinding {
-	box, err := c.n.fsm.CheckBox()
-	return finding(kindBox, err, fmt.Sprintf("%d ballots match the running digest %x", box.Ballots, box.Computed))
+// checkBox walks the whole box on demand, and a few of its slices in turn when scheduled.
+func (c *checker) checkBox(trigger string) *urnepb.IntegrityFinding {
+	var budget uint64
+	if trigger == triggerScheduled {
+		budget = c.boxBudget
+	}
+	box, err := c.n.fsm.CheckBox(c.boxNext, budget)
+	if err != nil {
+		return finding(kindBox, err, "")
+	}
+	if budget != 0 {
+		c.boxNext = box.Next
+	}
+	if box.Slices == fsm.BoxSlices {
+		return finding(kindBox, nil, fmt.Sprintf("%d ballots match the running digest %x", box.Ballots, box.Computed))
+	}
+	return finding(kindBox, nil, fmt.Sprintf("%d ballots in %d of the %d slices of the box, from slice %d, match their running digests, which sum to the box digest %x",
+		box.Ballots, box.Slices, fsm.BoxSlices, box.First, box.Stored))
 }
 
 // checkBinary compares the binary on disk with the build recorded for the election.

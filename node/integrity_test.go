@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urne-vote/urne/internal/teststate"
 	"github.com/urne-vote/urne/test/mailtest"
 )
 
@@ -52,5 +53,38 @@ func TestSMTPSenderDelivers(t *testing.T) {
 	bad := smtpSender{cfg: AlertMailConfig{Server: "127.0.0.1:1", From: "urne@example.org", To: []string{"x@example.org"}}}
 	if err := bad.SendAlert(ctx, "s", "b"); err == nil {
 		t.Fatal("delivery to a closed port reported as sent")
+	}
+}
+
+// TestScheduledChecksWalkTheBoxInTurn: a scheduled check walks a few slices of the box from
+// where the last one stopped; a check on demand walks the whole box and keeps the turn.
+func TestScheduledChecksWalkTheBoxInTurn(t *testing.T) {
+	b, err := teststate.NewBuilder(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	const ballots = 2000
+	if err := b.Open(ctx, "e-box", "Box", ballots, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CastBatches(ctx, 0, ballots, 64, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := &checker{n: &Node{fsm: b.FSM}, boxBudget: 1} // all 16 slices hold ballots: one slice per check
+	for _, tc := range []struct {
+		trigger, detail string
+		next            int
+	}{
+		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 0,", 1},
+		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 1,", 2},
+		{"on-demand", "2000 ballots match the running digest", 2},
+		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 2,", 3},
+	} {
+		f := c.checkBox(tc.trigger)
+		if !f.Ok || !strings.Contains(f.Detail, tc.detail) || c.boxNext != tc.next {
+			t.Fatalf("%s check: %v %q, next slice %d; want %q, next slice %d", tc.trigger, f.Ok, f.Detail, c.boxNext, tc.detail, tc.next)
+		}
 	}
 }
