@@ -37,9 +37,11 @@ type StampCheck struct {
 
 // Report is what a successful verification found.
 type Report struct {
-	Entries uint64
-	Head    Hash
-	Stamps  []StampCheck
+	// First and Entries are the first and the last entry verified: 1 and how many there are,
+	// unless the verification resumed after an entry.
+	First, Entries uint64
+	Head           Hash
+	Stamps         []StampCheck
 	// Unstamped counts the entries after the last one a trusted token vouches for: nothing
 	// outside the register proves they were not cut or rewritten.
 	Unstamped uint64
@@ -56,11 +58,14 @@ func (r *Report) LastStampedSeq() uint64 {
 	return last
 }
 
-// Verifier checks a register entry by entry, from entry 1. Use it on a live register or
-// through Verify on an export.
+// Verifier checks a register entry by entry, from entry 1, or from a later entry with Resume.
+// Use it on a live register or through Verify on an export.
 type Verifier struct {
 	trusted []*x509.Certificate
-	hashes  []Hash // hashes[i] is the hash of entry i+1
+	after   uint64                         // the entry before the first one added
+	start   Hash                           // its hash
+	earlier func(seq uint64) (Hash, error) // the hash of an entry up to after
+	hashes  []Hash                         // hashes[i] is the hash of entry after+i+1
 	report  Report
 }
 
@@ -69,13 +74,20 @@ func NewVerifier(trusted []*x509.Certificate) *Verifier {
 	return &Verifier{trusted: trusted}
 }
 
+// Resume returns a verifier whose first entry is after+1 and must chain to head, the hash of
+// entry after. A token that stamps an entry up to after is checked against earlier(seq).
+// Entries up to after are taken as they are: another verification answers for them.
+func Resume(trusted []*x509.Certificate, after uint64, head Hash, earlier func(seq uint64) (Hash, error)) *Verifier {
+	return &Verifier{trusted: trusted, after: after, start: head, earlier: earlier}
+}
+
 // Add checks the next entry; stated, if not zero, is the hash its source claims for it.
 // line is for messages (0 outside an export).
 func (v *Verifier) Add(e *Entry, stated Hash, line int) error {
 	bad := func(seq uint64, format string, args ...any) error {
 		return &BadEntryError{Seq: seq, Line: line, Reason: fmt.Sprintf(format, args...)}
 	}
-	expected := uint64(len(v.hashes)) + 1
+	expected := v.after + uint64(len(v.hashes)) + 1
 	h := e.Hash()
 	switch {
 	case stated != (Hash{}) && stated != h:
@@ -112,7 +124,7 @@ func (v *Verifier) brokenLink(e *Entry, bad func(uint64, string, ...any) error) 
 
 func (v *Verifier) head() Hash {
 	if len(v.hashes) == 0 {
-		return Hash{}
+		return v.start
 	}
 	return v.hashes[len(v.hashes)-1]
 }
@@ -128,7 +140,11 @@ func (v *Verifier) checkStamp(e *Entry, bad func(uint64, string, ...any) error) 
 	if err != nil {
 		return bad(e.Seq, "invalid timestamp token: %v", err)
 	}
-	if actual := v.hashes[s.Seq-1]; actual != s.Head {
+	actual, err := v.hashOf(s.Seq)
+	if err != nil {
+		return bad(e.Seq, "its timestamp stamps entry %d, which cannot be read: %v", s.Seq, err)
+	}
+	if actual != s.Head {
 		last := v.report.LastStampedSeq()
 		return bad(s.Seq, "rewritten: a trusted timestamp (entry %d, %s) vouches for hash %s, the entry hashes to %s; "+
 			"the change lies after entry %d, the last one an earlier timestamp vouches for", e.Seq, tok.Authority, s.Head, actual, last)
@@ -137,10 +153,18 @@ func (v *Verifier) checkStamp(e *Entry, bad func(uint64, string, ...any) error) 
 	return nil
 }
 
+// hashOf is the hash of an entry before the one being added.
+func (v *Verifier) hashOf(seq uint64) (Hash, error) {
+	if seq > v.after {
+		return v.hashes[seq-v.after-1], nil
+	}
+	return v.earlier(seq)
+}
+
 // Report returns what was verified so far.
 func (v *Verifier) Report() *Report {
 	r := v.report
-	r.Entries = uint64(len(v.hashes))
+	r.First, r.Entries = v.after+1, v.after+uint64(len(v.hashes))
 	r.Head = v.head()
 	r.Unstamped = r.Entries - min(r.Entries, r.LastStampedSeq())
 	r.Stamps = append([]StampCheck(nil), v.report.Stamps...)

@@ -220,8 +220,24 @@ func BenchmarkCheckBox(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
 }
 
+// BenchmarkVerifyRegister checks the whole register of an election of 20,000 ballots, an
+// entry per cast, as every check on demand does.
+func BenchmarkVerifyRegister(b *testing.B) {
+	f := benchBox(b, 20000)
+	b.ReportAllocs()
+	var entries uint64
+	for b.Loop() {
+		rep, err := f.VerifyRegister(nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		entries = rep.Entries
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(uint64(b.N)*entries), "ns/entry")
+}
+
 // BenchmarkScheduledBoxCheck runs the scheduled checks of a box of 400,000 ballots of 1 KiB in
-// turn: each walks whole slices until ScheduledBoxBudget, and its cost no longer grows with
+// turn: each walks whole slices until ScheduledCheckBudget, and its cost no longer grows with
 // the box. checks/pass is how many of them walk the whole box once.
 func BenchmarkScheduledBoxCheck(b *testing.B) {
 	const ballots = 400000
@@ -229,7 +245,7 @@ func BenchmarkScheduledBoxCheck(b *testing.B) {
 	b.ReportAllocs()
 	next, slices, walked := 0, 0, uint64(0)
 	for b.Loop() {
-		c, err := f.CheckBox(next, ScheduledBoxBudget)
+		c, err := f.CheckBox(next, ScheduledCheckBudget)
 		if err != nil {
 			b.Fatal(err)
 		}

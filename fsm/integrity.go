@@ -23,10 +23,11 @@ var (
 // a time, so that its cost does not grow with the box.
 const boxSlices = 16
 
-// ScheduledBoxBudget is how many ballots a scheduled integrity check walks at least, whole
-// slices at a time: the whole box up to there, beyond it a few slices in turn, so that a check
-// costs the same at a million ballots (a pass over the box every 8 checks) as at 100,000.
-const ScheduledBoxBudget = 100_000
+// ScheduledCheckBudget is how many ballots, and how many register entries, a scheduled
+// integrity check reads at least: the whole box and register up to there, beyond it parts in
+// turn, so that a check costs the same at a million ballots (a pass over the box every 8
+// checks, over the register every 10) as at 100,000.
+const ScheduledCheckBudget = 100_000
 
 func sliceOf(fingerprint []byte) int { return int(fingerprint[0] >> 4) }
 

@@ -64,26 +64,74 @@ func (f *FSM) RegisterEntries(from uint64, fn func(*audit.Entry) error) error {
 // under its own number, chains to its predecessor, every token is valid for trusted, and the
 // head record names the last entry. A failure names the first bad entry.
 func (f *FSM) VerifyRegister(trusted []*x509.Certificate) (*audit.Report, error) {
+	rep, _, err := f.VerifyRegisterPart(trusted, 1, 0)
+	return rep, err
+}
+
+// VerifyRegisterPart checks entries from on, at most budget of them (0: up to the end), as
+// VerifyRegister checks them all: the first chains to entry from-1 as stored, a token in the
+// part that stamps an earlier entry is checked against that entry as stored, and the head
+// record names the last entry of the register. It returns the entry where the next part
+// begins: 1 once the part reached the end. Parts that follow one another from entry 1 to the
+// end check every link of the chain once.
+func (f *FSM) VerifyRegisterPart(trusted []*x509.Certificate, from, budget uint64) (*audit.Report, uint64, error) {
 	var rep *audit.Report
+	next := uint64(1)
 	err := f.view(func(tx *bolt.Tx) error {
-		v := audit.NewVerifier(trusted)
-		err := tx.Bucket(bucketRegister).ForEach(func(k, sealed []byte) error {
-			e, err := openRegisterValue(f.sealer, k, sealed)
+		b := tx.Bucket(bucketRegister)
+		entry := func(k, sealed []byte) (*audit.Entry, error) { return openRegisterValue(f.sealer, k, sealed) }
+		var last registerHead
+		if k, sealed := b.Cursor().Last(); k != nil {
+			e, err := entry(k, sealed)
 			if err != nil {
 				return err
 			}
-			return v.Add(e, audit.Hash{}, 0)
-		})
-		if err != nil {
-			return err
+			last = registerHead{seq: e.Seq, hash: e.Hash()}
+		}
+		if from > last.seq+1 || from == 0 { // a register restored to an earlier state
+			from = 1
+		}
+		hashOf := func(seq uint64) (audit.Hash, error) {
+			sealed := b.Get(registerKey(seq))
+			if sealed == nil {
+				return audit.Hash{}, &audit.BadEntryError{Seq: seq, Reason: "missing"}
+			}
+			e, err := entry(registerKey(seq), sealed)
+			if err != nil {
+				return audit.Hash{}, err
+			}
+			return e.Hash(), nil
+		}
+		v := audit.NewVerifier(trusted)
+		if from > 1 {
+			head, err := hashOf(from - 1)
+			if err != nil {
+				return err
+			}
+			v = audit.Resume(trusted, from-1, head, hashOf)
+		}
+		c := b.Cursor()
+		k, sealed := c.Seek(registerKey(from))
+		for n := uint64(0); k != nil && (budget == 0 || n < budget); k, sealed = c.Next() {
+			e, err := entry(k, sealed)
+			if err != nil {
+				return err
+			}
+			if err := v.Add(e, audit.Hash{}, 0); err != nil {
+				return err
+			}
+			n++
 		}
 		rep = v.Report()
-		return checkHeadRecord(tx, f.sealer, rep)
+		if k != nil {
+			next = rep.Entries + 1
+		}
+		return checkHeadRecord(tx, f.sealer, last)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fsm: activity register: %w", err)
+		return nil, from, fmt.Errorf("fsm: activity register: %w", err)
 	}
-	return rep, nil
+	return rep, next, nil
 }
 
 func decodeRegisterValue(s Sealer, k, sealed []byte) (*audit.Entry, error) {
@@ -112,15 +160,15 @@ func openRegisterValue(s Sealer, k, sealed []byte) (*audit.Entry, error) {
 
 // checkHeadRecord compares the meta head record with the last entry: entries cut from the end
 // leave a chain that verifies, but not this record.
-func checkHeadRecord(tx *bolt.Tx, s Sealer, rep *audit.Report) error {
+func checkHeadRecord(tx *bolt.Tx, s Sealer, last registerHead) error {
 	head, err := readRegisterHead(tx, s)
 	if err != nil {
 		return err
 	}
-	if head.seq != rep.Entries || head.hash != rep.Head {
-		return &audit.BadEntryError{Seq: rep.Entries + 1, Reason: fmt.Sprintf(
+	if head != last {
+		return &audit.BadEntryError{Seq: last.seq + 1, Reason: fmt.Sprintf(
 			"missing: the register head names entry %d (%s), the register ends at entry %d (%s)",
-			head.seq, head.hash, rep.Entries, rep.Head)}
+			head.seq, head.hash, last.seq, last.hash)}
 	}
 	return nil
 }

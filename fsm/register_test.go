@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -130,6 +131,13 @@ func TestRegisterStamp(t *testing.T) {
 	if _, err := h.f.VerifyRegister([]*x509.Certificate{tsatest.NewAuthority(t, "Other").Cert}); !errors.Is(err, audit.ErrTampered) {
 		t.Fatalf("a token of an untrusted authority passed: %v", err)
 	}
+	// A part that begins with the stamp checks it against the entry it stamps, before the part.
+	if rep, _, err := h.f.VerifyRegisterPart([]*x509.Certificate{a.Cert}, 4, 1); err != nil || len(rep.Stamps) != 1 || rep.Stamps[0].StampedSeq != 3 {
+		t.Fatalf("part from the stamp: %+v, %v", rep, err)
+	}
+	if _, _, err := h.f.VerifyRegisterPart([]*x509.Certificate{tsatest.NewAuthority(t, "Other").Cert}, 4, 1); !errors.Is(err, audit.ErrTampered) {
+		t.Fatalf("a part passed a token of an untrusted authority: %v", err)
+	}
 }
 
 func TestRecordBuildKeepsTheFirst(t *testing.T) {
@@ -198,7 +206,46 @@ func TestVerifyRegisterFindsTampering(t *testing.T) {
 			if !errors.As(err, &bad) || bad.Seq != tt.badSeq {
 				t.Fatalf("got %v, want entry %d named", err, tt.badSeq)
 			}
+			// Checked one entry at a time, the parts name the same entry, and only it.
+			named := map[uint64]bool{}
+			for from := uint64(1); from <= 6; from++ {
+				_, _, err := h.f.VerifyRegisterPart(nil, from, 1)
+				if errors.As(err, &bad) {
+					named[bad.Seq] = true
+				} else if err != nil {
+					t.Fatalf("part from %d: %v", from, err)
+				}
+			}
+			if len(named) != 1 || !named[tt.badSeq] {
+				t.Fatalf("the parts named entries %v, want %d", named, tt.badSeq)
+			}
 		})
+	}
+}
+
+// TestRegisterPartsFollowOneAnother: parts from entry 1 on check every entry once, each
+// from where the last ended, and the one that reaches the end sends the next back to 1.
+func TestRegisterPartsFollowOneAnother(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice", "bob", "carol")
+	for i, v := range []string{"alice", "bob", "carol"} {
+		h.mustApply(typeCast, cast(fmt.Sprintf("r%d", i), v, "ballot of "+v))
+	}
+	whole, err := h.f.VerifyRegister(nil)
+	if err != nil || whole.First != 1 || whole.Entries != 6 {
+		t.Fatalf("whole register: %+v %v", whole, err)
+	}
+	from := uint64(1)
+	for _, want := range []struct{ first, last, next uint64 }{{1, 4, 5}, {5, 6, 1}, {1, 4, 5}} {
+		rep, next, err := h.f.VerifyRegisterPart(nil, from, 4)
+		if err != nil || rep.First != want.first || rep.Entries != want.last || next != want.next || (next == 1 && rep.Head != whole.Head) {
+			t.Fatalf("part from %d: %+v, next %d, %v; want entries %d to %d, next %d", from, rep, next, err, want.first, want.last, want.next)
+		}
+		from = next
+	}
+	// A register restored to an earlier state is checked from its first entry again.
+	if rep, next, err := h.f.VerifyRegisterPart(nil, 40, 4); err != nil || rep.First != 1 || next != 5 {
+		t.Fatalf("part from beyond the end: %+v, next %d, %v", rep, next, err)
 	}
 }
 

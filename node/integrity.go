@@ -39,8 +39,11 @@ type checker struct {
 	mu        sync.Mutex
 	lastAlert string // failures last mailed
 	alertedAt time.Time
-	boxBudget uint64 // ballots a scheduled check walks at least
-	boxNext   int    // the slice of the box the next scheduled check begins with
+	// A scheduled check reads at least budget ballots and budget register entries, from
+	// where the last one stopped.
+	budget       uint64
+	boxNext      int    // the slice of the box
+	registerNext uint64 // the register entry
 }
 
 func newChecker(n *Node) *checker {
@@ -48,7 +51,7 @@ func newChecker(n *Node) *checker {
 	if n.cfg.SMTP.Server != "" {
 		s = smtpSender{cfg: n.cfg.SMTP}
 	}
-	return &checker{n: n, fallback: s, boxBudget: fsm.ScheduledBoxBudget}
+	return &checker{n: n, fallback: s, budget: fsm.ScheduledCheckBudget}
 }
 
 // run checks every interval, with some jitter so that the nodes do not all write their
@@ -80,7 +83,7 @@ func (c *checker) check(ctx context.Context, trigger string) *urnepb.IntegrityRe
 	defer c.mu.Unlock()
 	rep := &urnepb.IntegrityReport{NodeId: c.n.cfg.NodeID, CheckedAtUnixNano: time.Now().UnixNano(), Ok: true,
 		AppliedIndex: c.n.fsm.AppliedIndex()}
-	rep.Findings = []*urnepb.IntegrityFinding{c.checkRegister(), c.checkSeal(), c.checkBox(trigger), c.checkBinary(), c.checkReplicas(ctx)}
+	rep.Findings = []*urnepb.IntegrityFinding{c.checkRegister(trigger), c.checkSeal(), c.checkBox(trigger), c.checkBinary(), c.checkReplicas(ctx)}
 	for _, f := range rep.Findings {
 		rep.Ok = rep.Ok && f.Ok
 	}
@@ -95,12 +98,25 @@ func finding(kind string, err error, okDetail string) *urnepb.IntegrityFinding {
 	return &urnepb.IntegrityFinding{Kind: kind, Ok: true, Detail: okDetail}
 }
 
-func (c *checker) checkRegister() *urnepb.IntegrityFinding {
-	rep, err := c.n.fsm.VerifyRegister(c.n.auditor.trusted)
+// checkRegister checks the whole register on demand, and a part of it in turn when scheduled;
+// either way the head record must name the last entry.
+func (c *checker) checkRegister(trigger string) *urnepb.IntegrityFinding {
+	from, budget := uint64(1), uint64(0)
+	if trigger == triggerScheduled {
+		from, budget = c.registerNext, c.budget
+	}
+	rep, next, err := c.n.fsm.VerifyRegisterPart(c.n.auditor.trusted, from, budget)
 	if err != nil {
 		return finding(kindRegister, err, "")
 	}
-	return finding(kindRegister, nil, fmt.Sprintf("%d entries chain, %d timestamps verify, head %s", rep.Entries, len(rep.Stamps), rep.Head))
+	if budget != 0 {
+		c.registerNext = next
+	}
+	if rep.First == 1 && next == 1 {
+		return finding(kindRegister, nil, fmt.Sprintf("%d entries chain, %d timestamps verify, head %s", rep.Entries, len(rep.Stamps), rep.Head))
+	}
+	return finding(kindRegister, nil, fmt.Sprintf("entries %d to %d chain, %d timestamps in them verify, the head record names the last entry",
+		rep.First, rep.Entries, len(rep.Stamps)))
 }
 
 // checkSeal recomputes the seal over the current configuration, scrutins, lists and roll and
@@ -123,7 +139,7 @@ func (c *checker) checkSeal() *urnepb.IntegrityFinding {
 func (c *checker) checkBox(trigger string) *urnepb.IntegrityFinding {
 	var budget uint64
 	if trigger == triggerScheduled {
-		budget = c.boxBudget
+		budget = c.budget
 	}
 	box, err := c.n.fsm.CheckBox(c.boxNext, budget)
 	if err != nil {

@@ -56,9 +56,9 @@ func TestSMTPSenderDelivers(t *testing.T) {
 	}
 }
 
-// TestScheduledChecksWalkTheBoxInTurn: a scheduled check walks a few slices of the box from
-// where the last one stopped; a check on demand walks the whole box and keeps the turn.
-func TestScheduledChecksWalkTheBoxInTurn(t *testing.T) {
+// TestScheduledChecksReadInTurn: a scheduled check reads a part of the box and of the register
+// from where the last one stopped; a check on demand reads them whole and keeps the turn.
+func TestScheduledChecksReadInTurn(t *testing.T) {
 	b, err := teststate.NewBuilder(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -72,19 +72,25 @@ func TestScheduledChecksWalkTheBoxInTurn(t *testing.T) {
 	if err := b.CastBatches(ctx, 0, ballots, 64, 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	c := &checker{n: &Node{fsm: b.FSM}, boxBudget: 1} // all 16 slices hold ballots: one slice per check
+	// All 16 slices of the box hold ballots: one slice, and one register entry, per check.
+	c := &checker{n: &Node{fsm: b.FSM, auditor: &auditor{}}, budget: 1}
 	for _, tc := range []struct {
-		trigger, detail string
-		next            int
+		trigger, box, register string
+		boxNext                int
+		registerNext           uint64
 	}{
-		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 0,", 1},
-		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 1,", 2},
-		{"on-demand", "2000 ballots match the running digest", 2},
-		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 2,", 3},
+		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 0,", "entries 1 to 1 chain", 1, 2},
+		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 1,", "entries 2 to 2 chain", 2, 3},
+		{"on-demand", "2000 ballots match the running digest", "entries chain, 0 timestamps verify, head", 2, 3},
+		{triggerScheduled, "in 1 of the 16 slices of the box, from slice 2,", "entries 3 to 3 chain", 3, 4},
 	} {
-		f := c.checkBox(tc.trigger)
-		if !f.Ok || !strings.Contains(f.Detail, tc.detail) || c.boxNext != tc.next {
-			t.Fatalf("%s check: %v %q, next slice %d; want %q, next slice %d", tc.trigger, f.Ok, f.Detail, c.boxNext, tc.detail, tc.next)
+		box, register := c.checkBox(tc.trigger), c.checkRegister(tc.trigger)
+		if !box.Ok || !strings.Contains(box.Detail, tc.box) || c.boxNext != tc.boxNext {
+			t.Fatalf("%s check of the box: %v %q, next slice %d; want %q, next slice %d", tc.trigger, box.Ok, box.Detail, c.boxNext, tc.box, tc.boxNext)
+		}
+		if !register.Ok || !strings.Contains(register.Detail, tc.register) || c.registerNext != tc.registerNext {
+			t.Fatalf("%s check of the register: %v %q, next entry %d; want %q, next entry %d",
+				tc.trigger, register.Ok, register.Detail, c.registerNext, tc.register, tc.registerNext)
 		}
 	}
 }
