@@ -13,6 +13,7 @@ type auditMetrics struct {
 	integrityOK     prometheus.Gauge
 	integrityLastOK prometheus.Gauge
 	integrityFails  *prometheus.CounterVec
+	integrityTime   *prometheus.HistogramVec
 	alerts          *prometheus.CounterVec
 }
 
@@ -28,10 +29,13 @@ func newAuditMetrics(reg *prometheus.Registry, n *Node) *auditMetrics {
 			Help: "Unix time of the last integrity check of this node that found nothing wrong."}),
 		integrityFails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "urne_integrity_failures_total",
 			Help: "Integrity check failures, by kind (register, seal, ballot_box, binary, replicas, check)."}, []string{"kind"}),
+		integrityTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "urne_integrity_check_duration_seconds",
+			Help:    "Time each part of this node's integrity checks took, by kind (register, seal, ballot_box, binary, replicas).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9)}, []string{"kind"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "urne_integrity_alerts_total",
 			Help: "Integrity alerts, by result: queued (in the replicated outbox), sent (straight to the fallback relay when the cluster could not record them), failed."}, []string{"result"}),
 	}
-	reg.MustRegister(m.stampRequests, m.stampLastOK, m.integrityOK, m.integrityLastOK, m.integrityFails, m.alerts,
+	reg.MustRegister(m.stampRequests, m.stampLastOK, m.integrityOK, m.integrityLastOK, m.integrityFails, m.integrityTime, m.alerts,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "urne_register_entries", Help: "Entries of the activity register on this node."},
 			func() float64 {
 				seq, _, _, err := n.fsm.RegisterHead()

@@ -83,8 +83,17 @@ func (c *checker) check(ctx context.Context, trigger string) *urnepb.IntegrityRe
 	defer c.mu.Unlock()
 	rep := &urnepb.IntegrityReport{NodeId: c.n.cfg.NodeID, CheckedAtUnixNano: time.Now().UnixNano(), Ok: true,
 		AppliedIndex: c.n.fsm.AppliedIndex()}
-	rep.Findings = []*urnepb.IntegrityFinding{c.checkRegister(trigger), c.checkSeal(), c.checkBox(trigger), c.checkBinary(), c.checkReplicas(ctx)}
-	for _, f := range rep.Findings {
+	for _, check := range []func() *urnepb.IntegrityFinding{
+		func() *urnepb.IntegrityFinding { return c.checkRegister(trigger) },
+		c.checkSeal,
+		func() *urnepb.IntegrityFinding { return c.checkBox(trigger) },
+		c.checkBinary,
+		func() *urnepb.IntegrityFinding { return c.checkReplicas(ctx) },
+	} {
+		start := time.Now()
+		f := check()
+		c.n.auditor.metrics.integrityTime.WithLabelValues(f.Kind).Observe(time.Since(start).Seconds())
+		rep.Findings = append(rep.Findings, f)
 		rep.Ok = rep.Ok && f.Ok
 	}
 	c.publish(ctx, rep, trigger)

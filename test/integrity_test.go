@@ -68,6 +68,11 @@ func newIntegrityCluster(t *testing.T) *integrityCluster {
 			if v := metric(t, ic.Cluster, id, "urne_integrity_check_success"); v != 1 {
 				return fmt.Errorf("%s: no successful integrity check yet", id)
 			}
+			for _, kind := range []string{"register", "seal", "ballot_box", "binary", "replicas"} {
+				if v := metric(t, ic.Cluster, id, fmt.Sprintf(`urne_integrity_check_duration_seconds_count{kind=%q}`, kind)); v < 1 {
+					return fmt.Errorf("%s has not timed the %s part of its check", id, kind)
+				}
+			}
 		}
 		return nil
 	})
