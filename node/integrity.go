@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/urne-vote/urne/fsm"
 	"github.com/urne-vote/urne/fsm/fsmpb"
 	"github.com/urne-vote/urne/transport/urnepb"
@@ -44,6 +46,7 @@ type checker struct {
 	budget       uint64
 	boxNext      int    // the slice of the box
 	registerNext uint64 // the register entry
+	leads        func() bool
 }
 
 func newChecker(n *Node) *checker {
@@ -51,7 +54,7 @@ func newChecker(n *Node) *checker {
 	if n.cfg.SMTP.Server != "" {
 		s = smtpSender{cfg: n.cfg.SMTP}
 	}
-	return &checker{n: n, fallback: s, budget: fsm.ScheduledCheckBudget}
+	return &checker{n: n, fallback: s, budget: fsm.ScheduledCheckBudget, leads: func() bool { return n.raft.State() == raft.Leader }}
 }
 
 // run checks every interval, with some jitter so that the nodes do not all write their
@@ -88,7 +91,7 @@ func (c *checker) check(ctx context.Context, trigger string) *urnepb.IntegrityRe
 		c.checkSeal,
 		func() *urnepb.IntegrityFinding { return c.checkBox(trigger) },
 		c.checkBinary,
-		func() *urnepb.IntegrityFinding { return c.checkReplicas(ctx) },
+		func() *urnepb.IntegrityFinding { return c.checkReplicas(ctx, trigger) },
 	} {
 		start := time.Now()
 		f := check()

@@ -94,3 +94,13 @@ func TestScheduledChecksReadInTurn(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduledChecksLeaveTheReplicasToTheLeader: a digest walks every replica's whole
+// database, so a follower's scheduled check does not ask for them. The system tests
+// (test/integrity_test.go) show the leader's finding a diverging replica.
+func TestScheduledChecksLeaveTheReplicasToTheLeader(t *testing.T) {
+	c := &checker{n: &Node{}, leads: func() bool { return false }} // a node without raft: asking would panic
+	if f := c.checkReplicas(context.Background(), triggerScheduled); !f.Ok || !strings.Contains(f.Detail, "compared by the leader") {
+		t.Fatalf("a follower's scheduled check: %v %q", f.Ok, f.Detail)
+	}
+}
