@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"math"
 	"math/big"
 
 	bolt "go.etcd.io/bbolt"
@@ -169,13 +170,16 @@ type BoxCheck struct {
 const BoxSlices = boxSlices
 
 // CheckBox checks in one read transaction that every ballot walked is stored under its own
-// fingerprint and that the walk sums to the digests kept while casting. It walks the slices
-// in turn from first until it has walked at least budget ballots; budget 0 walks the whole
-// box. A partial check also checks that the slices sum to the box digest. A box begun by a
-// version that kept no slices is walked whole. A mismatch wraps ErrCorrupt and names the
-// ballot, the slice or the sums.
+// fingerprint and that the walk sums to the digests kept while casting. It checks that the
+// slices sum to the box digest, then walks whole slices in turn from first until it has
+// walked at least budget ballots; budget 0 walks every slice. A box begun by a version that
+// kept no slices is walked whole against the box digest. A mismatch wraps ErrCorrupt and
+// names the ballot, the slice or the sums.
 func (f *FSM) CheckBox(first int, budget uint64) (BoxCheck, error) {
 	out := BoxCheck{First: first % boxSlices}
+	if budget == 0 {
+		out.First, budget = 0, math.MaxUint64
+	}
 	err := f.view(func(tx *bolt.Tx) error {
 		var err error
 		if out.Index, err = readAppliedIndex(tx, f.sealer); err != nil {
@@ -186,9 +190,8 @@ func (f *FSM) CheckBox(first int, budget uint64) (BoxCheck, error) {
 			return err
 		}
 		out.Stored = stored.total.digest()
-		if budget == 0 || stored.slices == nil {
-			out.First = 0
-			return f.checkWholeBox(tx, stored, &out)
+		if stored.slices == nil {
+			return f.checkBoxWithoutSlices(tx, &out)
 		}
 		var sum boxSum
 		for i := range stored.slices {
@@ -197,18 +200,17 @@ func (f *FSM) CheckBox(first int, budget uint64) (BoxCheck, error) {
 		if got := sum.digest(); !bytes.Equal(got, out.Stored) {
 			return fmt.Errorf("%w: the slices of the box digest sum to %x, the box digest is %x", ErrCorrupt, got, out.Stored)
 		}
-		walked := newBoxSum(nil)
+		var walked boxSum
 		for out.Slices < boxSlices && out.Ballots < budget {
 			i := (out.First + out.Slices) % boxSlices
 			computed, err := f.walkBox(tx, i, &out)
 			if err != nil {
 				return err
 			}
-			if want := stored.slices[i].digest(); !bytes.Equal(computed.slices[i].digest(), want) {
-				return fmt.Errorf("%w: the ballots of slice %d of the box sum to %x, its running digest is %x",
-					ErrCorrupt, i, computed.slices[i].digest(), want)
+			if got, want := computed.digest(), stored.slices[i].digest(); !bytes.Equal(got, want) {
+				return fmt.Errorf("%w: the ballots of slice %d of the box sum to %x, its running digest is %x", ErrCorrupt, i, got, want)
 			}
-			walked.add(&computed.total.sum)
+			walked.add(&computed.sum)
 			out.Slices++
 		}
 		if out.Slices == boxSlices {
@@ -223,32 +225,26 @@ func (f *FSM) CheckBox(first int, budget uint64) (BoxCheck, error) {
 	return out, nil
 }
 
-// checkWholeBox walks every ballot and compares the sums with the stored ones.
-func (f *FSM) checkWholeBox(tx *bolt.Tx, stored *boxDigests, out *BoxCheck) error {
+// checkBoxWithoutSlices walks every ballot of a box that keeps no slices against its digest.
+func (f *FSM) checkBoxWithoutSlices(tx *bolt.Tx, out *BoxCheck) error {
+	out.First = 0
 	computed, err := f.walkBox(tx, -1, out)
 	if err != nil {
 		return err
 	}
 	out.Slices = boxSlices
-	out.Computed = computed.total.digest()
+	out.Computed = computed.digest()
 	if !bytes.Equal(out.Stored, out.Computed) {
 		return fmt.Errorf("%w: the %d ballots sum to %x, the running digest kept while casting is %x",
 			ErrCorrupt, out.Ballots, out.Computed, out.Stored)
 	}
-	if stored.slices == nil {
-		return nil
-	}
-	for i := range stored.slices {
-		if got, want := computed.slices[i].digest(), stored.slices[i].digest(); !bytes.Equal(got, want) {
-			return fmt.Errorf("%w: the ballots of slice %d of the box sum to %x, its running digest is %x", ErrCorrupt, i, got, want)
-		}
-	}
 	return nil
 }
 
-// walkBox opens every ballot of slice (-1: the whole box), checks its fingerprint, and sums it.
-func (f *FSM) walkBox(tx *bolt.Tx, slice int, out *BoxCheck) (*boxDigests, error) {
-	sums, _ := newBoxDigests(nil, nil)
+// walkBox opens every ballot of slice (-1: the whole box), checks its fingerprint, and
+// returns their sum.
+func (f *FSM) walkBox(tx *bolt.Tx, slice int, out *BoxCheck) (boxSum, error) {
+	sums := &boxDigests{h: sha256.New()} // the total alone: no slices to keep
 	c := tx.Bucket(bucketBox).Cursor()
 	k, v := c.First()
 	if slice >= 0 {
@@ -257,13 +253,13 @@ func (f *FSM) walkBox(tx *bolt.Tx, slice int, out *BoxCheck) (*boxDigests, error
 	for ; k != nil && (slice < 0 || sliceOf(k) == slice); k, v = c.Next() {
 		ballot, err := f.sealer.Open(location(bucketBox, k), v)
 		if err != nil {
-			return nil, storageErr("open ballot %x: %w", k, err)
+			return boxSum{}, storageErr("open ballot %x: %w", k, err)
 		}
 		if fp := sha256.Sum256(ballot); !bytes.Equal(fp[:], k) {
-			return nil, fmt.Errorf("%w: the ballot stored under fingerprint %x has fingerprint %x", ErrCorrupt, k, fp)
+			return boxSum{}, fmt.Errorf("%w: the ballot stored under fingerprint %x has fingerprint %x", ErrCorrupt, k, fp)
 		}
 		sums.add(k, ballot)
 		out.Ballots++
 	}
-	return sums, nil
+	return sums.total, nil
 }
