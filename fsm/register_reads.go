@@ -79,10 +79,9 @@ func (f *FSM) VerifyRegisterPart(trusted []*x509.Certificate, from, budget uint6
 	next := uint64(1)
 	err := f.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRegister)
-		entry := func(k, sealed []byte) (*audit.Entry, error) { return openRegisterValue(f.sealer, k, sealed) }
 		var last registerHead
 		if k, sealed := b.Cursor().Last(); k != nil {
-			e, err := entry(k, sealed)
+			e, err := openRegisterValue(f.sealer, k, sealed)
 			if err != nil {
 				return err
 			}
@@ -96,7 +95,7 @@ func (f *FSM) VerifyRegisterPart(trusted []*x509.Certificate, from, budget uint6
 			if sealed == nil {
 				return audit.Hash{}, &audit.BadEntryError{Seq: seq, Reason: "missing"}
 			}
-			e, err := entry(registerKey(seq), sealed)
+			e, err := openRegisterValue(f.sealer, registerKey(seq), sealed)
 			if err != nil {
 				return audit.Hash{}, err
 			}
@@ -113,7 +112,7 @@ func (f *FSM) VerifyRegisterPart(trusted []*x509.Certificate, from, budget uint6
 		c := b.Cursor()
 		k, sealed := c.Seek(registerKey(from))
 		for n := uint64(0); k != nil && (budget == 0 || n < budget); k, sealed = c.Next() {
-			e, err := entry(k, sealed)
+			e, err := openRegisterValue(f.sealer, k, sealed)
 			if err != nil {
 				return err
 			}

@@ -86,12 +86,13 @@ func (c *checker) check(ctx context.Context, trigger string) *urnepb.IntegrityRe
 	defer c.mu.Unlock()
 	rep := &urnepb.IntegrityReport{NodeId: c.n.cfg.NodeID, CheckedAtUnixNano: time.Now().UnixNano(), Ok: true,
 		AppliedIndex: c.n.fsm.AppliedIndex()}
+	budget := c.budgetFor(trigger)
 	for _, check := range []func() *urnepb.IntegrityFinding{
-		func() *urnepb.IntegrityFinding { return c.checkRegister(trigger) },
+		func() *urnepb.IntegrityFinding { return c.checkRegister(budget) },
 		c.checkSeal,
-		func() *urnepb.IntegrityFinding { return c.checkBox(trigger) },
+		func() *urnepb.IntegrityFinding { return c.checkBox(budget) },
 		c.checkBinary,
-		func() *urnepb.IntegrityFinding { return c.checkReplicas(ctx, trigger) },
+		func() *urnepb.IntegrityFinding { return c.checkReplicas(ctx, trigger == triggerScheduled) },
 	} {
 		start := time.Now()
 		f := check()
@@ -110,12 +111,21 @@ func finding(kind string, err error, okDetail string) *urnepb.IntegrityFinding {
 	return &urnepb.IntegrityFinding{Kind: kind, Ok: true, Detail: okDetail}
 }
 
-// checkRegister checks the whole register on demand, and a part of it in turn when scheduled;
-// either way the head record must name the last entry.
-func (c *checker) checkRegister(trigger string) *urnepb.IntegrityFinding {
-	from, budget := uint64(1), uint64(0)
+// budgetFor is how many ballots and register entries a check reads at least: a scheduled one
+// reads parts in turn, a check on demand everything (0).
+func (c *checker) budgetFor(trigger string) uint64 {
 	if trigger == triggerScheduled {
-		from, budget = c.registerNext, c.budget
+		return c.budget
+	}
+	return 0
+}
+
+// checkRegister checks budget register entries from where the last part stopped, or the whole
+// register (budget 0); either way the head record must name the last entry.
+func (c *checker) checkRegister(budget uint64) *urnepb.IntegrityFinding {
+	from := uint64(1)
+	if budget != 0 {
+		from = c.registerNext
 	}
 	rep, next, err := c.n.fsm.VerifyRegisterPart(c.n.auditor.trusted, from, budget)
 	if err != nil {
@@ -147,12 +157,9 @@ func (c *checker) checkSeal() *urnepb.IntegrityFinding {
 	return finding(kindSeal, nil, fmt.Sprintf("the configuration, scrutins, lists and roll match the seal %x", recorded))
 }
 
-// checkBox walks the whole box on demand, and a few of its slices in turn when scheduled.
-func (c *checker) checkBox(trigger string) *urnepb.IntegrityFinding {
-	var budget uint64
-	if trigger == triggerScheduled {
-		budget = c.budget
-	}
+// checkBox walks whole slices of the box in turn until budget ballots, or the whole box
+// (budget 0).
+func (c *checker) checkBox(budget uint64) *urnepb.IntegrityFinding {
 	box, err := c.n.fsm.CheckBox(c.boxNext, budget)
 	if err != nil {
 		return finding(kindBox, err, "")

@@ -28,8 +28,8 @@ type replicaView struct {
 // at the same applied index, and names the replicas that disagree with the majority. A digest
 // walks a replica's whole database, so scheduled checks leave the comparison to the leader's:
 // every replica computes one digest per interval, not one per server.
-func (c *checker) checkReplicas(ctx context.Context, trigger string) *urnepb.IntegrityFinding {
-	if trigger == triggerScheduled && !c.leads() {
+func (c *checker) checkReplicas(ctx context.Context, scheduled bool) *urnepb.IntegrityFinding {
+	if scheduled && !c.leads() {
 		return finding(kindReplicas, nil, "compared by the leader's scheduled check")
 	}
 	ids, err := c.n.serverIDs()
