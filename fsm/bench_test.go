@@ -308,3 +308,33 @@ func BenchmarkCastBatchCodec(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOpen opens the closed state database of an election of 200,000 ballots of 1 KiB,
+// as a node does when it starts: the read-only walk that opens every value, then the
+// read-write open.
+func BenchmarkOpen(b *testing.B) {
+	const ballots = 200000
+	f := benchBox(b, ballots)
+	path, sealer := f.path, f.sealer
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("verify", func(b *testing.B) {
+		for b.Loop() {
+			if err := verifyExisting(path, sealer); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
+	})
+	b.Run("read-write", func(b *testing.B) {
+		for b.Loop() {
+			f, _, _, err := (&FSM{sealer: sealer}).openReadWrite(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Close()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
+	})
+}

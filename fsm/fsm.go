@@ -111,11 +111,10 @@ func open(path string, s Sealer, logger *slog.Logger, noSync bool) (*FSM, error)
 
 func (f *FSM) boltOptions(readOnly bool) *bolt.Options {
 	o := &bolt.Options{
-		Timeout:        openTimeout,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-		ReadOnly:       readOnly,
-		NoSync:         f.noSync,
+		Timeout:      openTimeout,
+		FreelistType: bolt.FreelistMapType,
+		ReadOnly:     readOnly,
+		NoSync:       f.noSync,
 	}
 	if !readOnly {
 		o.InitialMmapSize = initialMmapSize

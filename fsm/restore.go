@@ -77,8 +77,10 @@ func (f *FSM) buildFromSnapshot(tmp string, r io.Reader) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// fsync once at the end rather than per chunk: the file is not live until renamed.
-	db, err := openBolt(tmp, &bolt.Options{NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	// fsync once at the end rather than per chunk: the file is not live until renamed. The
+	// freelist is written, as on the live file, so that the reopen after the rename reads it
+	// instead of scanning every page.
+	db, err := openBolt(tmp, &bolt.Options{NoSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -230,5 +231,33 @@ func TestResponseError(t *testing.T) {
 	}
 	if ResponseError(nil) == nil {
 		t.Error("nil response reported as OK")
+	}
+}
+
+// TestCommitsWriteTheFreelist checks that the newest meta page of a closed database names a
+// freelist page: opening it then reads the freelist instead of walking every page of the tree,
+// which grows with the election.
+func TestCommitsWriteTheFreelist(t *testing.T) {
+	h := newHarness(t)
+	h.openElection("alice", "bob")
+	h.f.Close()
+	raw, err := os.ReadFile(h.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// bbolt's two meta pages follow a 16-byte page header: magic, version, page size and
+	// flags (4 bytes each), the root bucket (16), then the freelist page id, the high-water
+	// page id and the transaction id (8 each).
+	const noFreelist = ^uint64(0)
+	pageSize := int(binary.LittleEndian.Uint32(raw[16+8:]))
+	var newest, freelist uint64
+	for _, off := range []int{0, pageSize} {
+		meta := raw[off+16:]
+		if txid := binary.LittleEndian.Uint64(meta[48:]); txid >= newest {
+			newest, freelist = txid, binary.LittleEndian.Uint64(meta[32:])
+		}
+	}
+	if newest == 0 || freelist == noFreelist {
+		t.Fatalf("newest meta (txid %d) names freelist page %#x: the freelist is not written", newest, freelist)
 	}
 }

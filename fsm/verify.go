@@ -44,10 +44,11 @@ func verifyExisting(path string, s Sealer) error {
 // verifyTx runs the checks of verifyExisting inside one read transaction: it walks every
 // bucket in key order and opens every value, then compares the counters with the buckets.
 //
-// bbolt's own Check is not used: it, and the freelist scan of a read-write open, walk the
-// pages in goroutines of their own, where a panic on a corrupt page cannot be recovered.
-// This walk runs here, with memory faults turned into panics, so a corrupt file is refused
-// before the read-write open reaches it.
+// bbolt's own Check is not used: it, and the freelist scan of a read-write open of a file
+// without a written freelist (one from an earlier version), walk the pages in goroutines of
+// their own, where a panic on a corrupt page cannot be recovered. This walk runs here, with
+// memory faults turned into panics, so a corrupt file is refused before the read-write open
+// reaches it.
 func verifyTx(tx *bolt.Tx, s Sealer) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
