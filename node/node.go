@@ -215,15 +215,8 @@ func (n *Node) openData() error {
 	if n.keys, err = openKeyring(n.cfg.DataDir, kek); err != nil {
 		return err
 	}
-	n.fsm, err = fsm.Open(filepath.Join(n.cfg.DataDir, "fsm.db"), n.keys, n.log)
-	if err != nil {
-		return fmt.Errorf("state machine: %w", err)
-	}
-	if n.stores, err = openRaftStores(n.cfg.DataDir, n.cfg.NodeID, n.keys, n.fsm, n.log); err != nil {
-		n.fsm.Close()
-		return err
-	}
-	return nil
+	n.fsm, n.stores, err = openStores(n.cfg.DataDir, n.cfg.NodeID, n.keys, n.log, true)
+	return err
 }
 
 // openKeyring opens the node's keyring, creating it only in a data directory that holds no data yet.

@@ -31,19 +31,70 @@ type raftStores struct {
 	snaps  *storage.SnapshotStore
 }
 
+// openStores opens a data directory's state database and raft stores. Each file is read
+// whole before anything writes to it: the state database's walk opens every value, and
+// bbolt's consistency check walks the raft log. They run side by side, each the work of one
+// core, so a start at a million ballots waits for the longer of the two instead of both.
+// live says whether raft's snapshots refer to the state database (a running node) or not
+// (offline recovery, where a snapshot restored is the reference it is).
+func openStores(dir, nodeID string, keys *keyring.Keyring, logger *slog.Logger, live bool) (*fsm.FSM, *raftStores, error) {
+	checked := make(chan error, 1)
+	go func() { checked <- checkRaftLog(dir) }()
+	f, err := fsm.Open(filepath.Join(dir, "fsm.db"), keys, logger)
+	if checkErr := <-checked; err != nil || checkErr != nil {
+		if err == nil {
+			f.Close()
+			return nil, nil, checkErr
+		}
+		return nil, nil, errors.Join(fmt.Errorf("state machine: %w", err), checkErr)
+	}
+	var state storage.LiveState
+	if live {
+		state = f
+	}
+	stores, err := openRaftStores(dir, nodeID, keys, state, logger)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, stores, nil
+}
+
+// checkRaftLog opens an existing raft.db read-only and runs bbolt's consistency check, so
+// that a corrupt file is reported before anything writes to it.
+func checkRaftLog(dir string) (err error) {
+	path := filepath.Join(dir, "raft.db")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	defer corruptOnPanic(path, &err)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("raft log %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("raft log %s: consistency check failed: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// corruptOnPanic turns the panic bbolt raises on some corrupt pages of the raft log at path
+// into *err: a corrupt file must be an error, not a crash.
+func corruptOnPanic(path string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("raft log %s is corrupt: %v", path, r)
+	}
+}
+
 // openRaftStores opens raft.db (log and stable store, behind a log cache) and the snapshot folder,
 // whose snapshots are references to live's database. nodeID names the node's failpoints.
+// checkRaftLog has read the file first.
 func openRaftStores(dir, nodeID string, keys *keyring.Keyring, live storage.LiveState, logger *slog.Logger) (s *raftStores, err error) {
 	path := filepath.Join(dir, "raft.db")
-	defer func() {
-		// bbolt panics on some corrupt pages; a corrupt file must be an error, not a crash.
-		if r := recover(); r != nil {
-			err = fmt.Errorf("raft log %s is corrupt: %v", path, r)
-		}
-	}()
-	if err := checkBoltFile(path); err != nil {
-		return nil, fmt.Errorf("raft log %s: %w", path, err)
-	}
+	defer corruptOnPanic(path, &err)
 	bs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{Timeout: 2 * time.Second}})
 	if err != nil {
 		return nil, fmt.Errorf("raft log %s: %w", path, err)
@@ -76,25 +127,6 @@ const (
 	logCacheEntries = 1024
 	logCacheBytes   = 64 << 20
 )
-
-// checkBoltFile opens an existing bbolt file read-only and runs bbolt's consistency check,
-// so that a corrupt file is reported before anything writes to it.
-func checkBoltFile(path string) error {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		for err := range tx.Check() {
-			return fmt.Errorf("consistency check failed: %w", err)
-		}
-		return nil
-	})
-}
 
 func isNotFound(err error) bool {
 	return err != nil && (err.Error() == "not found" || errors.Is(err, raftboltdb.ErrKeyNotFound))

@@ -49,16 +49,11 @@ func openOffline(cfg Config, logger *slog.Logger) (*offlineData, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := fsm.Open(filepath.Join(cfg.DataDir, "fsm.db"), keys, logger)
-	if err != nil {
-		return nil, fmt.Errorf("node %s (is it still running?): %w", cfg.NodeID, err)
-	}
 	// No live state: raft's offline recovery then restores the newest snapshot as the
 	// reference it is, which the state machine holds already, instead of a full copy of the
 	// database rebuilt over itself.
-	stores, err := openRaftStores(cfg.DataDir, cfg.NodeID, keys, nil, logger)
+	f, stores, err := openStores(cfg.DataDir, cfg.NodeID, keys, logger, false)
 	if err != nil {
-		f.Close()
 		return nil, fmt.Errorf("node %s (is it still running?): %w", cfg.NodeID, err)
 	}
 	return &offlineData{stores: stores, fsm: f}, nil
