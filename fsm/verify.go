@@ -8,6 +8,8 @@ import (
 	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/urne-vote/urne/internal/boltwalk"
 )
 
 // openBolt opens a bbolt file, turning the panics bbolt raises on some corrupt files into errors.
@@ -30,7 +32,7 @@ func verifyExisting(path string, s Sealer) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	db, err := openBolt(path, &bolt.Options{Timeout: openTimeout, ReadOnly: true})
+	db, err := openBolt(path, boltwalk.Options(openTimeout))
 	if err != nil {
 		return err
 	}

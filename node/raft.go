@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/urne-vote/urne/fsm"
+	"github.com/urne-vote/urne/internal/boltwalk"
 	"github.com/urne-vote/urne/keyring"
 	"github.com/urne-vote/urne/node/storage"
 	"github.com/urne-vote/urne/transport/raftlayer"
@@ -68,7 +69,7 @@ func checkRaftLog(dir string) (err error) {
 		return nil
 	}
 	defer corruptOnPanic(path, &err)
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	db, err := bolt.Open(path, 0o600, boltwalk.Options(2*time.Second))
 	if err != nil {
 		return fmt.Errorf("raft log %s: %w", path, err)
 	}

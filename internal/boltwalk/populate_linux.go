@@ -1,0 +1,5 @@
+package boltwalk
+
+import "syscall"
+
+const populate = syscall.MAP_POPULATE

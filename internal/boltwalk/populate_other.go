@@ -1,0 +1,5 @@
+//go:build !linux
+
+package boltwalk
+
+const populate = 0
