@@ -6,11 +6,12 @@ import (
 )
 
 // TestSystemBenchElection runs `urne bench election` on real processes at a small scale: the
-// whole election completes, the counted box matches every acknowledged cast, and every
-// node's memory and data directory were measured.
+// whole election completes, the counted box matches every acknowledged cast, every node's
+// memory and data directory were measured, and every node was restarted on its files.
 func TestSystemBenchElection(t *testing.T) {
 	p := startProcCluster(t, "3")
 	const voters = 300
+	before := p.pids()
 	out, err := p.run("bench", "election", "--cluster", p.dir, "--voters", "300", "--concurrency", "16", "--ballot-size", "256", "-o", "json")
 	if err != nil {
 		t.Fatalf("bench election: %v\n%s", err, out)
@@ -22,6 +23,7 @@ func TestSystemBenchElection(t *testing.T) {
 		Emargements uint64  `json:"emargements"`
 		MaxRSS      uint64  `json:"max_rss_bytes"`
 		PerBallot   float64 `json:"data_bytes_per_ballot"`
+		Restart     float64 `json:"restart_seconds"`
 		Cast        struct {
 			Acknowledged int `json:"acknowledged"`
 		} `json:"cast"`
@@ -46,4 +48,30 @@ func TestSystemBenchElection(t *testing.T) {
 			t.Fatalf("node %s was not measured: %s", n.Node, out)
 		}
 	}
+	after := p.pids()
+	for id, pid := range before {
+		if after[id] == 0 || after[id] == pid {
+			t.Fatalf("node %s: pid %d before the bench, %d after: it was not restarted", id, pid, after[id])
+		}
+	}
+	if r.Restart <= 0 {
+		t.Fatalf("want the restart timed, got %s", out)
+	}
+}
+
+// pids reads `urne dev ps`: the pid of every running node.
+func (p *procCluster) pids() map[string]int {
+	p.t.Helper()
+	var ps struct {
+		Nodes []struct {
+			ID  string `json:"id"`
+			PID int    `json:"pid"`
+		} `json:"nodes"`
+	}
+	p.runJSON(&ps, "dev", "ps", "--dir", p.dir)
+	out := map[string]int{}
+	for _, n := range ps.Nodes {
+		out[n.ID] = n.PID
+	}
+	return out
 }

@@ -24,6 +24,8 @@ const (
 	defaultElectionBenchVoters = 1_000_000
 	// memorySampleEvery is how often the nodes' resident memory is read during the run.
 	memorySampleEvery = 250 * time.Millisecond
+	// restartWait bounds the restart after the count.
+	restartWait = 10 * time.Minute
 )
 
 // electionBenchReport is the JSON of `bench election`: one whole election at scale.
@@ -39,7 +41,10 @@ type electionBenchReport struct {
 	Counted      uint64  `json:"counted"`
 	Emargements  uint64  `json:"emargements"`
 	CountSeconds float64 `json:"count_seconds"`
-	TotalSeconds float64 `json:"total_seconds"`
+	// RestartSeconds is how long every node, stopped at once after the count, took to start
+	// again on the election's files (page cache warm) until all answered under one leader.
+	RestartSeconds float64 `json:"restart_seconds"`
+	TotalSeconds   float64 `json:"total_seconds"`
 	// Nodes is each node's peak resident memory and data directory size.
 	Nodes           []nodeFootprint `json:"nodes"`
 	MaxRSSBytes     uint64          `json:"max_rss_bytes"`
@@ -71,7 +76,7 @@ func (a *app) benchElectionCommand() *cobra.Command {
 		Long: "On a fresh local cluster (urne dev up): create a test election, import --voters synthetic\n" +
 			"voters (or the --roll file), open it, cast one random ballot for every voter from --concurrency voters at once,\n" +
 			"close it, then stream the closed box back and check that it holds one ballot per\n" +
-			"émargement and per acknowledged cast. Throughout, each node's resident memory is sampled;\n" +
+			"émargement and per acknowledged cast, and restart every node at once. Throughout, each node's resident memory is sampled;\n" +
 			"at the end each node's data directory is measured.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -202,7 +207,27 @@ func (a *app) benchElection(ctx context.Context, conn *connFlags, d *devCluster,
 		return finish(fmt.Errorf("the box holds %d ballots for %d émargements and %d acknowledged casts (%d failed, %d unknown)",
 			r.Counted, r.Emargements, acked, r.Cast.Failed, r.Cast.Unknown))
 	}
+	began = time.Now()
+	if err := restartAll(ctx, d); err != nil {
+		return finish(fmt.Errorf("restarting every node: %w", err))
+	}
+	r.RestartSeconds = time.Since(began).Seconds()
 	return finish(nil)
+}
+
+// restartAll stops every node of d, starts them again and waits until all answer under one
+// leader: each node reads its files whole before it serves.
+func restartAll(ctx context.Context, d *devCluster) error {
+	if _, err := d.stopAll(stopGrace); err != nil {
+		return err
+	}
+	for _, id := range d.ids() {
+		if _, _, err := d.start(id); err != nil {
+			return err
+		}
+	}
+	_, err := waitDevReady(ctx, d, d.ids(), true, restartWait)
+	return err
 }
 
 func printElectionBench(w io.Writer, r *electionBenchReport) {
@@ -211,6 +236,7 @@ func printElectionBench(w io.Writer, r *electionBenchReport) {
 	printBench(w, r.Cast, "  cast    ")
 	fprintf(w, "  close   %.1fs\n", r.CloseSeconds)
 	fprintf(w, "  count   %d ballots, %d émargements, in %.1fs\n", r.Counted, r.Emargements, r.CountSeconds)
+	fprintf(w, "  restart %.1fs (every node at once, until all answer under one leader)\n", r.RestartSeconds)
 	for _, n := range r.Nodes {
 		fprintf(w, "  %-10s peak RSS %s (VmHWM %s, anonymous %s), data %s\n", n.Node, mib(n.PeakRSSBytes), mib(n.HWMBytes), mib(n.PeakAnonBytes), mib(uint64(n.DataBytes)))
 	}

@@ -107,8 +107,10 @@ type Election struct {
 	Counted       uint64  `json:"counted"`
 	Emargements   uint64  `json:"emargements"`
 	CountSeconds  float64 `json:"count_seconds"`
-	TotalSeconds  float64 `json:"total_seconds"`
-	Nodes         []struct {
+	// RestartSeconds is absent (0) from the results of builds before it was measured.
+	RestartSeconds float64 `json:"restart_seconds"`
+	TotalSeconds   float64 `json:"total_seconds"`
+	Nodes          []struct {
 		Node      string `json:"node"`
 		PeakRSS   uint64 `json:"peak_rss_bytes"`
 		HWM       uint64 `json:"hwm_bytes"`
