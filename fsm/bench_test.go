@@ -329,11 +329,11 @@ func BenchmarkOpen(b *testing.B) {
 	})
 	b.Run("read-write", func(b *testing.B) {
 		for b.Loop() {
-			f, _, _, err := (&FSM{sealer: sealer}).openReadWrite(path)
+			db, _, _, err := (&FSM{sealer: sealer}).openReadWrite(path)
 			if err != nil {
 				b.Fatal(err)
 			}
-			f.Close()
+			db.Close()
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*ballots), "ns/ballot")
 	})
