@@ -11,7 +11,10 @@ import (
 func TestSystemBenchElection(t *testing.T) {
 	p := startProcCluster(t, "3")
 	const voters = 300
-	before := p.pids()
+	before, err := p.pids()
+	if err != nil {
+		t.Fatal(err)
+	}
 	out, err := p.run("bench", "election", "--cluster", p.dir, "--voters", "300", "--concurrency", "16", "--ballot-size", "256", "-o", "json")
 	if err != nil {
 		t.Fatalf("bench election: %v\n%s", err, out)
@@ -48,7 +51,10 @@ func TestSystemBenchElection(t *testing.T) {
 			t.Fatalf("node %s was not measured: %s", n.Node, out)
 		}
 	}
-	after := p.pids()
+	after, err := p.pids()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for id, pid := range before {
 		if after[id] == 0 || after[id] == pid {
 			t.Fatalf("node %s: pid %d before the bench, %d after: it was not restarted", id, pid, after[id])
@@ -57,21 +63,4 @@ func TestSystemBenchElection(t *testing.T) {
 	if r.Restart <= 0 {
 		t.Fatalf("want the restart timed, got %s", out)
 	}
-}
-
-// pids reads `urne dev ps`: the pid of every running node.
-func (p *procCluster) pids() map[string]int {
-	p.t.Helper()
-	var ps struct {
-		Nodes []struct {
-			ID  string `json:"id"`
-			PID int    `json:"pid"`
-		} `json:"nodes"`
-	}
-	p.runJSON(&ps, "dev", "ps", "--dir", p.dir)
-	out := map[string]int{}
-	for _, n := range ps.Nodes {
-		out[n.ID] = n.PID
-	}
-	return out
 }

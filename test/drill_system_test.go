@@ -156,22 +156,8 @@ func TestSystemDrillDCLossPromotes22(t *testing.T) {
 type binProcs struct{ p *procCluster }
 
 func (b binProcs) Running(id string) bool {
-	out, err := b.p.run("dev", "ps", "--dir", b.p.dir, "-o", "json")
-	var ps struct {
-		Nodes []struct {
-			ID      string `json:"id"`
-			Running bool   `json:"running"`
-		} `json:"nodes"`
-	}
-	if err != nil || json.Unmarshal(out, &ps) != nil {
-		return false
-	}
-	for _, n := range ps.Nodes {
-		if n.ID == id {
-			return n.Running
-		}
-	}
-	return false
+	pids, err := b.p.pids()
+	return err == nil && pids[id] != 0
 }
 
 func (b binProcs) Kill(id string) error { return b.dev("kill", id) }

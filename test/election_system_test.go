@@ -300,22 +300,8 @@ func (e *electionProcs) armClock(offset time.Duration) {
 }
 
 func (e *electionProcs) running(id string) bool {
-	out, err := e.run("dev", "ps", "--dir", e.dir, "-o", "json")
-	var r struct {
-		Nodes []struct {
-			ID      string `json:"id"`
-			Running bool   `json:"running"`
-		} `json:"nodes"`
-	}
-	if err != nil || json.Unmarshal(out, &r) != nil {
-		return false
-	}
-	for _, n := range r.Nodes {
-		if n.ID == id {
-			return n.Running
-		}
-	}
-	return false
+	pids, err := e.pids()
+	return err == nil && pids[id] != 0
 }
 
 func TestSystemCivilServiceElection(t *testing.T) {

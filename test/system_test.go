@@ -77,6 +77,28 @@ func startProcCluster(t *testing.T, topology string) *procCluster {
 	return p
 }
 
+// pids reads `urne dev ps`: the pid of every node, 0 for one that does not run.
+func (p *procCluster) pids() (map[string]int, error) {
+	out, err := p.run("dev", "ps", "--dir", p.dir, "-o", "json")
+	if err != nil {
+		return nil, fmt.Errorf("dev ps: %w\n%s", err, out)
+	}
+	var ps struct {
+		Nodes []struct {
+			ID  string `json:"id"`
+			PID int    `json:"pid"`
+		} `json:"nodes"`
+	}
+	if err := json.Unmarshal(out, &ps); err != nil {
+		return nil, fmt.Errorf("dev ps -o json: %w\n%s", err, out)
+	}
+	pids := map[string]int{}
+	for _, n := range ps.Nodes {
+		pids[n.ID] = n.PID
+	}
+	return pids, nil
+}
+
 func (p *procCluster) run(args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
