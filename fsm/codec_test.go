@@ -123,12 +123,22 @@ func TestValidate(t *testing.T) {
 	for range MaxVotersPerCommand + 1 {
 		tooMany.Voters = append(tooMany.Voters, &fsmpb.VoterRecord{VoterId: "v"})
 	}
+	key := bytes.Repeat([]byte{1}, 32)
+	claims := func(c ...*fsmpb.HomonymClaim) *fsmpb.ImportVoters { return &fsmpb.ImportVoters{Claims: c} }
+	tooManyClaims := &fsmpb.ImportVoters{}
+	for range MaxVotersPerCommand + 1 {
+		tooManyClaims.Claims = append(tooManyClaims.Claims, &fsmpb.HomonymClaim{Key: key, VoterId: "v"})
+	}
 	cases := []struct {
 		name    string
 		typ     fsmpb.CommandType
 		payload proto.Message
 		want    error
 	}{
+		{"claims ok", typeImport, claims(&fsmpb.HomonymClaim{Key: key, VoterId: "v"}), nil},
+		{"claim short key", typeImport, claims(&fsmpb.HomonymClaim{Key: key[:31], VoterId: "v"}), ErrInvalid},
+		{"claim without voter", typeImport, claims(&fsmpb.HomonymClaim{Key: key}), ErrInvalid},
+		{"claims too many", typeImport, tooManyClaims, ErrInvalid},
 		{"create ok", typeCreate, &fsmpb.CreateElection{ElectionId: "e"}, nil},
 		{"create without id", typeCreate, &fsmpb.CreateElection{}, ErrInvalid},
 		{"create long id", typeCreate, &fsmpb.CreateElection{ElectionId: long}, ErrInvalid},

@@ -47,6 +47,7 @@ func commandSeeds(t testing.TB) [][]byte {
 		{typeUnlock, &fsmpb.UnlockAccount{VoterId: "alice", Reason: "checked"}},
 		{typeCast, sessionCast("r3", tokenHash("s"), bytes.Repeat([]byte{1}, EnvelopeNonceSize), "", "inner")},
 		{typeImport, &fsmpb.ImportVoters{Voters: []*fsmpb.VoterRecord{legalVoter("dan", "A")}}},
+		{typeImport, &fsmpb.ImportVoters{Claims: []*fsmpb.HomonymClaim{claimOf(legalVoter("eve", "A")), claimOf(legalVoter("dan", "A"))}}},
 		{typeCastBatch, castBatchOf(t, cast("r1", "alice", "ballot-A"), cast("r1", "alice", "ballot-A"), cast("r8", "carol", "ballot-C"))},
 	} {
 		seeds = append(seeds, encode(t, command(t, c.typ, c.p, 100)))

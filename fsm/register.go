@@ -171,6 +171,9 @@ func describe(s *applyState, c *fsmpb.Command, resp *fsmpb.Response) *audit.Entr
 		e.Action, e.Object = "import voters", "voter roll of "+election
 		if r := resp.GetImport(); r != nil {
 			e.Detail = fmt.Sprintf("%d imported or rectified, %d unchanged, %d on the roll", r.Imported, r.Unchanged, r.TotalVoters)
+			if r.Claimed > 0 {
+				e.Detail += fmt.Sprintf(", %d homonym keys claimed", r.Claimed)
+			}
 		}
 	case fsmpb.CommandType_COMMAND_OPEN_ELECTION:
 		e.Action, e.Object = "open election", election

@@ -2,9 +2,13 @@ package fsm
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
+	"hash"
 	"strings"
 
+	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/urne-vote/urne/fsm/fsmpb"
@@ -24,12 +28,17 @@ func applyImportVoters(s *applyState, c *fsmpb.Command, p *fsmpb.ImportVoters) (
 	if err := checkRollForProfile(e, p); err != nil {
 		return nil, err
 	}
-	if err := s.checkHomonyms(p.Voters); err != nil {
+	held, err := s.checkHomonyms(p.Voters)
+	if err != nil {
 		return nil, err
 	}
-	result := &fsmpb.ImportResult{}
+	claimed, err := s.claimHomonyms(p.Claims)
+	if err != nil {
+		return nil, err
+	}
+	result := &fsmpb.ImportResult{Claimed: claimed}
 	for _, v := range p.Voters {
-		if err := s.importVoter(c, v, result); err != nil {
+		if err := s.importVoter(c, v, held, result); err != nil {
 			return nil, err
 		}
 	}
@@ -67,7 +76,7 @@ func checkRollForProfile(e *fsmpb.ElectionState, p *fsmpb.ImportVoters) error {
 	return nil
 }
 
-func (s *applyState) importVoter(c *fsmpb.Command, v *fsmpb.VoterRecord, result *fsmpb.ImportResult) error {
+func (s *applyState) importVoter(c *fsmpb.Command, v *fsmpb.VoterRecord, held map[string]bool, result *fsmpb.ImportResult) error {
 	key := voterKeyWith(s.indexMAC(), v.VoterId)
 	old, found, err := s.voterRecord(key)
 	if err != nil {
@@ -80,7 +89,7 @@ func (s *applyState) importVoter(c *fsmpb.Command, v *fsmpb.VoterRecord, result 
 	if err := s.putVoter(key, v); err != nil {
 		return err
 	}
-	if err := s.moveHomonymKey(old, v, key); err != nil {
+	if err := s.moveHomonymKey(old, v, key, held); err != nil {
 		return err
 	}
 	result.Imported++
@@ -127,51 +136,112 @@ func changedFields(old, v *fsmpb.VoterRecord) []string {
 // homonymKey is the keyed hash of a voter's normalized name and date of birth; voters without
 // a date of birth (test elections) are not checked.
 func (s *applyState) homonymKey(v *fsmpb.VoterRecord) []byte {
+	return homonymKeyWith(s.indexMAC(), v)
+}
+
+func homonymKeyWith(mac hash.Hash, v *fsmpb.VoterRecord) []byte {
 	if v == nil || v.DateOfBirth == "" {
 		return nil
 	}
-	return keyedHash(s.indexMAC(), "homonym", []byte(normalizeName(v.Name)), []byte(v.DateOfBirth))
+	return keyedHash(mac, "homonym", []byte(normalizeName(v.Name)), []byte(v.DateOfBirth))
 }
 
 func normalizeName(name string) string {
 	return strings.Join(strings.Fields(strings.ToLower(name)), " ")
 }
 
+// The homonyms bucket maps each homonym key to the voter key of its holder. A key is held
+// by the voter it points to only while that voter is on the roll under the name and date of
+// birth it hashes; otherwise it is stale (a claim whose voters were never imported, or one a
+// node computed wrongly) and gives way to the next voter or claim. So a claim can slow an
+// import down, never let two homonyms onto the roll nor keep a voter off it.
+
+// homonymHolder tells whether the homonym key already points to the voter key (mine), or is
+// held by another voter (taken).
+func (s *applyState) homonymHolder(hk, key []byte) (mine, taken bool, err error) {
+	owner, found, err := getOpened(s.tx, s.sealer, bucketHomonyms, hk)
+	if !found || err != nil {
+		return false, false, err
+	}
+	if bytes.Equal(owner, key) {
+		return true, false, nil
+	}
+	v, found, err := s.voterRecord(owner)
+	return false, found && bytes.Equal(s.homonymKey(v), hk), err
+}
+
 // checkHomonyms refuses an import that would put two voters with the same name and date of
-// birth on the roll, within the import or against the roll.
-func (s *applyState) checkHomonyms(voters []*fsmpb.VoterRecord) error {
+// birth on the roll, within the import or against the roll. It returns the homonym keys
+// that already point to their voter, which the import need not write again.
+func (s *applyState) checkHomonyms(voters []*fsmpb.VoterRecord) (map[string]bool, error) {
 	seen := map[string]string{}
+	held := map[string]bool{}
 	for _, v := range voters {
 		hk := s.homonymKey(v)
 		if hk == nil {
 			continue
 		}
 		if other, dup := seen[string(hk)]; dup && other != v.VoterId {
-			return homonymError(v, other)
+			return nil, homonymError(v.VoterId, v.DateOfBirth, other)
 		}
 		seen[string(hk)] = v.VoterId
-		owner := s.tx.Bucket(bucketHomonyms).Get(hk)
-		if owner == nil {
-			continue
-		}
-		plain, _, err := getOpened(s.tx, s.sealer, bucketHomonyms, hk)
+		mine, taken, err := s.homonymHolder(hk, voterKeyWith(s.indexMAC(), v.VoterId))
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if !bytes.Equal(plain, voterKeyWith(s.indexMAC(), v.VoterId)) {
-			return homonymError(v, "another voter already on the roll")
+		if taken {
+			return nil, homonymError(v.VoterId, v.DateOfBirth, "another voter already on the roll")
 		}
+		held[string(hk)] = mine
 	}
-	return nil
+	return held, nil
 }
 
-func homonymError(v *fsmpb.VoterRecord, other string) error {
-	return fmt.Errorf("%w: voter %q has the same name and date of birth (%s) as %q: the roll must tell homonyms apart",
-		ErrRuleViolated, v.VoterId, v.DateOfBirth, other)
+// claimHomonyms points each claimed key to its voter, unless it already does, and returns how
+// many it pointed. It refuses claims of one key for two voters, or of a key another voter
+// holds, before writing any.
+func (s *applyState) claimHomonyms(claims []*fsmpb.HomonymClaim) (uint64, error) {
+	seen := map[string]string{}
+	var write [][2][]byte
+	for _, c := range claims {
+		if other, dup := seen[string(c.Key)]; dup && other != c.VoterId {
+			return 0, homonymError(c.VoterId, "", other)
+		}
+		seen[string(c.Key)] = c.VoterId
+		key := voterKeyWith(s.indexMAC(), c.VoterId)
+		mine, taken, err := s.homonymHolder(c.Key, key)
+		if err != nil {
+			return 0, err
+		}
+		if taken {
+			return 0, homonymError(c.VoterId, "", "another voter already on the roll")
+		}
+		if !mine {
+			write = append(write, [2][]byte{c.Key, key})
+		}
+	}
+	for _, w := range write {
+		if err := putSealed(s.tx, s.sealer, bucketHomonyms, w[0], w[1]); err != nil {
+			return 0, err
+		}
+	}
+	return uint64(len(write)), nil
+}
+
+// HomonymError is the refusal of a roll that holds two voters with the same name and date
+// of birth.
+func HomonymError(voterID, other string) error { return homonymError(voterID, "", other) }
+
+func homonymError(voterID, birth, other string) error {
+	if birth != "" {
+		birth = " (" + birth + ")"
+	}
+	return fmt.Errorf("%w: voter %q has the same name and date of birth%s as %q: the roll must tell homonyms apart",
+		ErrRuleViolated, voterID, birth, other)
 }
 
 // moveHomonymKey keeps the homonym index in line with a voter's name and date of birth.
-func (s *applyState) moveHomonymKey(old, v *fsmpb.VoterRecord, voterKey []byte) error {
+func (s *applyState) moveHomonymKey(old, v *fsmpb.VoterRecord, voterKey []byte, held map[string]bool) error {
 	oldKey, newKey := s.homonymKey(old), s.homonymKey(v)
 	if bytes.Equal(oldKey, newKey) {
 		return nil
@@ -181,8 +251,42 @@ func (s *applyState) moveHomonymKey(old, v *fsmpb.VoterRecord, voterKey []byte) 
 			return storageErr("delete homonym key: %w", err)
 		}
 	}
-	if newKey == nil {
+	if newKey == nil || held[string(newKey)] {
 		return nil
 	}
 	return putSealed(s.tx, s.sealer, bucketHomonyms, newKey, bytes.Clone(voterKey))
 }
+
+// RollIndex computes the keys under which the current election files its voters and their
+// homonym keys. A node that received a whole roll sorts it by them before proposing it, so
+// that each tree is written in order (see HomonymClaim); the state machine computes them
+// again and trusts none. It is not safe for concurrent use.
+type RollIndex struct{ mac hash.Hash }
+
+// RollIndex returns the index of the current election; ErrNoElection if none.
+func (f *FSM) RollIndex() (*RollIndex, error) {
+	var key []byte
+	err := f.view(func(tx *bolt.Tx) error {
+		e, err := readElection(tx, f.sealer)
+		if e != nil {
+			key = bytes.Clone(e.IndexKey)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if key == nil {
+		return nil, fmt.Errorf("fsm: %w", ErrNoElection)
+	}
+	return NewRollIndex(key), nil
+}
+
+// NewRollIndex is the index of an election whose index key is key.
+func NewRollIndex(key []byte) *RollIndex { return &RollIndex{mac: hmac.New(sha256.New, key)} }
+
+// VoterKey is the key of the voter's record.
+func (r *RollIndex) VoterKey(voterID string) []byte { return voterKeyWith(r.mac, voterID) }
+
+// HomonymKey is the voter's homonym key, nil for a voter without a date of birth.
+func (r *RollIndex) HomonymKey(v *fsmpb.VoterRecord) []byte { return homonymKeyWith(r.mac, v) }

@@ -26,12 +26,12 @@ func TestLegalRollNeedsEveryField(t *testing.T) {
 func TestSecretMustBeASlowHash(t *testing.T) {
 	v := legalVoter("alice", "A")
 	v.SecretHash = []byte("1234")
-	if err := checkVoter(v); !errors.Is(err, ErrInvalid) {
+	if err := CheckVoter(v); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("a plaintext secret was accepted: %v", err)
 	}
 	for _, h := range []string{"$2b$10$x", "$argon2id$v=19$m=65536,t=3,p=4$x"} {
 		v.SecretHash = []byte(h)
-		if err := checkVoter(v); err != nil {
+		if err := CheckVoter(v); err != nil {
 			t.Fatalf("%s refused: %v", h, err)
 		}
 	}

@@ -66,18 +66,35 @@ func checkImportVoters(p *fsmpb.ImportVoters) error {
 	if err := checkOptionalID("election id", p.ElectionId); err != nil {
 		return err
 	}
-	if n := len(p.Voters); n == 0 || n > MaxVotersPerCommand {
-		return fmt.Errorf("%w: %d voters in one import, want 1 to %d", ErrInvalid, n, MaxVotersPerCommand)
+	if len(p.Voters)+len(p.Claims) == 0 {
+		return fmt.Errorf("%w: an import of no voter and no homonym claim", ErrInvalid)
+	}
+	for _, c := range []struct {
+		what string
+		n    int
+	}{{"voters", len(p.Voters)}, {"homonym claims", len(p.Claims)}} {
+		if c.n > MaxVotersPerCommand {
+			return fmt.Errorf("%w: %d %s in one import, limit %d", ErrInvalid, c.n, c.what, MaxVotersPerCommand)
+		}
 	}
 	for i, v := range p.Voters {
-		if err := checkVoter(v); err != nil {
+		if err := CheckVoter(v); err != nil {
 			return fmt.Errorf("voter %d of the import: %w", i, err)
+		}
+	}
+	for i, c := range p.Claims {
+		if err := checkID("voter id", c.VoterId); err != nil {
+			return fmt.Errorf("homonym claim %d of the import: %w", i, err)
+		}
+		if len(c.Key) != sha256.Size {
+			return fmt.Errorf("%w: homonym claim %d of the import has a key of %d bytes, want %d", ErrInvalid, i, len(c.Key), sha256.Size)
 		}
 	}
 	return nil
 }
 
-func checkVoter(v *fsmpb.VoterRecord) error {
+// CheckVoter refuses what an import refuses of a voter record on its own, whatever the roll.
+func CheckVoter(v *fsmpb.VoterRecord) error {
 	if err := checkID("voter id", v.VoterId); err != nil {
 		return err
 	}

@@ -890,7 +890,9 @@ type ImportVoters struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Voters []*VoterRecord         `protobuf:"bytes,1,rep,name=voters,proto3" json:"voters,omitempty"`
 	// When set, the import is refused unless it names the current election.
-	ElectionId    string `protobuf:"bytes,2,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	ElectionId string `protobuf:"bytes,2,opt,name=election_id,json=electionId,proto3" json:"election_id,omitempty"`
+	// Homonym keys claimed ahead of the voters they belong to, applied before the voters.
+	Claims        []*HomonymClaim `protobuf:"bytes,3,rep,name=claims,proto3" json:"claims,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -939,6 +941,69 @@ func (x *ImportVoters) GetElectionId() string {
 	return ""
 }
 
+func (x *ImportVoters) GetClaims() []*HomonymClaim {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+// A homonym key, computed by the node that received the roll, and the voter it belongs to. A
+// node that receives a whole roll claims its keys in key order, then imports its voters in
+// voter-key order, so that each of the two trees is written in order.
+type HomonymClaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// HMAC(index key, "homonym", normalized name, date of birth).
+	Key           []byte `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	VoterId       string `protobuf:"bytes,2,opt,name=voter_id,json=voterId,proto3" json:"voter_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HomonymClaim) Reset() {
+	*x = HomonymClaim{}
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HomonymClaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HomonymClaim) ProtoMessage() {}
+
+func (x *HomonymClaim) ProtoReflect() protoreflect.Message {
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HomonymClaim.ProtoReflect.Descriptor instead.
+func (*HomonymClaim) Descriptor() ([]byte, []int) {
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *HomonymClaim) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *HomonymClaim) GetVoterId() string {
+	if x != nil {
+		return x.VoterId
+	}
+	return ""
+}
+
 // Payload of OPEN_ELECTION, CLOSE_ELECTION and ARCHIVE_ELECTION.
 type Transition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -955,7 +1020,7 @@ type Transition struct {
 
 func (x *Transition) Reset() {
 	*x = Transition{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1032,7 @@ func (x *Transition) String() string {
 func (*Transition) ProtoMessage() {}
 
 func (x *Transition) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[8]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1045,7 @@ func (x *Transition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transition.ProtoReflect.Descriptor instead.
 func (*Transition) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{8}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Transition) GetElectionId() string {
@@ -1030,7 +1095,7 @@ type ElectionConfig struct {
 
 func (x *ElectionConfig) Reset() {
 	*x = ElectionConfig{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1107,7 @@ func (x *ElectionConfig) String() string {
 func (*ElectionConfig) ProtoMessage() {}
 
 func (x *ElectionConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[9]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1120,7 @@ func (x *ElectionConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionConfig.ProtoReflect.Descriptor instead.
 func (*ElectionConfig) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{9}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ElectionConfig) GetOrganizer() string {
@@ -1141,7 +1206,7 @@ type BureauMember struct {
 
 func (x *BureauMember) Reset() {
 	*x = BureauMember{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1218,7 @@ func (x *BureauMember) String() string {
 func (*BureauMember) ProtoMessage() {}
 
 func (x *BureauMember) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[10]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1231,7 @@ func (x *BureauMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BureauMember.ProtoReflect.Descriptor instead.
 func (*BureauMember) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{10}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BureauMember) GetName() string {
@@ -1207,7 +1272,7 @@ type ConfigureElection struct {
 
 func (x *ConfigureElection) Reset() {
 	*x = ConfigureElection{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1219,7 +1284,7 @@ func (x *ConfigureElection) String() string {
 func (*ConfigureElection) ProtoMessage() {}
 
 func (x *ConfigureElection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[11]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1232,7 +1297,7 @@ func (x *ConfigureElection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigureElection.ProtoReflect.Descriptor instead.
 func (*ConfigureElection) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{11}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ConfigureElection) GetConfig() *ElectionConfig {
@@ -1266,7 +1331,7 @@ type ListRule struct {
 
 func (x *ListRule) Reset() {
 	*x = ListRule{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1343,7 @@ func (x *ListRule) String() string {
 func (*ListRule) ProtoMessage() {}
 
 func (x *ListRule) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[12]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1356,7 @@ func (x *ListRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRule.ProtoReflect.Descriptor instead.
 func (*ListRule) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{12}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListRule) GetGenderBalance() bool {
@@ -1338,7 +1403,7 @@ type Scrutin struct {
 
 func (x *Scrutin) Reset() {
 	*x = Scrutin{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1415,7 @@ func (x *Scrutin) String() string {
 func (*Scrutin) ProtoMessage() {}
 
 func (x *Scrutin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[13]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1428,7 @@ func (x *Scrutin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Scrutin.ProtoReflect.Descriptor instead.
 func (*Scrutin) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{13}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Scrutin) GetScrutinId() string {
@@ -1425,7 +1490,7 @@ type PutScrutin struct {
 
 func (x *PutScrutin) Reset() {
 	*x = PutScrutin{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1502,7 @@ func (x *PutScrutin) String() string {
 func (*PutScrutin) ProtoMessage() {}
 
 func (x *PutScrutin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[14]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1515,7 @@ func (x *PutScrutin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutScrutin.ProtoReflect.Descriptor instead.
 func (*PutScrutin) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{14}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PutScrutin) GetScrutin() *Scrutin {
@@ -1480,7 +1545,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1557,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[15]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1570,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{15}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Candidate) GetName() string {
@@ -1541,7 +1606,7 @@ type CandidateList struct {
 
 func (x *CandidateList) Reset() {
 	*x = CandidateList{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1618,7 @@ func (x *CandidateList) String() string {
 func (*CandidateList) ProtoMessage() {}
 
 func (x *CandidateList) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[16]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1631,7 @@ func (x *CandidateList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateList.ProtoReflect.Descriptor instead.
 func (*CandidateList) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{16}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CandidateList) GetScrutinId() string {
@@ -1607,7 +1672,7 @@ type PutCandidateList struct {
 
 func (x *PutCandidateList) Reset() {
 	*x = PutCandidateList{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1619,7 +1684,7 @@ func (x *PutCandidateList) String() string {
 func (*PutCandidateList) ProtoMessage() {}
 
 func (x *PutCandidateList) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[17]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1632,7 +1697,7 @@ func (x *PutCandidateList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutCandidateList.ProtoReflect.Descriptor instead.
 func (*PutCandidateList) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{17}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PutCandidateList) GetList() *CandidateList {
@@ -1662,7 +1727,7 @@ type SetElectionKey struct {
 
 func (x *SetElectionKey) Reset() {
 	*x = SetElectionKey{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1739,7 @@ func (x *SetElectionKey) String() string {
 func (*SetElectionKey) ProtoMessage() {}
 
 func (x *SetElectionKey) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[18]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1752,7 @@ func (x *SetElectionKey) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetElectionKey.ProtoReflect.Descriptor instead.
 func (*SetElectionKey) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{18}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetElectionKey) GetPublicKey() []byte {
@@ -1722,7 +1787,7 @@ type SealElection struct {
 
 func (x *SealElection) Reset() {
 	*x = SealElection{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1734,7 +1799,7 @@ func (x *SealElection) String() string {
 func (*SealElection) ProtoMessage() {}
 
 func (x *SealElection) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[19]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1747,7 +1812,7 @@ func (x *SealElection) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealElection.ProtoReflect.Descriptor instead.
 func (*SealElection) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{19}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SealElection) GetElectionId() string {
@@ -1773,7 +1838,7 @@ type Tick struct {
 
 func (x *Tick) Reset() {
 	*x = Tick{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1785,7 +1850,7 @@ func (x *Tick) String() string {
 func (*Tick) ProtoMessage() {}
 
 func (x *Tick) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[20]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1798,7 +1863,7 @@ func (x *Tick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tick.ProtoReflect.Descriptor instead.
 func (*Tick) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{20}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{21}
 }
 
 type RecordTally struct {
@@ -1813,7 +1878,7 @@ type RecordTally struct {
 
 func (x *RecordTally) Reset() {
 	*x = RecordTally{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +1890,7 @@ func (x *RecordTally) String() string {
 func (*RecordTally) ProtoMessage() {}
 
 func (x *RecordTally) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[21]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +1903,7 @@ func (x *RecordTally) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordTally.ProtoReflect.Descriptor instead.
 func (*RecordTally) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{21}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RecordTally) GetElectionId() string {
@@ -1879,7 +1944,7 @@ type IssueIdentifiers struct {
 
 func (x *IssueIdentifiers) Reset() {
 	*x = IssueIdentifiers{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1891,7 +1956,7 @@ func (x *IssueIdentifiers) String() string {
 func (*IssueIdentifiers) ProtoMessage() {}
 
 func (x *IssueIdentifiers) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[22]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1904,7 +1969,7 @@ func (x *IssueIdentifiers) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueIdentifiers.ProtoReflect.Descriptor instead.
 func (*IssueIdentifiers) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{22}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IssueIdentifiers) GetElectionId() string {
@@ -1954,7 +2019,7 @@ type OutboxDone struct {
 
 func (x *OutboxDone) Reset() {
 	*x = OutboxDone{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +2031,7 @@ func (x *OutboxDone) String() string {
 func (*OutboxDone) ProtoMessage() {}
 
 func (x *OutboxDone) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[23]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +2044,7 @@ func (x *OutboxDone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxDone.ProtoReflect.Descriptor instead.
 func (*OutboxDone) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{23}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *OutboxDone) GetSeq() uint64 {
@@ -2016,7 +2081,7 @@ type RecordLogin struct {
 
 func (x *RecordLogin) Reset() {
 	*x = RecordLogin{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2093,7 @@ func (x *RecordLogin) String() string {
 func (*RecordLogin) ProtoMessage() {}
 
 func (x *RecordLogin) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[24]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2106,7 @@ func (x *RecordLogin) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLogin.ProtoReflect.Descriptor instead.
 func (*RecordLogin) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{24}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RecordLogin) GetIdentifier() string {
@@ -2079,7 +2144,7 @@ type RequestOTP struct {
 
 func (x *RequestOTP) Reset() {
 	*x = RequestOTP{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2091,7 +2156,7 @@ func (x *RequestOTP) String() string {
 func (*RequestOTP) ProtoMessage() {}
 
 func (x *RequestOTP) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[25]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2104,7 +2169,7 @@ func (x *RequestOTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestOTP.ProtoReflect.Descriptor instead.
 func (*RequestOTP) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{25}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RequestOTP) GetChallengeHash() []byte {
@@ -2149,7 +2214,7 @@ type VerifyOTP struct {
 
 func (x *VerifyOTP) Reset() {
 	*x = VerifyOTP{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2161,7 +2226,7 @@ func (x *VerifyOTP) String() string {
 func (*VerifyOTP) ProtoMessage() {}
 
 func (x *VerifyOTP) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[26]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2174,7 +2239,7 @@ func (x *VerifyOTP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyOTP.ProtoReflect.Descriptor instead.
 func (*VerifyOTP) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{26}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *VerifyOTP) GetChallengeHash() []byte {
@@ -2215,7 +2280,7 @@ type UnlockAccount struct {
 
 func (x *UnlockAccount) Reset() {
 	*x = UnlockAccount{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2292,7 @@ func (x *UnlockAccount) String() string {
 func (*UnlockAccount) ProtoMessage() {}
 
 func (x *UnlockAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[27]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2305,7 @@ func (x *UnlockAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockAccount.ProtoReflect.Descriptor instead.
 func (*UnlockAccount) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{27}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UnlockAccount) GetVoterId() string {
@@ -2279,7 +2344,7 @@ type Cast struct {
 
 func (x *Cast) Reset() {
 	*x = Cast{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2356,7 @@ func (x *Cast) String() string {
 func (*Cast) ProtoMessage() {}
 
 func (x *Cast) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[28]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2369,7 @@ func (x *Cast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cast.ProtoReflect.Descriptor instead.
 func (*Cast) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{28}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Cast) GetRequestId() string {
@@ -2375,7 +2440,7 @@ type RecordDrill struct {
 
 func (x *RecordDrill) Reset() {
 	*x = RecordDrill{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2387,7 +2452,7 @@ func (x *RecordDrill) String() string {
 func (*RecordDrill) ProtoMessage() {}
 
 func (x *RecordDrill) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[29]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2400,7 +2465,7 @@ func (x *RecordDrill) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordDrill.ProtoReflect.Descriptor instead.
 func (*RecordDrill) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{29}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RecordDrill) GetName() string {
@@ -2471,7 +2536,7 @@ type Response struct {
 
 func (x *Response) Reset() {
 	*x = Response{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2483,7 +2548,7 @@ func (x *Response) String() string {
 func (*Response) ProtoMessage() {}
 
 func (x *Response) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[30]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2496,7 +2561,7 @@ func (x *Response) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Response.ProtoReflect.Descriptor instead.
 func (*Response) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{30}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Response) GetCode() ResponseCode {
@@ -2626,7 +2691,7 @@ type CastBatch struct {
 
 func (x *CastBatch) Reset() {
 	*x = CastBatch{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2638,7 +2703,7 @@ func (x *CastBatch) String() string {
 func (*CastBatch) ProtoMessage() {}
 
 func (x *CastBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[31]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2651,7 +2716,7 @@ func (x *CastBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastBatch.ProtoReflect.Descriptor instead.
 func (*CastBatch) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{31}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CastBatch) GetCasts() []*BatchedCast {
@@ -2672,7 +2737,7 @@ type BatchedCast struct {
 
 func (x *BatchedCast) Reset() {
 	*x = BatchedCast{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2684,7 +2749,7 @@ func (x *BatchedCast) String() string {
 func (*BatchedCast) ProtoMessage() {}
 
 func (x *BatchedCast) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[32]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2697,7 +2762,7 @@ func (x *BatchedCast) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchedCast.ProtoReflect.Descriptor instead.
 func (*BatchedCast) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{32}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *BatchedCast) GetCast() []byte {
@@ -2725,7 +2790,7 @@ type CastBatchResult struct {
 
 func (x *CastBatchResult) Reset() {
 	*x = CastBatchResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2737,7 +2802,7 @@ func (x *CastBatchResult) String() string {
 func (*CastBatchResult) ProtoMessage() {}
 
 func (x *CastBatchResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[33]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2750,7 +2815,7 @@ func (x *CastBatchResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastBatchResult.ProtoReflect.Descriptor instead.
 func (*CastBatchResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{33}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CastBatchResult) GetResponses() []*Response {
@@ -2772,7 +2837,7 @@ type IssueResult struct {
 
 func (x *IssueResult) Reset() {
 	*x = IssueResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2784,7 +2849,7 @@ func (x *IssueResult) String() string {
 func (*IssueResult) ProtoMessage() {}
 
 func (x *IssueResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[34]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2797,7 +2862,7 @@ func (x *IssueResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssueResult.ProtoReflect.Descriptor instead.
 func (*IssueResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{34}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *IssueResult) GetIssued() uint64 {
@@ -2836,7 +2901,7 @@ type AuthResult struct {
 
 func (x *AuthResult) Reset() {
 	*x = AuthResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +2913,7 @@ func (x *AuthResult) String() string {
 func (*AuthResult) ProtoMessage() {}
 
 func (x *AuthResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[35]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +2926,7 @@ func (x *AuthResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthResult.ProtoReflect.Descriptor instead.
 func (*AuthResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{35}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AuthResult) GetAccepted() bool {
@@ -2923,7 +2988,7 @@ type ElectionResult struct {
 
 func (x *ElectionResult) Reset() {
 	*x = ElectionResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2935,7 +3000,7 @@ func (x *ElectionResult) String() string {
 func (*ElectionResult) ProtoMessage() {}
 
 func (x *ElectionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[36]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2948,7 +3013,7 @@ func (x *ElectionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionResult.ProtoReflect.Descriptor instead.
 func (*ElectionResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{36}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ElectionResult) GetElectionId() string {
@@ -3064,18 +3129,20 @@ func (x *ElectionResult) GetMinutesDigest() []byte {
 }
 
 type ImportResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Imported      uint64                 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
-	Unchanged     uint64                 `protobuf:"varint,2,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
-	TotalVoters   uint64                 `protobuf:"varint,3,opt,name=total_voters,json=totalVoters,proto3" json:"total_voters,omitempty"`
-	Rectified     uint64                 `protobuf:"varint,4,opt,name=rectified,proto3" json:"rectified,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Imported    uint64                 `protobuf:"varint,1,opt,name=imported,proto3" json:"imported,omitempty"`
+	Unchanged   uint64                 `protobuf:"varint,2,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	TotalVoters uint64                 `protobuf:"varint,3,opt,name=total_voters,json=totalVoters,proto3" json:"total_voters,omitempty"`
+	Rectified   uint64                 `protobuf:"varint,4,opt,name=rectified,proto3" json:"rectified,omitempty"`
+	// Homonym keys the import pointed to their voters (claims not already in place).
+	Claimed       uint64 `protobuf:"varint,5,opt,name=claimed,proto3" json:"claimed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ImportResult) Reset() {
 	*x = ImportResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3087,7 +3154,7 @@ func (x *ImportResult) String() string {
 func (*ImportResult) ProtoMessage() {}
 
 func (x *ImportResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[37]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3100,7 +3167,7 @@ func (x *ImportResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResult.ProtoReflect.Descriptor instead.
 func (*ImportResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{37}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ImportResult) GetImported() uint64 {
@@ -3131,6 +3198,13 @@ func (x *ImportResult) GetRectified() uint64 {
 	return 0
 }
 
+func (x *ImportResult) GetClaimed() uint64 {
+	if x != nil {
+		return x.Claimed
+	}
+	return 0
+}
+
 type CastResult struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Fingerprint       []byte                 `protobuf:"bytes,1,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
@@ -3143,7 +3217,7 @@ type CastResult struct {
 
 func (x *CastResult) Reset() {
 	*x = CastResult{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3229,7 @@ func (x *CastResult) String() string {
 func (*CastResult) ProtoMessage() {}
 
 func (x *CastResult) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[38]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3168,7 +3242,7 @@ func (x *CastResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CastResult.ProtoReflect.Descriptor instead.
 func (*CastResult) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{38}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CastResult) GetFingerprint() []byte {
@@ -3230,7 +3304,7 @@ type ElectionState struct {
 
 func (x *ElectionState) Reset() {
 	*x = ElectionState{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3242,7 +3316,7 @@ func (x *ElectionState) String() string {
 func (*ElectionState) ProtoMessage() {}
 
 func (x *ElectionState) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[39]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3255,7 +3329,7 @@ func (x *ElectionState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ElectionState.ProtoReflect.Descriptor instead.
 func (*ElectionState) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{39}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ElectionState) GetElectionId() string {
@@ -3409,7 +3483,7 @@ type DestructionStep struct {
 
 func (x *DestructionStep) Reset() {
 	*x = DestructionStep{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3421,7 +3495,7 @@ func (x *DestructionStep) String() string {
 func (*DestructionStep) ProtoMessage() {}
 
 func (x *DestructionStep) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[40]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3434,7 +3508,7 @@ func (x *DestructionStep) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestructionStep.ProtoReflect.Descriptor instead.
 func (*DestructionStep) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{40}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DestructionStep) GetElectionId() string {
@@ -3466,7 +3540,7 @@ type RecordErasure struct {
 
 func (x *RecordErasure) Reset() {
 	*x = RecordErasure{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3478,7 +3552,7 @@ func (x *RecordErasure) String() string {
 func (*RecordErasure) ProtoMessage() {}
 
 func (x *RecordErasure) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[41]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3491,7 +3565,7 @@ func (x *RecordErasure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordErasure.ProtoReflect.Descriptor instead.
 func (*RecordErasure) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{41}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RecordErasure) GetNodeId() string {
@@ -3544,7 +3618,7 @@ type Destruction struct {
 
 func (x *Destruction) Reset() {
 	*x = Destruction{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3556,7 +3630,7 @@ func (x *Destruction) String() string {
 func (*Destruction) ProtoMessage() {}
 
 func (x *Destruction) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[42]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3569,7 +3643,7 @@ func (x *Destruction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Destruction.ProtoReflect.Descriptor instead.
 func (*Destruction) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{42}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Destruction) GetRequestedBy() string {
@@ -3647,7 +3721,7 @@ type SealRecord struct {
 
 func (x *SealRecord) Reset() {
 	*x = SealRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3659,7 +3733,7 @@ func (x *SealRecord) String() string {
 func (*SealRecord) ProtoMessage() {}
 
 func (x *SealRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[43]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3672,7 +3746,7 @@ func (x *SealRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SealRecord.ProtoReflect.Descriptor instead.
 func (*SealRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{43}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SealRecord) GetDigest() []byte {
@@ -3715,7 +3789,7 @@ type EmargementRecord struct {
 
 func (x *EmargementRecord) Reset() {
 	*x = EmargementRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3727,7 +3801,7 @@ func (x *EmargementRecord) String() string {
 func (*EmargementRecord) ProtoMessage() {}
 
 func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[44]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3740,7 +3814,7 @@ func (x *EmargementRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmargementRecord.ProtoReflect.Descriptor instead.
 func (*EmargementRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{44}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *EmargementRecord) GetEmargedAtUnixNano() int64 {
@@ -3772,7 +3846,7 @@ type DrillRecord struct {
 
 func (x *DrillRecord) Reset() {
 	*x = DrillRecord{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3784,7 +3858,7 @@ func (x *DrillRecord) String() string {
 func (*DrillRecord) ProtoMessage() {}
 
 func (x *DrillRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[45]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3797,7 +3871,7 @@ func (x *DrillRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillRecord.ProtoReflect.Descriptor instead.
 func (*DrillRecord) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{45}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *DrillRecord) GetLast() *RecordDrill {
@@ -3857,7 +3931,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3869,7 +3943,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[46]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3882,7 +3956,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{46}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Counters) GetVoters() uint64 {
@@ -3939,7 +4013,7 @@ type BoxEntry struct {
 
 func (x *BoxEntry) Reset() {
 	*x = BoxEntry{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3951,7 +4025,7 @@ func (x *BoxEntry) String() string {
 func (*BoxEntry) ProtoMessage() {}
 
 func (x *BoxEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[47]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3964,7 +4038,7 @@ func (x *BoxEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoxEntry.ProtoReflect.Descriptor instead.
 func (*BoxEntry) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{47}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *BoxEntry) GetScrutinId() string {
@@ -4000,7 +4074,7 @@ type Account struct {
 
 func (x *Account) Reset() {
 	*x = Account{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4012,7 +4086,7 @@ func (x *Account) String() string {
 func (*Account) ProtoMessage() {}
 
 func (x *Account) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[48]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4025,7 +4099,7 @@ func (x *Account) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Account.ProtoReflect.Descriptor instead.
 func (*Account) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{48}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *Account) GetLoginKey() []byte {
@@ -4102,7 +4176,7 @@ type Session struct {
 
 func (x *Session) Reset() {
 	*x = Session{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4114,7 +4188,7 @@ func (x *Session) String() string {
 func (*Session) ProtoMessage() {}
 
 func (x *Session) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[49]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4127,7 +4201,7 @@ func (x *Session) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Session.ProtoReflect.Descriptor instead.
 func (*Session) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{49}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Session) GetVoterKey() []byte {
@@ -4224,7 +4298,7 @@ type OutboxMessage struct {
 
 func (x *OutboxMessage) Reset() {
 	*x = OutboxMessage{}
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4236,7 +4310,7 @@ func (x *OutboxMessage) String() string {
 func (*OutboxMessage) ProtoMessage() {}
 
 func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_fsm_fsmpb_command_proto_msgTypes[50]
+	mi := &file_fsm_fsmpb_command_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4249,7 +4323,7 @@ func (x *OutboxMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxMessage.ProtoReflect.Descriptor instead.
 func (*OutboxMessage) Descriptor() ([]byte, []int) {
-	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{50}
+	return file_fsm_fsmpb_command_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *OutboxMessage) GetSeq() uint64 {
@@ -4354,11 +4428,15 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"composante\x18\x06 \x01(\tR\n" +
 	"composante\x12\x18\n" +
 	"\acollege\x18\a \x01(\tR\acollege\x12\x18\n" +
-	"\asecteur\x18\b \x01(\tR\asecteur\"a\n" +
+	"\asecteur\x18\b \x01(\tR\asecteur\"\x94\x01\n" +
 	"\fImportVoters\x120\n" +
 	"\x06voters\x18\x01 \x03(\v2\x18.urne.fsm.v1.VoterRecordR\x06voters\x12\x1f\n" +
 	"\velection_id\x18\x02 \x01(\tR\n" +
-	"electionId\"w\n" +
+	"electionId\x121\n" +
+	"\x06claims\x18\x03 \x03(\v2\x19.urne.fsm.v1.HomonymClaimR\x06claims\";\n" +
+	"\fHomonymClaim\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x19\n" +
+	"\bvoter_id\x18\x02 \x01(\tR\avoterId\"w\n" +
 	"\n" +
 	"Transition\x12\x1f\n" +
 	"\velection_id\x18\x01 \x01(\tR\n" +
@@ -4536,12 +4614,13 @@ const file_fsm_fsmpb_command_proto_rawDesc = "" +
 	"\tclosed_by\x18\r \x01(\tR\bclosedBy\x12.\n" +
 	"\x13election_public_key\x18\x0e \x01(\fR\x11electionPublicKey\x12%\n" +
 	"\x0eresults_digest\x18\x0f \x01(\fR\rresultsDigest\x12%\n" +
-	"\x0eminutes_digest\x18\x10 \x01(\fR\rminutesDigest\"\x89\x01\n" +
+	"\x0eminutes_digest\x18\x10 \x01(\fR\rminutesDigest\"\xa3\x01\n" +
 	"\fImportResult\x12\x1a\n" +
 	"\bimported\x18\x01 \x01(\x04R\bimported\x12\x1c\n" +
 	"\tunchanged\x18\x02 \x01(\x04R\tunchanged\x12!\n" +
 	"\ftotal_voters\x18\x03 \x01(\x04R\vtotalVoters\x12\x1c\n" +
-	"\trectified\x18\x04 \x01(\x04R\trectified\"\x9a\x01\n" +
+	"\trectified\x18\x04 \x01(\x04R\trectified\x12\x18\n" +
+	"\aclaimed\x18\x05 \x01(\x04R\aclaimed\"\x9a\x01\n" +
 	"\n" +
 	"CastResult\x12 \n" +
 	"\vfingerprint\x18\x01 \x01(\fR\vfingerprint\x12/\n" +
@@ -4725,7 +4804,7 @@ func file_fsm_fsmpb_command_proto_rawDescGZIP() []byte {
 }
 
 var file_fsm_fsmpb_command_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_fsm_fsmpb_command_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(CommandType)(0),          // 0: urne.fsm.v1.CommandType
 	(CommandFlag)(0),          // 1: urne.fsm.v1.CommandFlag
@@ -4739,83 +4818,85 @@ var file_fsm_fsmpb_command_proto_goTypes = []any{
 	(*CreateElection)(nil),    // 9: urne.fsm.v1.CreateElection
 	(*VoterRecord)(nil),       // 10: urne.fsm.v1.VoterRecord
 	(*ImportVoters)(nil),      // 11: urne.fsm.v1.ImportVoters
-	(*Transition)(nil),        // 12: urne.fsm.v1.Transition
-	(*ElectionConfig)(nil),    // 13: urne.fsm.v1.ElectionConfig
-	(*BureauMember)(nil),      // 14: urne.fsm.v1.BureauMember
-	(*ConfigureElection)(nil), // 15: urne.fsm.v1.ConfigureElection
-	(*ListRule)(nil),          // 16: urne.fsm.v1.ListRule
-	(*Scrutin)(nil),           // 17: urne.fsm.v1.Scrutin
-	(*PutScrutin)(nil),        // 18: urne.fsm.v1.PutScrutin
-	(*Candidate)(nil),         // 19: urne.fsm.v1.Candidate
-	(*CandidateList)(nil),     // 20: urne.fsm.v1.CandidateList
-	(*PutCandidateList)(nil),  // 21: urne.fsm.v1.PutCandidateList
-	(*SetElectionKey)(nil),    // 22: urne.fsm.v1.SetElectionKey
-	(*SealElection)(nil),      // 23: urne.fsm.v1.SealElection
-	(*Tick)(nil),              // 24: urne.fsm.v1.Tick
-	(*RecordTally)(nil),       // 25: urne.fsm.v1.RecordTally
-	(*IssueIdentifiers)(nil),  // 26: urne.fsm.v1.IssueIdentifiers
-	(*OutboxDone)(nil),        // 27: urne.fsm.v1.OutboxDone
-	(*RecordLogin)(nil),       // 28: urne.fsm.v1.RecordLogin
-	(*RequestOTP)(nil),        // 29: urne.fsm.v1.RequestOTP
-	(*VerifyOTP)(nil),         // 30: urne.fsm.v1.VerifyOTP
-	(*UnlockAccount)(nil),     // 31: urne.fsm.v1.UnlockAccount
-	(*Cast)(nil),              // 32: urne.fsm.v1.Cast
-	(*RecordDrill)(nil),       // 33: urne.fsm.v1.RecordDrill
-	(*Response)(nil),          // 34: urne.fsm.v1.Response
-	(*CastBatch)(nil),         // 35: urne.fsm.v1.CastBatch
-	(*BatchedCast)(nil),       // 36: urne.fsm.v1.BatchedCast
-	(*CastBatchResult)(nil),   // 37: urne.fsm.v1.CastBatchResult
-	(*IssueResult)(nil),       // 38: urne.fsm.v1.IssueResult
-	(*AuthResult)(nil),        // 39: urne.fsm.v1.AuthResult
-	(*ElectionResult)(nil),    // 40: urne.fsm.v1.ElectionResult
-	(*ImportResult)(nil),      // 41: urne.fsm.v1.ImportResult
-	(*CastResult)(nil),        // 42: urne.fsm.v1.CastResult
-	(*ElectionState)(nil),     // 43: urne.fsm.v1.ElectionState
-	(*DestructionStep)(nil),   // 44: urne.fsm.v1.DestructionStep
-	(*RecordErasure)(nil),     // 45: urne.fsm.v1.RecordErasure
-	(*Destruction)(nil),       // 46: urne.fsm.v1.Destruction
-	(*SealRecord)(nil),        // 47: urne.fsm.v1.SealRecord
-	(*EmargementRecord)(nil),  // 48: urne.fsm.v1.EmargementRecord
-	(*DrillRecord)(nil),       // 49: urne.fsm.v1.DrillRecord
-	(*Counters)(nil),          // 50: urne.fsm.v1.Counters
-	(*BoxEntry)(nil),          // 51: urne.fsm.v1.BoxEntry
-	(*Account)(nil),           // 52: urne.fsm.v1.Account
-	(*Session)(nil),           // 53: urne.fsm.v1.Session
-	(*OutboxMessage)(nil),     // 54: urne.fsm.v1.OutboxMessage
+	(*HomonymClaim)(nil),      // 12: urne.fsm.v1.HomonymClaim
+	(*Transition)(nil),        // 13: urne.fsm.v1.Transition
+	(*ElectionConfig)(nil),    // 14: urne.fsm.v1.ElectionConfig
+	(*BureauMember)(nil),      // 15: urne.fsm.v1.BureauMember
+	(*ConfigureElection)(nil), // 16: urne.fsm.v1.ConfigureElection
+	(*ListRule)(nil),          // 17: urne.fsm.v1.ListRule
+	(*Scrutin)(nil),           // 18: urne.fsm.v1.Scrutin
+	(*PutScrutin)(nil),        // 19: urne.fsm.v1.PutScrutin
+	(*Candidate)(nil),         // 20: urne.fsm.v1.Candidate
+	(*CandidateList)(nil),     // 21: urne.fsm.v1.CandidateList
+	(*PutCandidateList)(nil),  // 22: urne.fsm.v1.PutCandidateList
+	(*SetElectionKey)(nil),    // 23: urne.fsm.v1.SetElectionKey
+	(*SealElection)(nil),      // 24: urne.fsm.v1.SealElection
+	(*Tick)(nil),              // 25: urne.fsm.v1.Tick
+	(*RecordTally)(nil),       // 26: urne.fsm.v1.RecordTally
+	(*IssueIdentifiers)(nil),  // 27: urne.fsm.v1.IssueIdentifiers
+	(*OutboxDone)(nil),        // 28: urne.fsm.v1.OutboxDone
+	(*RecordLogin)(nil),       // 29: urne.fsm.v1.RecordLogin
+	(*RequestOTP)(nil),        // 30: urne.fsm.v1.RequestOTP
+	(*VerifyOTP)(nil),         // 31: urne.fsm.v1.VerifyOTP
+	(*UnlockAccount)(nil),     // 32: urne.fsm.v1.UnlockAccount
+	(*Cast)(nil),              // 33: urne.fsm.v1.Cast
+	(*RecordDrill)(nil),       // 34: urne.fsm.v1.RecordDrill
+	(*Response)(nil),          // 35: urne.fsm.v1.Response
+	(*CastBatch)(nil),         // 36: urne.fsm.v1.CastBatch
+	(*BatchedCast)(nil),       // 37: urne.fsm.v1.BatchedCast
+	(*CastBatchResult)(nil),   // 38: urne.fsm.v1.CastBatchResult
+	(*IssueResult)(nil),       // 39: urne.fsm.v1.IssueResult
+	(*AuthResult)(nil),        // 40: urne.fsm.v1.AuthResult
+	(*ElectionResult)(nil),    // 41: urne.fsm.v1.ElectionResult
+	(*ImportResult)(nil),      // 42: urne.fsm.v1.ImportResult
+	(*CastResult)(nil),        // 43: urne.fsm.v1.CastResult
+	(*ElectionState)(nil),     // 44: urne.fsm.v1.ElectionState
+	(*DestructionStep)(nil),   // 45: urne.fsm.v1.DestructionStep
+	(*RecordErasure)(nil),     // 46: urne.fsm.v1.RecordErasure
+	(*Destruction)(nil),       // 47: urne.fsm.v1.Destruction
+	(*SealRecord)(nil),        // 48: urne.fsm.v1.SealRecord
+	(*EmargementRecord)(nil),  // 49: urne.fsm.v1.EmargementRecord
+	(*DrillRecord)(nil),       // 50: urne.fsm.v1.DrillRecord
+	(*Counters)(nil),          // 51: urne.fsm.v1.Counters
+	(*BoxEntry)(nil),          // 52: urne.fsm.v1.BoxEntry
+	(*Account)(nil),           // 53: urne.fsm.v1.Account
+	(*Session)(nil),           // 54: urne.fsm.v1.Session
+	(*OutboxMessage)(nil),     // 55: urne.fsm.v1.OutboxMessage
 }
 var file_fsm_fsmpb_command_proto_depIdxs = []int32{
 	0,  // 0: urne.fsm.v1.Command.type:type_name -> urne.fsm.v1.CommandType
 	5,  // 1: urne.fsm.v1.Command.actor:type_name -> urne.fsm.v1.Actor
 	2,  // 2: urne.fsm.v1.RecordEvent.notice:type_name -> urne.fsm.v1.Notice
 	10, // 3: urne.fsm.v1.ImportVoters.voters:type_name -> urne.fsm.v1.VoterRecord
-	14, // 4: urne.fsm.v1.ElectionConfig.bureau:type_name -> urne.fsm.v1.BureauMember
-	13, // 5: urne.fsm.v1.ConfigureElection.config:type_name -> urne.fsm.v1.ElectionConfig
-	16, // 6: urne.fsm.v1.Scrutin.list_rule:type_name -> urne.fsm.v1.ListRule
-	17, // 7: urne.fsm.v1.PutScrutin.scrutin:type_name -> urne.fsm.v1.Scrutin
-	19, // 8: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
-	20, // 9: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
-	3,  // 10: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
-	40, // 11: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
-	41, // 12: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
-	42, // 13: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
-	38, // 14: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
-	39, // 15: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
-	37, // 16: urne.fsm.v1.Response.cast_batch:type_name -> urne.fsm.v1.CastBatchResult
-	36, // 17: urne.fsm.v1.CastBatch.casts:type_name -> urne.fsm.v1.BatchedCast
-	5,  // 18: urne.fsm.v1.BatchedCast.actor:type_name -> urne.fsm.v1.Actor
-	34, // 19: urne.fsm.v1.CastBatchResult.responses:type_name -> urne.fsm.v1.Response
-	13, // 20: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
-	47, // 21: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
-	13, // 22: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
-	47, // 23: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
-	46, // 24: urne.fsm.v1.ElectionState.destruction:type_name -> urne.fsm.v1.Destruction
-	45, // 25: urne.fsm.v1.Destruction.erasures:type_name -> urne.fsm.v1.RecordErasure
-	33, // 26: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	12, // 4: urne.fsm.v1.ImportVoters.claims:type_name -> urne.fsm.v1.HomonymClaim
+	15, // 5: urne.fsm.v1.ElectionConfig.bureau:type_name -> urne.fsm.v1.BureauMember
+	14, // 6: urne.fsm.v1.ConfigureElection.config:type_name -> urne.fsm.v1.ElectionConfig
+	17, // 7: urne.fsm.v1.Scrutin.list_rule:type_name -> urne.fsm.v1.ListRule
+	18, // 8: urne.fsm.v1.PutScrutin.scrutin:type_name -> urne.fsm.v1.Scrutin
+	20, // 9: urne.fsm.v1.CandidateList.candidates:type_name -> urne.fsm.v1.Candidate
+	21, // 10: urne.fsm.v1.PutCandidateList.list:type_name -> urne.fsm.v1.CandidateList
+	3,  // 11: urne.fsm.v1.Response.code:type_name -> urne.fsm.v1.ResponseCode
+	41, // 12: urne.fsm.v1.Response.election:type_name -> urne.fsm.v1.ElectionResult
+	42, // 13: urne.fsm.v1.Response.import:type_name -> urne.fsm.v1.ImportResult
+	43, // 14: urne.fsm.v1.Response.cast:type_name -> urne.fsm.v1.CastResult
+	39, // 15: urne.fsm.v1.Response.issue:type_name -> urne.fsm.v1.IssueResult
+	40, // 16: urne.fsm.v1.Response.auth:type_name -> urne.fsm.v1.AuthResult
+	38, // 17: urne.fsm.v1.Response.cast_batch:type_name -> urne.fsm.v1.CastBatchResult
+	37, // 18: urne.fsm.v1.CastBatch.casts:type_name -> urne.fsm.v1.BatchedCast
+	5,  // 19: urne.fsm.v1.BatchedCast.actor:type_name -> urne.fsm.v1.Actor
+	35, // 20: urne.fsm.v1.CastBatchResult.responses:type_name -> urne.fsm.v1.Response
+	14, // 21: urne.fsm.v1.ElectionResult.config:type_name -> urne.fsm.v1.ElectionConfig
+	48, // 22: urne.fsm.v1.ElectionResult.seal:type_name -> urne.fsm.v1.SealRecord
+	14, // 23: urne.fsm.v1.ElectionState.config:type_name -> urne.fsm.v1.ElectionConfig
+	48, // 24: urne.fsm.v1.ElectionState.seal:type_name -> urne.fsm.v1.SealRecord
+	47, // 25: urne.fsm.v1.ElectionState.destruction:type_name -> urne.fsm.v1.Destruction
+	46, // 26: urne.fsm.v1.Destruction.erasures:type_name -> urne.fsm.v1.RecordErasure
+	34, // 27: urne.fsm.v1.DrillRecord.last:type_name -> urne.fsm.v1.RecordDrill
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_fsm_fsmpb_command_proto_init() }
@@ -4823,7 +4904,7 @@ func file_fsm_fsmpb_command_proto_init() {
 	if File_fsm_fsmpb_command_proto != nil {
 		return
 	}
-	file_fsm_fsmpb_command_proto_msgTypes[30].OneofWrappers = []any{
+	file_fsm_fsmpb_command_proto_msgTypes[31].OneofWrappers = []any{
 		(*Response_Election)(nil),
 		(*Response_Import)(nil),
 		(*Response_Cast)(nil),
@@ -4837,7 +4918,7 @@ func file_fsm_fsmpb_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_fsm_fsmpb_command_proto_rawDesc), len(file_fsm_fsmpb_command_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   51,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
