@@ -2,11 +2,7 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"sync"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -14,11 +10,6 @@ import (
 	"github.com/urne-vote/urne/fsm/fsmpb"
 	"github.com/urne-vote/urne/transport/urnepb"
 )
-
-// importBatch is the number of voters committed per command during an import: the most a
-// command holds, so that each of the state machine's transactions, which rewrites a page of
-// the roll's B-trees for almost every voter of a large roll, carries as many voters as it can.
-const importBatch = fsm.MaxVotersPerCommand
 
 // electionService serves election apps and organizers.
 type electionService struct {
@@ -70,137 +61,6 @@ func (s *electionService) OpenElection(ctx context.Context, _ *urnepb.Transition
 
 func (s *electionService) CloseElection(ctx context.Context, _ *urnepb.TransitionRequest) (*urnepb.ElectionState, error) {
 	return s.stateCall(ctx, fsmpb.CommandType_COMMAND_CLOSE_ELECTION, &fsmpb.Transition{})
-}
-
-// importInFlight bounds the import batches committing at once: while one is applied, the
-// next ones are replicated, and raft hands consecutive ones to the state machine together (one
-// transaction, fewer pages rewritten per voter, up to the state machine's bound on a
-// transaction). Memory stays bounded by that many batches of about a megabyte each.
-const importInFlight = 8
-
-// ImportVoters commits the streamed roll in batches of importBatch voters, importInFlight at
-// a time. Batches are independent (each voter is added or rectified on its own), so their
-// order in the log does not matter; a failure stops the import, which is idempotent.
-func (s *electionService) ImportVoters(stream urnepb.Election_ImportVotersServer) error {
-	var (
-		mu    sync.Mutex
-		total urnepb.ImportVotersResponse
-		first error
-		wg    sync.WaitGroup
-		slots = make(chan struct{}, importInFlight)
-	)
-	failed := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		return first
-	}
-	commit := func(batch []*fsmpb.VoterRecord, secrets, prepared []string) {
-		defer func() { <-slots; wg.Done() }()
-		r, err := s.commitImport(stream.Context(), batch, secrets, prepared)
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			if first == nil {
-				first = err
-			}
-			return
-		}
-		total.Imported += r.GetImported()
-		total.Unchanged += r.GetUnchanged()
-		total.Rectified += r.GetRectified()
-		total.TotalVoters = max(total.TotalVoters, r.GetTotalVoters())
-	}
-	var batch []*fsmpb.VoterRecord
-	var secrets, prepared []string
-	flush := func() error {
-		if len(batch) == 0 {
-			return failed()
-		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go commit(batch, secrets, prepared)
-		batch, secrets, prepared = nil, nil, nil
-		return failed()
-	}
-	err := func() error {
-		for {
-			req, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return flush()
-			}
-			if err != nil {
-				return err
-			}
-			for _, v := range req.Voters {
-				batch = append(batch, voterRecord(v))
-				secrets = append(secrets, v.Secret)
-				prepared = append(prepared, v.SecretBcrypt)
-				if len(batch) == importBatch {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}()
-	wg.Wait()
-	if err != nil {
-		return err
-	}
-	if err := failed(); err != nil {
-		return err
-	}
-	return stream.SendAndClose(&total)
-}
-
-// commitImport replaces the batch's secrets by their sealed or slow hashes and commits it.
-func (s *electionService) commitImport(ctx context.Context, batch []*fsmpb.VoterRecord, secrets, prepared []string) (*fsmpb.ImportResult, error) {
-	if err := s.n.secrets.sealPrepared(secrets, prepared, batch); err != nil {
-		return nil, toStatus(fmt.Errorf("%w: %v", fsm.ErrInvalid, err))
-	}
-	if err := s.n.secrets.hashSecrets(secrets, batch); err != nil {
-		return nil, toStatus(fmt.Errorf("hash voter secrets: %w", err))
-	}
-	cmd, err := fsm.NewCommand(fsmpb.CommandType_COMMAND_IMPORT_VOTERS, &fsmpb.ImportVoters{Voters: batch})
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	cmd.Actor = actorFrom(ctx)
-	deadline := time.Now().Add(importRetryWindow)
-	for attempt := 1; ; attempt++ {
-		resp, _, err := s.n.Propose(ctx, cmd)
-		if err == nil {
-			err = responseError(resp)
-		}
-		if err == nil {
-			return resp.GetImport(), nil
-		}
-		pause := min(time.Duration(attempt)*importRetryPause, importRetryPauseMax)
-		if !retryableImport(err) || time.Now().Add(pause).After(deadline) || sleepCtx(ctx, pause) != nil {
-			s.n.metrics.rejected(err)
-			return nil, toStatus(err)
-		}
-	}
-}
-
-// An import batch whose outcome raft left open, or that found no leader, is proposed again
-// for up to importRetryWindow: importing the same voters twice changes nothing, so a long
-// import survives leader changes (it then reports those voters as unchanged), even a run of
-// elections on an overloaded cluster.
-const (
-	importRetryWindow   = 30 * time.Second
-	importRetryPause    = 500 * time.Millisecond
-	importRetryPauseMax = 2 * time.Second
-)
-
-func retryableImport(err error) bool {
-	return errors.Is(err, ErrNoLeader) || errors.Is(err, ErrOutcomeUnknown)
-}
-
-// voterRecord is a voter of the API without its secret, which only its hash replaces.
-func voterRecord(v *urnepb.Voter) *fsmpb.VoterRecord {
-	return &fsmpb.VoterRecord{VoterId: v.VoterId, Name: v.Name, Email: v.Email, DateOfBirth: v.DateOfBirth,
-		Composante: v.Composante, College: v.College, Secteur: v.Secteur}
 }
 
 func (s *electionService) Cast(ctx context.Context, req *urnepb.CastRequest) (*urnepb.CastResponse, error) {

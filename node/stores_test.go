@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/urne-vote/urne/fsm"
-	"github.com/urne-vote/urne/keyring"
 )
 
 // TestOpenStoresReleasesTheStateWhenTheLogIsRefused opens a data directory whose raft log is
@@ -16,14 +15,7 @@ import (
 // the node can start once the log is restored.
 func TestOpenStoresReleasesTheStateWhenTheLogIsRefused(t *testing.T) {
 	dir := t.TempDir()
-	kek, err := keyring.GenerateKEK("test-kek")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := keyring.Create(filepath.Join(dir, "keyring"), kek)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keys := newTestKeyring(t, dir)
 	f, stores, err := openStores(dir, "n1", keys, slog.New(slog.DiscardHandler), true)
 	if err != nil {
 		t.Fatal(err)
