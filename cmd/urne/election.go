@@ -223,13 +223,28 @@ func (a *app) importVoterFile(ctx context.Context, c *client.Client, path, forma
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var read atomic.Uint64
+	var sent atomic.Bool
 	start := time.Now()
-	stop := a.ticker(500*time.Millisecond, func() { a.progress("importing: %d voters read", read.Load()) })
+	stop := a.ticker(500*time.Millisecond, func() {
+		if !sent.Load() {
+			a.progress("importing: %d voters read", read.Load())
+			return
+		}
+		// The cluster commits the roll once it has all of it: show the roll growing.
+		poll, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if counts, err := c.Counts(poll, client.Stale()); err == nil {
+			a.progress("importing: %d voters sent, %d on the roll", read.Load(), counts.Voters)
+		}
+	})
 	resp, err := c.ImportVoters(ctx, func() (*urnepb.Voter, error) {
 		v, err := vr.Next()
-		if err == nil {
+		switch {
+		case err == nil:
 			read.Add(1)
-		} else if err != io.EOF {
+		case err == io.EOF:
+			sent.Store(true)
+		default:
 			err = fmt.Errorf("%s: %w", path, err)
 		}
 		return v, err
