@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -129,4 +131,43 @@ func TestClaimsOnlyWhileDraft(t *testing.T) {
 	h := newHarness(t)
 	h.openElection("a")
 	h.refusedLeavesNoTrace(typeImport, &fsmpb.ImportVoters{Claims: []*fsmpb.HomonymClaim{claimOf(legalVoter("b", "A"))}}, ErrWrongPhase)
+}
+
+// A roll imported as the node proposes it, each tree in key order, fills the pages bbolt splits
+// instead of leaving them half empty.
+func TestRollInKeyOrderFillsItsPages(t *testing.T) {
+	h := draftCivilService(t)
+	index := NewRollIndex(fixedIndexKey)
+	roll := make([]*fsmpb.VoterRecord, 20000)
+	for i := range roll {
+		roll[i] = legalVoter(fmt.Sprintf("v%05d", i), "A")
+		roll[i].Name = fmt.Sprintf("Voter %d", i)
+	}
+	byKey := func(key func(*fsmpb.VoterRecord) []byte) []*fsmpb.VoterRecord {
+		sorted := slices.Clone(roll)
+		slices.SortFunc(sorted, func(a, b *fsmpb.VoterRecord) int { return bytes.Compare(key(a), key(b)) })
+		return sorted
+	}
+	for c := range slices.Chunk(byKey(index.HomonymKey), MaxVotersPerCommand) {
+		claims := make([]*fsmpb.HomonymClaim, len(c))
+		for i, v := range c {
+			claims[i] = claimOf(v)
+		}
+		h.mustApply(typeImport, &fsmpb.ImportVoters{Claims: claims})
+	}
+	for c := range slices.Chunk(byKey(func(v *fsmpb.VoterRecord) []byte { return index.VoterKey(v.VoterId) }), MaxVotersPerCommand) {
+		h.mustApply(typeImport, &fsmpb.ImportVoters{Voters: c})
+	}
+	err := h.f.view(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketVoters, bucketHomonyms} {
+			st := tx.Bucket(b).Stats()
+			if fill := float64(st.LeafInuse) / float64(st.LeafAlloc); fill < 0.8 {
+				t.Errorf("%s: leaf pages %.0f %% full, want at least 80 %%", b, 100*fill)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
