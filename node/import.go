@@ -58,7 +58,7 @@ func (s *electionService) ImportVoters(stream urnepb.Election_ImportVotersServer
 	if err != nil {
 		return err
 	}
-	s.n.log.Info("roll imported", "voters", len(spool.entries), "imported", total.Imported, "rectified", total.Rectified,
+	s.n.log.Info("roll imported", "voters", spool.count, "imported", total.Imported, "rectified", total.Rectified,
 		"unchanged", total.Unchanged, "receive_seconds", received.Sub(start).Seconds(),
 		"homonym_keys_seconds", claimed.Sub(received).Seconds(), "voters_seconds", time.Since(claimed).Seconds())
 	return stream.SendAndClose(total)

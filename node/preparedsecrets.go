@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -64,8 +65,12 @@ func PrepareSecret(secret string, cost int) ([]byte, error) {
 	return bcrypt.GenerateFromPassword([]byte(strings.TrimSpace(secret)), cost)
 }
 
-// seal checks a prepared hash (a bcrypt hash of at least minCost) and seals it.
-func (s *sealedSecrets) seal(prepared string, minCost int) ([]byte, error) {
+// nonceMAC is the HMAC that derives the nonces of seal; one per goroutine.
+func (s *sealedSecrets) nonceMAC() hash.Hash { return hmac.New(sha256.New, s.nonceKey) }
+
+// seal checks a prepared hash (a bcrypt hash of at least minCost) and seals it; mac is from
+// nonceMAC.
+func (s *sealedSecrets) seal(mac hash.Hash, prepared string, minCost int) ([]byte, error) {
 	cost, err := bcrypt.Cost([]byte(prepared))
 	if err != nil || len(prepared) != 60 {
 		return nil, errors.New("secret_bcrypt is not a bcrypt hash (prepare the roll with `urne election prepare`)")
@@ -73,7 +78,7 @@ func (s *sealedSecrets) seal(prepared string, minCost int) ([]byte, error) {
 	if cost < minCost {
 		return nil, fmt.Errorf("secret_bcrypt has cost %d, this cluster requires at least %d", cost, minCost)
 	}
-	mac := hmac.New(sha256.New, s.nonceKey)
+	mac.Reset()
 	mac.Write([]byte(prepared))
 	nonce := mac.Sum(nil)[:s.aead.NonceSize()]
 	sealed := s.aead.Seal(bytes.Clone(nonce), nonce, []byte(prepared), []byte(pepperSealLabel))
@@ -102,15 +107,19 @@ func (s *sealedSecrets) open(stored []byte) (hash []byte, ok bool, err error) {
 // prepared hash, never both.
 func (s *secrets) sealPrepared(plain, prepared []string, records []*fsmpb.VoterRecord) error {
 	var errs []error
+	var mac hash.Hash
 	for i, p := range prepared {
 		if p == "" {
 			continue
+		}
+		if mac == nil {
+			mac = s.sealed.nonceMAC()
 		}
 		if plain[i] != "" {
 			errs = append(errs, fmt.Errorf("voter %q: give secret or secret_bcrypt, not both", records[i].VoterId))
 			continue
 		}
-		sealed, err := s.sealed.seal(p, s.cost)
+		sealed, err := s.sealed.seal(mac, p, s.cost)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("voter %q: %w", records[i].VoterId, err))
 			continue

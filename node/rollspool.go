@@ -25,25 +25,35 @@ import (
 // crash), and its keys in memory, about a hundred bytes per voter. Once whole, the file is
 // mapped and read from memory, in key order.
 type rollSpool struct {
-	file    *os.File
-	w       *bufio.Writer
-	size    int64
-	mapped  []byte // the whole file, once written
-	keys    *keyring.Keyring
-	index   *fsm.RollIndex
+	file   *os.File
+	w      *bufio.Writer
+	size   int64
+	mapped []byte // the whole file, once written
+	keys   *keyring.Keyring
+	index  *fsm.RollIndex
+	buf    []byte
+	count  int
+	// The entries are kept in chunks as the roll arrives, then in one slice to be sorted:
+	// a single slice grown by append would copy a million entries again and again.
+	chunks  [][]spoolEntry
+	chunk   int // entries per chunk
 	entries []spoolEntry
-	buf     []byte
+	ids     []byte // the voter ids, one after the other, so that entries hold no pointer
 }
+
+// spoolChunk is the number of entries per chunk, about 6 MiB of them.
+const spoolChunk = 1 << 16
 
 // spoolEntry is one voter of the spool. Entries of one voter keep the order they arrived in
 // (off grows), the later one a rectification of the earlier.
 type spoolEntry struct {
 	voterKey   [sha256.Size]byte
 	homonymKey [sha256.Size]byte
-	voterID    string
 	off        int64
 	size       uint32
-	homonym    bool // the voter has a homonym key (a date of birth)
+	idOff      uint32
+	idLen      uint8 // fsm.MaxIDSize is 128
+	homonym    bool  // the voter has a homonym key (a date of birth)
 }
 
 func newRollSpool(dir string, keys *keyring.Keyring, index *fsm.RollIndex) (*rollSpool, error) {
@@ -55,7 +65,7 @@ func newRollSpool(dir string, keys *keyring.Keyring, index *fsm.RollIndex) (*rol
 		_ = f.Close()
 		return nil, fmt.Errorf("spool the roll: %w", err)
 	}
-	return &rollSpool{file: f, w: bufio.NewWriterSize(f, 1<<20), keys: keys, index: index}, nil
+	return &rollSpool{file: f, w: bufio.NewWriterSize(f, 1<<20), keys: keys, index: index, chunk: spoolChunk}, nil
 }
 
 func (s *rollSpool) close() {
@@ -89,7 +99,7 @@ func spoolAAD(off int64) []byte {
 // add seals v into the spool, after the checks the state machine will make of it.
 func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 	if err := fsm.CheckVoter(v); err != nil {
-		return fmt.Errorf("voter %d of the roll: %w", len(s.entries)+1, err)
+		return fmt.Errorf("voter %d of the roll: %w", s.count+1, err)
 	}
 	plain, err := proto.Marshal(v)
 	if err != nil {
@@ -99,18 +109,35 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 	if _, err := s.w.Write(s.buf); err != nil {
 		return fmt.Errorf("spool the roll: %w", err)
 	}
-	e := spoolEntry{voterID: v.VoterId, off: s.size, size: uint32(len(s.buf))}
+	e := spoolEntry{off: s.size, size: uint32(len(s.buf)), idOff: uint32(len(s.ids)), idLen: uint8(len(v.VoterId))}
+	s.ids = append(s.ids, v.VoterId...)
 	copy(e.voterKey[:], s.index.VoterKey(v.VoterId))
 	if hk := s.index.HomonymKey(v); hk != nil {
 		e.homonym = true
 		copy(e.homonymKey[:], hk)
 	}
-	s.entries = append(s.entries, e)
+	if len(s.chunks) == 0 || len(s.chunks[len(s.chunks)-1]) == s.chunk {
+		s.chunks = append(s.chunks, make([]spoolEntry, 0, s.chunk))
+	}
+	s.chunks[len(s.chunks)-1] = append(s.chunks[len(s.chunks)-1], e)
+	s.count++
 	s.size += int64(len(s.buf))
 	return nil
 }
 
+func (s *rollSpool) voterID(e *spoolEntry) string {
+	return string(s.ids[e.idOff : e.idOff+uint32(e.idLen)])
+}
+
+// sortBy puts the entries in one slice, if they are not yet, and sorts them by key.
 func (s *rollSpool) sortBy(key func(*spoolEntry) []byte) {
+	if s.chunks != nil {
+		s.entries = slices.Grow(s.entries, s.count-len(s.entries))
+		for _, c := range s.chunks {
+			s.entries = append(s.entries, c...)
+		}
+		s.chunks = nil
+	}
 	slices.SortFunc(s.entries, func(a, b spoolEntry) int {
 		return cmp.Or(bytes.Compare(key(&a), key(&b)), cmp.Compare(a.off, b.off))
 	})
@@ -125,8 +152,8 @@ func (s *rollSpool) checkHomonyms() error {
 	s.sortBy(homonymKeyOf)
 	for i := 1; i < len(s.entries); i++ {
 		a, b := &s.entries[i-1], &s.entries[i]
-		if a.homonym && b.homonym && a.homonymKey == b.homonymKey && a.voterID != b.voterID {
-			return fsm.HomonymError(b.voterID, a.voterID)
+		if a.homonym && b.homonym && a.homonymKey == b.homonymKey && s.voterID(a) != s.voterID(b) {
+			return fsm.HomonymError(s.voterID(b), s.voterID(a))
 		}
 	}
 	return nil
@@ -142,7 +169,7 @@ func (s *rollSpool) claims(n int) iter.Seq[[]*fsmpb.HomonymClaim] {
 			if !e.homonym || i > 0 && s.entries[i-1].homonymKey == e.homonymKey {
 				continue // checkHomonyms let through only one voter per key
 			}
-			batch = append(batch, &fsmpb.HomonymClaim{Key: bytes.Clone(e.homonymKey[:]), VoterId: e.voterID})
+			batch = append(batch, &fsmpb.HomonymClaim{Key: bytes.Clone(e.homonymKey[:]), VoterId: s.voterID(e)})
 			if len(batch) == n {
 				if !yield(batch) {
 					return

@@ -63,6 +63,7 @@ func addAll(t *testing.T, s *rollSpool, voters ...*fsmpb.VoterRecord) {
 // rectification it was.
 func TestRollSpoolYieldsVotersInKeyOrder(t *testing.T) {
 	s, _ := newTestSpool(t)
+	s.chunk = 4 // several chunks, the last one part full
 	var in []*fsmpb.VoterRecord
 	for i := range 25 {
 		in = append(in, spoolVoter(fmt.Sprintf("v%03d", i), fmt.Sprintf("Voter %d", i)))
