@@ -31,8 +31,11 @@ func applyImportVoters(s *applyState, c *fsmpb.Command, p *fsmpb.ImportVoters) (
 	for _, b := range [][]byte{bucketVoters, bucketHomonyms} {
 		s.tx.Bucket(b).FillPercent = rollFillPercent
 	}
-	held, err := s.checkHomonyms(p.Voters)
-	if err != nil {
+	keys := make([]rollKeys, len(p.Voters))
+	for i, v := range p.Voters {
+		keys[i] = rollKeys{voter: voterKeyWith(s.indexMAC(), v.VoterId), homonym: s.homonymKey(v)}
+	}
+	if err := s.checkHomonyms(p.Voters, keys); err != nil {
 		return nil, err
 	}
 	claimed, err := s.claimHomonyms(p.Claims)
@@ -40,8 +43,8 @@ func applyImportVoters(s *applyState, c *fsmpb.Command, p *fsmpb.ImportVoters) (
 		return nil, err
 	}
 	result := &fsmpb.ImportResult{Claimed: claimed}
-	for _, v := range p.Voters {
-		if err := s.importVoter(c, v, held, result); err != nil {
+	for i, v := range p.Voters {
+		if err := s.importVoter(c, v, keys[i], result); err != nil {
 			return nil, err
 		}
 	}
@@ -86,8 +89,14 @@ func checkRollForProfile(e *fsmpb.ElectionState, p *fsmpb.ImportVoters) error {
 	return nil
 }
 
-func (s *applyState) importVoter(c *fsmpb.Command, v *fsmpb.VoterRecord, held map[string]bool, result *fsmpb.ImportResult) error {
-	key := voterKeyWith(s.indexMAC(), v.VoterId)
+// rollKeys are the keys of a voter of an import, computed once.
+type rollKeys struct {
+	voter, homonym []byte
+	held           bool // the homonym key already points to the voter
+}
+
+func (s *applyState) importVoter(c *fsmpb.Command, v *fsmpb.VoterRecord, keys rollKeys, result *fsmpb.ImportResult) error {
+	key := keys.voter
 	old, found, err := s.voterRecord(key)
 	if err != nil {
 		return err
@@ -99,7 +108,7 @@ func (s *applyState) importVoter(c *fsmpb.Command, v *fsmpb.VoterRecord, held ma
 	if err := s.putVoter(key, v); err != nil {
 		return err
 	}
-	if err := s.moveHomonymKey(old, v, key, held); err != nil {
+	if err := s.moveHomonymKey(old, keys); err != nil {
 		return err
 	}
 	result.Imported++
@@ -181,30 +190,29 @@ func (s *applyState) homonymHolder(hk, key []byte) (mine, taken bool, err error)
 }
 
 // checkHomonyms refuses an import that would put two voters with the same name and date of
-// birth on the roll, within the import or against the roll. It returns the homonym keys
-// that already point to their voter, which the import need not write again.
-func (s *applyState) checkHomonyms(voters []*fsmpb.VoterRecord) (map[string]bool, error) {
+// birth on the roll, within the import or against the roll. It marks the homonym keys that
+// already point to their voter, which the import need not write again.
+func (s *applyState) checkHomonyms(voters []*fsmpb.VoterRecord, keys []rollKeys) error {
 	seen := map[string]string{}
-	held := map[string]bool{}
-	for _, v := range voters {
-		hk := s.homonymKey(v)
+	for i, v := range voters {
+		hk := keys[i].homonym
 		if hk == nil {
 			continue
 		}
 		if other, dup := seen[string(hk)]; dup && other != v.VoterId {
-			return nil, homonymError(v.VoterId, v.DateOfBirth, other)
+			return homonymError(v.VoterId, v.DateOfBirth, other)
 		}
 		seen[string(hk)] = v.VoterId
-		mine, taken, err := s.homonymHolder(hk, voterKeyWith(s.indexMAC(), v.VoterId))
+		mine, taken, err := s.homonymHolder(hk, keys[i].voter)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if taken {
-			return nil, homonymError(v.VoterId, v.DateOfBirth, "another voter already on the roll")
+			return homonymError(v.VoterId, v.DateOfBirth, "another voter already on the roll")
 		}
-		held[string(hk)] = mine
+		keys[i].held = mine
 	}
-	return held, nil
+	return nil
 }
 
 // claimHomonyms points each claimed key to its voter, unless it already does, and returns how
@@ -251,8 +259,8 @@ func homonymError(voterID, birth, other string) error {
 }
 
 // moveHomonymKey keeps the homonym index in line with a voter's name and date of birth.
-func (s *applyState) moveHomonymKey(old, v *fsmpb.VoterRecord, voterKey []byte, held map[string]bool) error {
-	oldKey, newKey := s.homonymKey(old), s.homonymKey(v)
+func (s *applyState) moveHomonymKey(old *fsmpb.VoterRecord, keys rollKeys) error {
+	oldKey, newKey := s.homonymKey(old), keys.homonym
 	if bytes.Equal(oldKey, newKey) {
 		return nil
 	}
@@ -261,10 +269,10 @@ func (s *applyState) moveHomonymKey(old, v *fsmpb.VoterRecord, voterKey []byte, 
 			return storageErr("delete homonym key: %w", err)
 		}
 	}
-	if newKey == nil || held[string(newKey)] {
+	if newKey == nil || keys.held {
 		return nil
 	}
-	return putSealed(s.tx, s.sealer, bucketHomonyms, newKey, bytes.Clone(voterKey))
+	return putSealed(s.tx, s.sealer, bucketHomonyms, newKey, keys.voter)
 }
 
 // RollIndex computes the keys under which the current election files its voters and their
