@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"bytes"
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
@@ -355,35 +354,20 @@ func BenchmarkApplyImport(b *testing.B) {
 			DateOfBirth: fmt.Sprintf("19%02d-%02d-%02d", 50+i%50, 1+i%12, 1+i%28),
 			SecretHash:  []byte(fakeBcrypt + strings.Repeat("x", 31)), Composante: "IUT", College: "A", Secteur: "Nord"}
 	}
-	index := NewRollIndex(fixedIndexKey)
-	byKey := func(key func(*fsmpb.VoterRecord) []byte) []*fsmpb.VoterRecord {
-		sorted := slices.Clone(roll)
-		slices.SortFunc(sorted, func(a, b *fsmpb.VoterRecord) int { return bytes.Compare(key(a), key(b)) })
-		return sorted
+	arrival := make([]*fsmpb.ImportVoters, 0, voters/MaxVotersPerCommand)
+	for c := range slices.Chunk(roll, MaxVotersPerCommand) {
+		arrival = append(arrival, &fsmpb.ImportVoters{Voters: c})
 	}
-	byHomonym, byVoter := byKey(index.HomonymKey), byKey(func(v *fsmpb.VoterRecord) []byte { return index.VoterKey(v.VoterId) })
+	orders := map[string][]*fsmpb.ImportVoters{"arrival": arrival, "sorted": inKeyOrder(roll)}
 	for _, mode := range []string{"arrival", "sorted"} {
 		b.Run(mode, func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				h := newHarness(b)
 				h.mustApply(typeCreate, &fsmpb.CreateElection{ElectionId: electionID, Name: "CSE 2026"})
-				var logs []*raft.Log
-				if mode == "sorted" {
-					for c := range slices.Chunk(byHomonym, MaxVotersPerCommand) {
-						claims := make([]*fsmpb.HomonymClaim, len(c))
-						for i, v := range c {
-							claims[i] = &fsmpb.HomonymClaim{Key: index.HomonymKey(v), VoterId: v.VoterId}
-						}
-						logs = append(logs, h.entry(typeImport, &fsmpb.ImportVoters{Claims: claims}))
-					}
-				}
-				order := roll
-				if mode == "sorted" {
-					order = byVoter
-				}
-				for c := range slices.Chunk(order, MaxVotersPerCommand) {
-					logs = append(logs, h.entry(typeImport, &fsmpb.ImportVoters{Voters: c}))
+				logs := make([]*raft.Log, len(orders[mode]))
+				for i, p := range orders[mode] {
+					logs[i] = h.entry(typeImport, p)
 				}
 				b.StartTimer()
 				for _, l := range logs {

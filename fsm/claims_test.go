@@ -16,6 +16,29 @@ func claimOf(v *fsmpb.VoterRecord) *fsmpb.HomonymClaim {
 	return &fsmpb.HomonymClaim{Key: NewRollIndex(fixedIndexKey).HomonymKey(v), VoterId: v.VoterId}
 }
 
+// inKeyOrder is the roll as a receiving node proposes it: its homonym keys claimed in their
+// order, then its voters in the order of theirs, MaxVotersPerCommand per command.
+func inKeyOrder(roll []*fsmpb.VoterRecord) []*fsmpb.ImportVoters {
+	index := NewRollIndex(fixedIndexKey)
+	byKey := func(key func(*fsmpb.VoterRecord) []byte) []*fsmpb.VoterRecord {
+		sorted := slices.Clone(roll)
+		slices.SortFunc(sorted, func(a, b *fsmpb.VoterRecord) int { return bytes.Compare(key(a), key(b)) })
+		return sorted
+	}
+	var out []*fsmpb.ImportVoters
+	for c := range slices.Chunk(byKey(index.HomonymKey), MaxVotersPerCommand) {
+		claims := make([]*fsmpb.HomonymClaim, len(c))
+		for i, v := range c {
+			claims[i] = claimOf(v)
+		}
+		out = append(out, &fsmpb.ImportVoters{Claims: claims})
+	}
+	for c := range slices.Chunk(byKey(func(v *fsmpb.VoterRecord) []byte { return index.VoterKey(v.VoterId) }), MaxVotersPerCommand) {
+		out = append(out, &fsmpb.ImportVoters{Voters: c})
+	}
+	return out
+}
+
 // homonymEntry returns the sealed bytes the homonyms bucket holds for v's key, and the voter
 // key they open to.
 func (h *harness) homonymEntry(v *fsmpb.VoterRecord) (sealed, owner []byte) {
@@ -137,26 +160,13 @@ func TestClaimsOnlyWhileDraft(t *testing.T) {
 // instead of leaving them half empty.
 func TestRollInKeyOrderFillsItsPages(t *testing.T) {
 	h := draftCivilService(t)
-	index := NewRollIndex(fixedIndexKey)
 	roll := make([]*fsmpb.VoterRecord, 20000)
 	for i := range roll {
 		roll[i] = legalVoter(fmt.Sprintf("v%05d", i), "A")
 		roll[i].Name = fmt.Sprintf("Voter %d", i)
 	}
-	byKey := func(key func(*fsmpb.VoterRecord) []byte) []*fsmpb.VoterRecord {
-		sorted := slices.Clone(roll)
-		slices.SortFunc(sorted, func(a, b *fsmpb.VoterRecord) int { return bytes.Compare(key(a), key(b)) })
-		return sorted
-	}
-	for c := range slices.Chunk(byKey(index.HomonymKey), MaxVotersPerCommand) {
-		claims := make([]*fsmpb.HomonymClaim, len(c))
-		for i, v := range c {
-			claims[i] = claimOf(v)
-		}
-		h.mustApply(typeImport, &fsmpb.ImportVoters{Claims: claims})
-	}
-	for c := range slices.Chunk(byKey(func(v *fsmpb.VoterRecord) []byte { return index.VoterKey(v.VoterId) }), MaxVotersPerCommand) {
-		h.mustApply(typeImport, &fsmpb.ImportVoters{Voters: c})
+	for _, p := range inKeyOrder(roll) {
+		h.mustApply(typeImport, p)
 	}
 	err := h.f.view(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketVoters, bucketHomonyms} {

@@ -94,6 +94,9 @@ func (s *electionService) receiveRoll(stream urnepb.Election_ImportVotersServer,
 		var batch []*fsmpb.VoterRecord
 		var secrets, prepared []string
 		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
 			if err := s.n.secrets.sealPrepared(secrets, prepared, batch); err != nil {
 				return toStatus(fmt.Errorf("%w: %v", fsm.ErrInvalid, err))
 			}
