@@ -96,7 +96,7 @@ func corruptOnPanic(path string, err *error) {
 func openRaftStores(dir, nodeID string, keys *keyring.Keyring, live storage.LiveState, logger *slog.Logger) (s *raftStores, err error) {
 	path := filepath.Join(dir, "raft.db")
 	defer corruptOnPanic(path, &err)
-	bs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{Timeout: 2 * time.Second}})
+	bs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: raftLogOptions()})
 	if err != nil {
 		return nil, fmt.Errorf("raft log %s: %w", path, err)
 	}
@@ -120,6 +120,16 @@ func openRaftStores(dir, nodeID string, keys *keyring.Keyring, live storage.Live
 	}
 	s.snaps = storage.NewSnapshotStore(snaps, keys, live)
 	return s, nil
+}
+
+// raftLogOptions open raft.db with bbolt's hash-map freelist, not written at each commit. Each
+// snapshot compacts up to SnapshotThreshold entries at once, which frees a large share of the
+// file's pages; bbolt's defaults (a sorted array, written whole by every commit) then rewrite
+// that list, megabytes at a million voters, with every append until the next entries have
+// taken the pages back (BenchmarkRaftLogAppend). A node that opens raft.db rebuilds the list
+// by walking the file's pages, as checkRaftLog already reads it whole.
+func raftLogOptions() *bolt.Options {
+	return &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true}
 }
 
 // The raft log cache holds the last logCacheEntries entries, up to logCacheBytes in all: a
