@@ -50,8 +50,8 @@ type spoolEntry struct {
 	voterKey   [sha256.Size]byte
 	homonymKey [sha256.Size]byte
 	off        int64
+	idOff      int64 // as wide as off: the ids of a large roll may pass 4 GiB, and the entry is no larger
 	size       uint32
-	idOff      uint32
 	idLen      uint8 // fsm.MaxIDSize is 128
 	homonym    bool  // the voter has a homonym key (a date of birth)
 }
@@ -109,7 +109,7 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 	if _, err := s.w.Write(s.buf); err != nil {
 		return fmt.Errorf("spool the roll: %w", err)
 	}
-	e := spoolEntry{off: s.size, size: uint32(len(s.buf)), idOff: uint32(len(s.ids)), idLen: uint8(len(v.VoterId))}
+	e := spoolEntry{off: s.size, size: uint32(len(s.buf)), idOff: int64(len(s.ids)), idLen: uint8(len(v.VoterId))}
 	s.ids = append(s.ids, v.VoterId...)
 	copy(e.voterKey[:], s.index.VoterKey(v.VoterId))
 	if hk := s.index.HomonymKey(v); hk != nil {
@@ -126,7 +126,7 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 }
 
 func (s *rollSpool) voterID(e *spoolEntry) string {
-	return string(s.ids[e.idOff : e.idOff+uint32(e.idLen)])
+	return string(s.ids[e.idOff : e.idOff+int64(e.idLen)])
 }
 
 // sortBy puts the entries in one slice, if they are not yet, and sorts them by key.
