@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/urne-vote/urne/fsm/fsmpb"
 )
 
 // crashImage copies the database file as a crash would leave it, with no commit running, and
@@ -138,5 +140,32 @@ func TestPhaseFollowsTheAppliedEntries(t *testing.T) {
 	}
 	if p := openHarness(t, h.path, h.f.sealer).f.Phase(); p != PhaseOpen {
 		t.Fatalf("phase after a restart: %s", PhaseName(p))
+	}
+}
+
+// The election the node's loops watch follows the applied entries without a read, so that
+// watching it commits nothing early.
+func TestLatestElectionIsReadWithoutACommit(t *testing.T) {
+	h := newHarness(t)
+	h.f.commitDelay = time.Hour
+	if e := h.f.LatestElection(); e != nil {
+		t.Fatalf("election before it is created: %v", e)
+	}
+	h.openElection("alice")
+	h.f.commit()
+	before := h.durableIndex()
+	h.mustApply(typeClose, &fsmpb.Transition{})
+	e := h.f.LatestElection()
+	if e.GetPhase() != PhaseClosed || e.GetElectionId() != electionID {
+		t.Fatalf("latest election after the close: %s %q", PhaseName(e.GetPhase()), e.GetElectionId())
+	}
+	if got := h.durableIndex(); got != before {
+		t.Fatalf("reading the latest election committed the state database (file at index %d, was %d)", got, before)
+	}
+	if err := h.f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if e := openHarness(t, h.path, h.f.sealer).f.LatestElection(); e.GetPhase() != PhaseClosed {
+		t.Fatalf("latest election after a restart: %s", PhaseName(e.GetPhase()))
 	}
 }

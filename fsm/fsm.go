@@ -63,9 +63,10 @@ type FSM struct {
 var _ raft.BatchingFSM = (*FSM)(nil)
 
 // summary is what the node asks of the state after every apply; kept in memory, since a read
-// commits what waits first.
+// commits what waits first. The election is the one the batch read and wrote: nothing changes
+// it once stored.
 type summary struct {
-	phase         int32
+	election      *fsmpb.ElectionState // nil before CREATE_ELECTION
 	outboxPending uint64
 }
 
@@ -147,7 +148,7 @@ func (f *FSM) openReadWrite(path string) (*bolt.DB, uint64, *summary, error) {
 			return err
 		}
 		c, err := readCounters(tx, f.sealer)
-		sum = &summary{phase: e.GetPhase(), outboxPending: c.GetOutboxPending()}
+		sum = &summary{election: e, outboxPending: c.GetOutboxPending()}
 		return err
 	})
 	if err != nil {
@@ -176,7 +177,13 @@ func (f *FSM) Close() error {
 
 // Phase is the election's phase after the last entry applied (PhaseNone before it is
 // created), without a read: a hint for answering early that the state machine decides anyway.
-func (f *FSM) Phase() int32 { return f.summary.Load().phase }
+func (f *FSM) Phase() int32 { return f.summary.Load().election.GetPhase() }
+
+// LatestElection is the election after the last entry applied (nil before it is created),
+// without a read, for the node's periodic loops: a read would commit what waits first, once a
+// second per loop. Like Phase, a hint: the state machine decides. It is shared; the caller
+// must not change it.
+func (f *FSM) LatestElection() *fsmpb.ElectionState { return f.summary.Load().election }
 
 // OutboxPending is the number of messages in the outbox after the last entry applied, without
 // a read.
@@ -315,8 +322,11 @@ func (f *FSM) applyInTx(tx *bolt.Tx, logs []*raft.Log, responses []interface{}) 
 	if last == applied {
 		return last, nil, nil
 	}
-	f.summary.Store(&summary{phase: state.election.GetPhase(), outboxPending: state.counters.GetOutboxPending()})
-	return last, observed, state.flush(last)
+	if err := state.flush(last); err != nil {
+		return last, observed, err
+	}
+	f.summary.Store(&summary{election: state.election, outboxPending: state.counters.GetOutboxPending()})
+	return last, observed, nil
 }
 
 // applyEntry decodes and applies the data of one command entry, then records it in the

@@ -142,8 +142,8 @@ func (n *Node) erasureLoop() {
 			return
 		case <-t.C:
 		}
-		d, _, _, err := n.destruction()
-		if err != nil || d.GetAuthorizedAtUnixNano() == 0 ||
+		d := n.fsm.LatestElection().GetDestruction()
+		if d.GetAuthorizedAtUnixNano() == 0 ||
 			slices.ContainsFunc(d.Erasures, func(e *fsmpb.RecordErasure) bool { return e.NodeId == n.cfg.NodeID }) {
 			continue
 		}

@@ -70,8 +70,8 @@ func (n *Node) retentionDue() bool {
 }
 
 func (n *Node) deadlinePassed() bool {
-	e, _, err := n.fsm.Election()
-	if err != nil || e.Phase != fsm.PhaseOpen {
+	e := n.fsm.LatestElection()
+	if e.GetPhase() != fsm.PhaseOpen {
 		return false
 	}
 	closes := e.GetConfig().GetClosesAtUnixNano()
