@@ -157,8 +157,16 @@ func TestSnapshotInstallDuringLoad(t *testing.T) {
 		e.WaitAcked(100, time.Minute)
 		e.Fault("start "+f+" behind the leader's snapshot", func() { e.C.Start(f) })
 		e.C.WaitCaughtUp(f, time.Minute)
-		if !strings.Contains(e.C.Log(f), "state restored from snapshot") {
-			t.Fatalf("%s caught up without installing the leader's snapshot", f)
+		if log := e.C.Log(f); !strings.Contains(log, "state restored from snapshot") {
+			// What f logged about snapshots and its log says how it caught up instead.
+			var said []string
+			for line := range strings.Lines(log) {
+				if strings.Contains(line, "snapshot") || strings.Contains(line, "log") && strings.Contains(line, "index") {
+					said = append(said, line)
+				}
+			}
+			t.Fatalf("%s caught up without installing the leader's snapshot (stopped at index %d or before); it logged:\n%s",
+				f, last, strings.Join(said[max(0, len(said)-30):], ""))
 		}
 		e.WaitAcked(50, 30*time.Second)
 	})
