@@ -20,13 +20,14 @@ func TestSystemBenchElection(t *testing.T) {
 		t.Fatalf("bench election: %v\n%s", err, out)
 	}
 	var r struct {
-		Voters      int     `json:"voters"`
-		Complete    bool    `json:"complete"`
-		Counted     uint64  `json:"counted"`
-		Emargements uint64  `json:"emargements"`
-		MaxRSS      uint64  `json:"max_rss_bytes"`
-		PerBallot   float64 `json:"data_bytes_per_ballot"`
-		Restart     float64 `json:"restart_seconds"`
+		Voters      int               `json:"voters"`
+		Complete    bool              `json:"complete"`
+		Counted     uint64            `json:"counted"`
+		Emargements uint64            `json:"emargements"`
+		MaxRSS      uint64            `json:"max_rss_bytes"`
+		PerBallot   float64           `json:"data_bytes_per_ballot"`
+		Restart     float64           `json:"restart_seconds"`
+		TermsBegun  map[string]uint64 `json:"terms_begun"`
 		Cast        struct {
 			Acknowledged int `json:"acknowledged"`
 		} `json:"cast"`
@@ -58,6 +59,11 @@ func TestSystemBenchElection(t *testing.T) {
 	for id, pid := range before {
 		if after[id] == 0 || after[id] == pid {
 			t.Fatalf("node %s: pid %d before the bench, %d after: it was not restarted", id, pid, after[id])
+		}
+	}
+	for _, phase := range []string{"import", "cast", "close", "count"} {
+		if _, ok := r.TermsBegun[phase]; !ok {
+			t.Fatalf("want the raft terms begun during the %s, got %s", phase, out)
 		}
 	}
 	if r.Restart <= 0 {

@@ -45,6 +45,11 @@ type electionBenchReport struct {
 	// again on the election's files (page cache warm) until all answered under one leader.
 	RestartSeconds float64 `json:"restart_seconds"`
 	TotalSeconds   float64 `json:"total_seconds"`
+	// TermsBegun is how many raft terms began during each phase (import, cast, close,
+	// count), from the highest term the nodes answer with at each phase's start and end:
+	// each one is an election, because a follower stopped hearing from its leader. A phase
+	// is absent when no node answered at one of its ends.
+	TermsBegun map[string]uint64 `json:"terms_begun,omitempty"`
 	// Nodes is each node's peak resident memory and data directory size.
 	Nodes           []nodeFootprint `json:"nodes"`
 	MaxRSSBytes     uint64          `json:"max_rss_bytes"`
@@ -135,6 +140,9 @@ func (a *app) benchElection(ctx context.Context, conn *connFlags, d *devCluster,
 	if err := a.createElection(ctx, op, t, benchElectionName); err != nil {
 		return nil, err
 	}
+	terms := phaseTerms{ask: func() uint64 { return highestTerm(ctx, op, t.nodes()) }, begun: map[string]uint64{}}
+	r.TermsBegun = terms.begun
+	terms.enter("import")
 	began := time.Now()
 	if roll == "" {
 		err = a.importSynthetic(ctx, op, o.voters)
@@ -149,6 +157,7 @@ func (a *app) benchElection(ctx context.Context, conn *connFlags, d *devCluster,
 	}
 	r.ImportSeconds = time.Since(began).Seconds()
 	r.ImportPerSec = float64(o.voters) / r.ImportSeconds
+	terms.enter("cast")
 	if _, err := op.OpenElection(ctx); err != nil {
 		return finish(fmt.Errorf("opening the election: %w", err))
 	}
@@ -167,11 +176,13 @@ func (a *app) benchElection(ctx context.Context, conn *connFlags, d *devCluster,
 		return finish(err)
 	}
 
+	terms.enter("close")
 	began = time.Now()
 	if _, err := op.CloseElection(ctx); err != nil {
 		return finish(fmt.Errorf("closing the election: %w", err))
 	}
 	r.CloseSeconds = time.Since(began).Seconds()
+	terms.enter("count")
 
 	// Only the bureau may read the box: the bench issues itself a bureau certificate with
 	// the local cluster's CA, as `urne cluster issue-client` would.
@@ -207,12 +218,39 @@ func (a *app) benchElection(ctx context.Context, conn *connFlags, d *devCluster,
 		return finish(fmt.Errorf("the box holds %d ballots for %d émargements and %d acknowledged casts (%d failed, %d unknown)",
 			r.Counted, r.Emargements, acked, r.Cast.Failed, r.Cast.Unknown))
 	}
+	terms.enter("")
 	began = time.Now()
 	if err := restartAll(ctx, d); err != nil {
 		return finish(fmt.Errorf("restarting every node: %w", err))
 	}
 	r.RestartSeconds = time.Since(began).Seconds()
 	return finish(nil)
+}
+
+// phaseTerms counts the raft terms that began during each phase of the run.
+type phaseTerms struct {
+	ask   func() uint64 // the highest term the nodes answer with; 0 when none answered
+	phase string
+	term  uint64
+	begun map[string]uint64
+}
+
+// enter ends the current phase and begins the named one ("" begins none).
+func (p *phaseTerms) enter(phase string) {
+	term := p.ask()
+	if p.phase != "" && p.term != 0 && term >= p.term {
+		p.begun[p.phase] = term - p.term
+	}
+	p.phase, p.term = phase, term
+}
+
+// highestTerm asks every node for its term and returns the highest answered.
+func highestTerm(ctx context.Context, c *client.Client, nodes []targetNode) uint64 {
+	var term uint64
+	for _, a := range askNodes(ctx, c, nodes) {
+		term = max(term, a.info.GetTerm())
+	}
+	return term
 }
 
 // restartAll stops every node of d, starts them again and waits until all answer under one
@@ -237,6 +275,15 @@ func printElectionBench(w io.Writer, r *electionBenchReport) {
 	fprintf(w, "  close   %.1fs\n", r.CloseSeconds)
 	fprintf(w, "  count   %d ballots, %d émargements, in %.1fs\n", r.Counted, r.Emargements, r.CountSeconds)
 	fprintf(w, "  restart %.1fs (every node at once, until all answer under one leader)\n", r.RestartSeconds)
+	if len(r.TermsBegun) > 0 {
+		var parts []string
+		for _, phase := range []string{"import", "cast", "close", "count"} {
+			if n, ok := r.TermsBegun[phase]; ok {
+				parts = append(parts, fmt.Sprintf("%s %d", phase, n))
+			}
+		}
+		fprintf(w, "  raft terms begun: %s\n", strings.Join(parts, ", "))
+	}
 	for _, n := range r.Nodes {
 		fprintf(w, "  %-10s peak RSS %s (VmHWM %s, anonymous %s), data %s\n", n.Node, mib(n.PeakRSSBytes), mib(n.HWMBytes), mib(n.PeakAnonBytes), mib(uint64(n.DataBytes)))
 	}

@@ -109,8 +109,10 @@ type Election struct {
 	CountSeconds  float64 `json:"count_seconds"`
 	// RestartSeconds is absent (0) from the results of builds before it was measured.
 	RestartSeconds float64 `json:"restart_seconds"`
-	TotalSeconds   float64 `json:"total_seconds"`
-	Nodes          []struct {
+	// TermsBegun is absent from the results of builds before it was counted.
+	TermsBegun   map[string]uint64 `json:"terms_begun"`
+	TotalSeconds float64           `json:"total_seconds"`
+	Nodes        []struct {
 		Node      string `json:"node"`
 		PeakRSS   uint64 `json:"peak_rss_bytes"`
 		HWM       uint64 `json:"hwm_bytes"`
@@ -120,6 +122,18 @@ type Election struct {
 	MaxRSS    uint64  `json:"max_rss_bytes"`
 	PerBallot float64 `json:"data_bytes_per_ballot"`
 	Complete  bool    `json:"complete"`
+}
+
+// Terms lists the raft terms begun in each phase, in the order of the phases; "" when the
+// run did not count them.
+func (e *Election) Terms() string {
+	var parts []string
+	for _, phase := range []string{"import", "cast", "close", "count"} {
+		if n, ok := e.TermsBegun[phase]; ok {
+			parts = append(parts, fmt.Sprintf("%s %d", phase, n))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Login is `urne bench login -o json`.
