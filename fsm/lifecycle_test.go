@@ -303,3 +303,19 @@ func TestProfileIsChecked(t *testing.T) {
 		t.Fatalf("a refused profile left an election: %v", err)
 	}
 }
+
+// The integrity check's seal digest is computed only once there is a seal to compare it with:
+// an unsealed election (a draft, or a test election opened as it is) costs no pass over the
+// roll. Once sealed, the digest is recomputed and matches.
+func TestSealDigestOnlyOnceSealed(t *testing.T) {
+	h := newHarness(t)
+	h.draftLegal()
+	if recorded, now, err := h.f.SealDigest(); err != nil || recorded != nil || now != nil {
+		t.Fatalf("SealDigest of a draft: %x, %x, %v; want nothing", recorded, now, err)
+	}
+	h.as(ActorBureau, func() { h.mustApply(typeSeal, &fsmpb.SealElection{BuildDigest: build}) })
+	recorded, now, err := h.f.SealDigest()
+	if err != nil || len(recorded) == 0 || !bytes.Equal(recorded, now) {
+		t.Fatalf("SealDigest once sealed: %x, %x, %v", recorded, now, err)
+	}
+}
