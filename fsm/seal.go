@@ -154,10 +154,14 @@ func (f *FSM) SealDigest() (recorded, now []byte, err error) {
 		if err != nil || e.GetSeal() == nil {
 			return err
 		}
-		s := &applyState{tx: tx, sealer: f.sealer, election: e}
 		recorded = e.GetSeal().GetDigest()
-		now, err = s.sealDigest(e, e.GetSeal().GetBuildDigest())
+		now, err = f.recomputeSeal(tx, e)
 		return err
 	})
 	return recorded, now, err
+}
+
+// recomputeSeal hashes the seal of e again over what tx holds, with the build e was sealed with.
+func (f *FSM) recomputeSeal(tx *bolt.Tx, e *fsmpb.ElectionState) ([]byte, error) {
+	return (&applyState{tx: tx, sealer: f.sealer, election: e}).sealDigest(e, e.GetSeal().GetBuildDigest())
 }

@@ -227,6 +227,9 @@ func (a *app) benchElection(ctx context.Context, conn *connFlags, d *devCluster,
 	return finish(nil)
 }
 
+// electionPhases are the phases whose terms begun the report gives, in their order.
+var electionPhases = []string{"import", "cast", "close", "count"}
+
 // phaseTerms counts the raft terms that began during each phase of the run.
 type phaseTerms struct {
 	ask   func() uint64 // the highest term the nodes answer with; 0 when none answered
@@ -277,7 +280,7 @@ func printElectionBench(w io.Writer, r *electionBenchReport) {
 	fprintf(w, "  restart %.1fs (every node at once, until all answer under one leader)\n", r.RestartSeconds)
 	if len(r.TermsBegun) > 0 {
 		var parts []string
-		for _, phase := range []string{"import", "cast", "close", "count"} {
+		for _, phase := range electionPhases {
 			if n, ok := r.TermsBegun[phase]; ok {
 				parts = append(parts, fmt.Sprintf("%s %d", phase, n))
 			}
