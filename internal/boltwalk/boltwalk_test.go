@@ -72,8 +72,8 @@ func mappedResident(t *testing.T, path string) int64 {
 	for s.Scan() {
 		fields := strings.Fields(s.Text())
 		switch {
-		case len(fields) >= 6 && strings.Contains(fields[0], "-"):
-			inFile = fields[len(fields)-1] == path
+		case len(fields) >= 5 && strings.Contains(fields[0], "-"): // a mapping's first line; anonymous ones name no file
+			inFile = len(fields) >= 6 && fields[len(fields)-1] == path
 		case inFile && len(fields) == 3 && fields[0] == "Rss:":
 			kb, err := strconv.ParseInt(fields[1], 10, 64)
 			if err != nil {
