@@ -4,14 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"cmp"
+	"container/heap"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"iter"
 	"os"
+	"runtime"
 	"slices"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/urne-vote/urne/fsm"
@@ -33,16 +36,28 @@ type rollSpool struct {
 	index  *fsm.RollIndex
 	buf    []byte
 	count  int
-	// The entries are kept in chunks as the roll arrives, then in one slice to be sorted:
-	// a single slice grown by append would copy a million entries again and again.
-	chunks  [][]spoolEntry
-	chunk   int // entries per chunk
-	entries []spoolEntry
-	ids     []byte // the voter ids, one after the other, so that entries hold no pointer
+	plain  []byte // the marshalled voter being sealed, reused
+	// The entries are kept in chunks as the roll arrives, and each chunk is sorted in place,
+	// then read in order by merging the chunks: a single slice grown by append would copy a
+	// million entries again and again, and gathering them into one to sort would allocate
+	// and touch as much memory again in one go.
+	chunks [][]spoolEntry
+	chunk  int        // entries per chunk
+	order  spoolOrder // how every chunk is sorted
+	ids    []byte     // the voter ids, one after the other, so that entries hold no pointer
 }
 
 // spoolChunk is the number of entries per chunk, about 6 MiB of them.
 const spoolChunk = 1 << 16
+
+// spoolOrder is the order the spool's chunks are sorted in.
+type spoolOrder int
+
+const (
+	byArrival spoolOrder = iota
+	byHomonymKey
+	byVoterKey
+)
 
 // spoolEntry is one voter of the spool. Entries of one voter keep the order they arrived in
 // (off grows), the later one a rectification of the earlier.
@@ -101,10 +116,11 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 	if err := fsm.CheckVoter(v); err != nil {
 		return fmt.Errorf("voter %d of the roll: %w", s.count+1, err)
 	}
-	plain, err := proto.Marshal(v)
+	plain, err := proto.MarshalOptions{}.MarshalAppend(s.plain[:0], v)
 	if err != nil {
 		return err
 	}
+	s.plain = plain
 	s.buf = s.keys.AppendSeal(s.buf[:0], spoolAAD(s.size), plain)
 	if _, err := s.w.Write(s.buf); err != nil {
 		return fmt.Errorf("spool the roll: %w", err)
@@ -120,6 +136,7 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 		s.chunks = append(s.chunks, make([]spoolEntry, 0, s.chunk))
 	}
 	s.chunks[len(s.chunks)-1] = append(s.chunks[len(s.chunks)-1], e)
+	s.order = byArrival
 	s.count++
 	s.size += int64(len(s.buf))
 	return nil
@@ -129,32 +146,82 @@ func (s *rollSpool) voterID(e *spoolEntry) string {
 	return string(s.ids[e.idOff : e.idOff+int64(e.idLen)])
 }
 
-// sortBy puts the entries in one slice, if they are not yet, and sorts them by key.
-func (s *rollSpool) sortBy(key func(*spoolEntry) []byte) {
-	if s.chunks != nil {
-		s.entries = slices.Grow(s.entries, s.count-len(s.entries))
-		for _, c := range s.chunks {
-			s.entries = append(s.entries, c...)
-		}
-		s.chunks = nil
+// keyOf is the key the entries are sorted by in order o.
+func (o spoolOrder) keyOf(e *spoolEntry) []byte {
+	if o == byHomonymKey {
+		return e.homonymKey[:]
 	}
-	slices.SortFunc(s.entries, func(a, b spoolEntry) int {
-		return cmp.Or(bytes.Compare(key(&a), key(&b)), cmp.Compare(a.off, b.off))
-	})
+	return e.voterKey[:]
 }
 
-func homonymKeyOf(e *spoolEntry) []byte { return e.homonymKey[:] }
-func voterKeyOf(e *spoolEntry) []byte   { return e.voterKey[:] }
+// compare orders two entries by key, then in the order they arrived, so that the entries of
+// one voter keep that order.
+func (o spoolOrder) compare(a, b *spoolEntry) int {
+	return cmp.Or(bytes.Compare(o.keyOf(a), o.keyOf(b)), cmp.Compare(a.off, b.off))
+}
+
+// inOrder yields every entry in order o: it sorts each chunk in place, on every processor,
+// then merges the chunks.
+func (s *rollSpool) inOrder(o spoolOrder) iter.Seq[*spoolEntry] {
+	if s.order != o {
+		var g errgroup.Group
+		g.SetLimit(runtime.GOMAXPROCS(0))
+		for _, c := range s.chunks {
+			g.Go(func() error {
+				slices.SortFunc(c, func(a, b spoolEntry) int { return o.compare(&a, &b) })
+				return nil
+			})
+		}
+		_ = g.Wait()
+		s.order = o
+	}
+	return func(yield func(*spoolEntry) bool) {
+		m := &spoolMerge{order: o}
+		for _, c := range s.chunks {
+			if len(c) > 0 {
+				m.runs = append(m.runs, c)
+			}
+		}
+		heap.Init(m)
+		for m.Len() > 0 {
+			run := m.runs[0]
+			if !yield(&run[0]) {
+				return
+			}
+			if m.runs[0] = run[1:]; len(run) == 1 {
+				heap.Pop(m)
+			} else {
+				heap.Fix(m, 0)
+			}
+		}
+	}
+}
+
+// spoolMerge is a heap of sorted runs of entries, the run with the least first entry on top.
+type spoolMerge struct {
+	order spoolOrder
+	runs  [][]spoolEntry
+}
+
+func (m *spoolMerge) Len() int           { return len(m.runs) }
+func (m *spoolMerge) Less(i, j int) bool { return m.order.compare(&m.runs[i][0], &m.runs[j][0]) < 0 }
+func (m *spoolMerge) Swap(i, j int)      { m.runs[i], m.runs[j] = m.runs[j], m.runs[i] }
+func (m *spoolMerge) Push(x any)         { m.runs = append(m.runs, x.([]spoolEntry)) }
+func (m *spoolMerge) Pop() any {
+	last := m.runs[len(m.runs)-1]
+	m.runs = m.runs[:len(m.runs)-1]
+	return last
+}
 
 // checkHomonyms refuses a roll that holds two voters with the same name and date of birth,
-// by sorting it on their homonym keys.
+// by reading it in the order of their homonym keys.
 func (s *rollSpool) checkHomonyms() error {
-	s.sortBy(homonymKeyOf)
-	for i := 1; i < len(s.entries); i++ {
-		a, b := &s.entries[i-1], &s.entries[i]
-		if a.homonym && b.homonym && a.homonymKey == b.homonymKey && s.voterID(a) != s.voterID(b) {
-			return fsm.HomonymError(s.voterID(b), s.voterID(a))
+	var prev *spoolEntry
+	for e := range s.inOrder(byHomonymKey) {
+		if prev != nil && prev.homonym && e.homonym && prev.homonymKey == e.homonymKey && s.voterID(prev) != s.voterID(e) {
+			return fsm.HomonymError(s.voterID(e), s.voterID(prev))
 		}
+		prev = e
 	}
 	return nil
 }
@@ -162,11 +229,12 @@ func (s *rollSpool) checkHomonyms() error {
 // claims yields the roll's homonym keys in their order, n at a time.
 func (s *rollSpool) claims(n int) iter.Seq[[]*fsmpb.HomonymClaim] {
 	return func(yield func([]*fsmpb.HomonymClaim) bool) {
-		s.sortBy(homonymKeyOf)
 		var batch []*fsmpb.HomonymClaim
-		for i := range s.entries {
-			e := &s.entries[i]
-			if !e.homonym || i > 0 && s.entries[i-1].homonymKey == e.homonymKey {
+		var prev *spoolEntry
+		for e := range s.inOrder(byHomonymKey) {
+			same := prev != nil && prev.homonymKey == e.homonymKey
+			prev = e
+			if !e.homonym || same {
 				continue // checkHomonyms let through only one voter per key
 			}
 			batch = append(batch, &fsmpb.HomonymClaim{Key: bytes.Clone(e.homonymKey[:]), VoterId: s.voterID(e)})
@@ -190,10 +258,9 @@ func (s *rollSpool) voters(n int) iter.Seq2[[]*fsmpb.VoterRecord, error] {
 			yield(nil, err)
 			return
 		}
-		s.sortBy(voterKeyOf)
 		var batch []*fsmpb.VoterRecord
-		for i := range s.entries {
-			v, err := s.read(&s.entries[i])
+		for e := range s.inOrder(byVoterKey) {
+			v, err := s.read(e)
 			if err != nil {
 				yield(nil, err)
 				return
