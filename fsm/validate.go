@@ -3,7 +3,6 @@ package fsm
 import (
 	"crypto/sha256"
 	"fmt"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -116,6 +115,10 @@ func CheckVoter(v *fsmpb.VoterRecord) error {
 
 // checkSecretHash accepts a bcrypt or argon2id hash, a bcrypt hash sealed under the pepper
 // key by the receiving node ("$ubs1$", see node), or nothing (test elections).
+// secretHashPrefixes are the forms a stored secret may take: bcrypt, argon2id, and a bcrypt
+// hash sealed by the node that imported it.
+var secretHashPrefixes = []string{"$2a$", "$2b$", "$2y$", "$argon2id$", "$ubs1$"}
+
 func checkSecretHash(h []byte) error {
 	if len(h) == 0 {
 		return nil
@@ -123,8 +126,8 @@ func checkSecretHash(h []byte) error {
 	if len(h) > maxSecretHashSize {
 		return fmt.Errorf("%w: secret hash of %d bytes, limit %d", ErrInvalid, len(h), maxSecretHashSize)
 	}
-	for _, prefix := range []string{"$2a$", "$2b$", "$2y$", "$argon2id$", "$ubs1$"} {
-		if strings.HasPrefix(string(h), prefix) {
+	for _, prefix := range secretHashPrefixes {
+		if len(h) >= len(prefix) && string(h[:len(prefix)]) == prefix { // compared, not copied
 			return nil
 		}
 	}

@@ -71,7 +71,8 @@ func (s *sealedSecrets) nonceMAC() hash.Hash { return hmac.New(sha256.New, s.non
 // seal checks a prepared hash (a bcrypt hash of at least minCost) and seals it; mac is from
 // nonceMAC.
 func (s *sealedSecrets) seal(mac hash.Hash, prepared string, minCost int) ([]byte, error) {
-	cost, err := bcrypt.Cost([]byte(prepared))
+	hashed := []byte(prepared)
+	cost, err := bcrypt.Cost(hashed)
 	if err != nil || len(prepared) != 60 {
 		return nil, errors.New("secret_bcrypt is not a bcrypt hash (prepare the roll with `urne election prepare`)")
 	}
@@ -79,10 +80,13 @@ func (s *sealedSecrets) seal(mac hash.Hash, prepared string, minCost int) ([]byt
 		return nil, fmt.Errorf("secret_bcrypt has cost %d, this cluster requires at least %d", cost, minCost)
 	}
 	mac.Reset()
-	mac.Write([]byte(prepared))
-	nonce := mac.Sum(nil)[:s.aead.NonceSize()]
-	sealed := s.aead.Seal(bytes.Clone(nonce), nonce, []byte(prepared), []byte(pepperSealLabel))
-	return []byte(sealedSecretPrefix + base64.RawStdEncoding.EncodeToString(sealed)), nil
+	mac.Write(hashed)
+	var sum [sha256.Size]byte
+	nonce := mac.Sum(sum[:0])[:s.aead.NonceSize()]
+	var buf [128]byte // nonce, the 60-byte hash and the tag
+	sealed := s.aead.Seal(append(buf[:0], nonce...), nonce, hashed, []byte(pepperSealLabel))
+	out := make([]byte, 0, len(sealedSecretPrefix)+base64.RawStdEncoding.EncodedLen(len(sealed)))
+	return base64.RawStdEncoding.AppendEncode(append(out, sealedSecretPrefix...), sealed), nil
 }
 
 // open returns the bcrypt hash inside a sealed secret; ok is false for another form.
