@@ -27,24 +27,28 @@ import (
 // that has no name (it is unlinked as soon as it is created, so nothing is left behind by a
 // crash), and its keys in memory, about a hundred bytes per voter. Once whole, the file is
 // mapped and read from memory, in key order.
+//
+// The entries are kept in chunks as the roll arrives: a single slice grown by append would
+// copy a million entries again and again. A chunk's voters are held in memory until it is
+// full, then written to the file in the order of their voter keys, so that the file is a run
+// of sorted chunks. The spool is read in order by sorting each chunk in place and merging
+// them, which reads the file from the start of each chunk to its end rather than at random:
+// a random read of a mapped page costs microseconds on a virtual machine, a million times.
 type rollSpool struct {
-	file   *os.File
-	w      *bufio.Writer
-	size   int64
-	mapped []byte // the whole file, once written
-	keys   *keyring.Keyring
-	index  *fsm.RollIndex
-	buf    []byte
-	count  int
-	plain  []byte // the marshalled voter being sealed, reused
-	// The entries are kept in chunks as the roll arrives, and each chunk is sorted in place,
-	// then read in order by merging the chunks: a single slice grown by append would copy a
-	// million entries again and again, and gathering them into one to sort would allocate
-	// and touch as much memory again in one go.
-	chunks [][]spoolEntry
-	chunk  int        // entries per chunk
-	order  spoolOrder // how every chunk is sorted
-	ids    []byte     // the voter ids, one after the other, so that entries hold no pointer
+	file    *os.File
+	w       *bufio.Writer
+	size    int64
+	mapped  []byte // the whole file, once written
+	keys    *keyring.Keyring
+	index   *fsm.RollIndex
+	buf     []byte
+	count   int
+	pending []byte // the marshalled voters of the chunk not yet written, one after the other
+	chunks  [][]spoolEntry
+	written int        // chunks written to the file; the one after, if any, is pending
+	chunk   int        // entries per chunk
+	order   spoolOrder // how every chunk is sorted
+	ids     []byte     // the voter ids, one after the other, so that entries hold no pointer
 }
 
 // spoolChunk is the number of entries per chunk, about 6 MiB of them.
@@ -60,11 +64,11 @@ const (
 )
 
 // spoolEntry is one voter of the spool. Entries of one voter keep the order they arrived in
-// (off grows), the later one a rectification of the earlier.
+// (idOff grows), the later one a rectification of the earlier.
 type spoolEntry struct {
 	voterKey   [sha256.Size]byte
 	homonymKey [sha256.Size]byte
-	off        int64
+	off        int64 // where the sealed voter is in the file; in pending while its chunk is
 	idOff      int64 // as wide as off: the ids of a large roll may pass 4 GiB, and the entry is no larger
 	size       uint32
 	idLen      uint8 // fsm.MaxIDSize is 128
@@ -90,8 +94,13 @@ func (s *rollSpool) close() {
 	_ = s.file.Close()
 }
 
-// finish writes out what is buffered and maps the file.
+// finish writes out what is pending and maps the file.
 func (s *rollSpool) finish() error {
+	if s.written < len(s.chunks) {
+		if err := s.writeChunk(); err != nil {
+			return err
+		}
+	}
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("spool the roll: %w", err)
 	}
@@ -111,21 +120,18 @@ func spoolAAD(off int64) []byte {
 	return binary.BigEndian.AppendUint64([]byte("roll-spool/"), uint64(off))
 }
 
-// add seals v into the spool, after the checks the state machine will make of it.
+// add puts v into the spool, after the checks the state machine will make of it.
 func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 	if err := fsm.CheckVoter(v); err != nil {
 		return fmt.Errorf("voter %d of the roll: %w", s.count+1, err)
 	}
-	plain, err := proto.MarshalOptions{}.MarshalAppend(s.plain[:0], v)
+	start := len(s.pending)
+	pending, err := proto.MarshalOptions{}.MarshalAppend(s.pending, v)
 	if err != nil {
 		return err
 	}
-	s.plain = plain
-	s.buf = s.keys.AppendSeal(s.buf[:0], spoolAAD(s.size), plain)
-	if _, err := s.w.Write(s.buf); err != nil {
-		return fmt.Errorf("spool the roll: %w", err)
-	}
-	e := spoolEntry{off: s.size, size: uint32(len(s.buf)), idOff: int64(len(s.ids)), idLen: uint8(len(v.VoterId))}
+	s.pending = pending
+	e := spoolEntry{off: int64(start), size: uint32(len(pending) - start), idOff: int64(len(s.ids)), idLen: uint8(len(v.VoterId))}
 	s.ids = append(s.ids, v.VoterId...)
 	copy(e.voterKey[:], s.index.VoterKey(v.VoterId))
 	if hk := s.index.HomonymKey(v); hk != nil {
@@ -138,7 +144,28 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 	s.chunks[len(s.chunks)-1] = append(s.chunks[len(s.chunks)-1], e)
 	s.order = byArrival
 	s.count++
-	s.size += int64(len(s.buf))
+	if len(s.chunks[len(s.chunks)-1]) == s.chunk {
+		return s.writeChunk()
+	}
+	return nil
+}
+
+// writeChunk seals the pending chunk's voters into the file, in the order of their voter keys.
+func (s *rollSpool) writeChunk() error {
+	c := s.chunks[s.written]
+	slices.SortFunc(c, func(a, b spoolEntry) int { return byVoterKey.compare(&a, &b) })
+	for i := range c {
+		e := &c[i]
+		s.buf = s.keys.AppendSeal(s.buf[:0], spoolAAD(s.size), s.pending[e.off:e.off+int64(e.size)])
+		if _, err := s.w.Write(s.buf); err != nil {
+			return fmt.Errorf("spool the roll: %w", err)
+		}
+		e.off, e.size = s.size, uint32(len(s.buf))
+		s.size += int64(len(s.buf))
+	}
+	s.pending = s.pending[:0]
+	s.written++
+	s.order = byArrival
 	return nil
 }
 
@@ -157,7 +184,7 @@ func (o spoolOrder) keyOf(e *spoolEntry) []byte {
 // compare orders two entries by key, then in the order they arrived, so that the entries of
 // one voter keep that order.
 func (o spoolOrder) compare(a, b *spoolEntry) int {
-	return cmp.Or(bytes.Compare(o.keyOf(a), o.keyOf(b)), cmp.Compare(a.off, b.off))
+	return cmp.Or(bytes.Compare(o.keyOf(a), o.keyOf(b)), cmp.Compare(a.idOff, b.idOff))
 }
 
 // inOrder yields every entry in order o: it sorts each chunk in place, on every processor,

@@ -235,3 +235,25 @@ func BenchmarkRollSpoolPasses(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*voters), "ns/voter")
 }
+
+// Each chunk is written to the file in the order of its voter keys, so that reading the roll
+// in that order reads each chunk's part of the file from its start to its end.
+func TestRollSpoolWritesEachChunkInVoterKeyOrder(t *testing.T) {
+	s, _ := newTestSpool(t)
+	s.chunk = 8
+	for i := range 30 {
+		addAll(t, s, spoolVoter(fmt.Sprintf("v%03d", i), fmt.Sprintf("Voter %d", i)))
+	}
+	if err := s.finish(); err != nil {
+		t.Fatal(err)
+	}
+	for range s.inOrder(byVoterKey) {
+	}
+	for n, c := range s.chunks {
+		for i := 1; i < len(c); i++ {
+			if c[i-1].off >= c[i].off {
+				t.Fatalf("chunk %d: voter %d of %d, in voter key order, is written before the one before it", n, i, len(c))
+			}
+		}
+	}
+}
