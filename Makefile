@@ -100,7 +100,7 @@ endef
 bench: build etcd-server
 	rm -rf $(BENCH_DIR) && mkdir -p $(BENCH_DIR)/results
 	$(GO) test -run '^$$' -bench . -benchmem ./keyring ./fsm ./ballot > $(BENCH_DIR)/gobench.txt
-	$(GO) test -run '^$$' -bench 'SealPreparedSecret|HashSecret' -benchmem ./node >> $(BENCH_DIR)/gobench.txt
+	$(GO) test -run '^$$' -bench 'SealPreparedSecret|HashSecret|RollSpoolPasses' -benchmem ./node >> $(BENCH_DIR)/gobench.txt
 	$(GO) test -run '^$$' -bench 'RaftLogAppend' -benchtime 500x -benchmem ./node >> $(BENCH_DIR)/gobench.txt
 	mv $(BENCH_DIR)/gobench.txt $(BENCH_DIR)/results/gobench.txt
 	$(call bench-on-cluster,cast,bench cast --voters $(BENCH_VOTERS) --concurrency 256 --duration $(BENCH_DURATION))
