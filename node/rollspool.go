@@ -68,7 +68,7 @@ const (
 type spoolEntry struct {
 	voterKey   [sha256.Size]byte
 	homonymKey [sha256.Size]byte
-	off        int64 // where the sealed voter is in the file; in pending while its chunk is
+	off        int64 // in the file, sealed; in pending, marshalled, until its chunk is written
 	idOff      int64 // as wide as off: the ids of a large roll may pass 4 GiB, and the entry is no larger
 	size       uint32
 	idLen      uint8 // fsm.MaxIDSize is 128
