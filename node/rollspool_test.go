@@ -17,7 +17,7 @@ import (
 )
 
 // newTestKeyring is a keyring in dir under a generated KEK.
-func newTestKeyring(t *testing.T, dir string) *keyring.Keyring {
+func newTestKeyring(t testing.TB, dir string) *keyring.Keyring {
 	t.Helper()
 	kek, err := keyring.GenerateKEK("test-kek")
 	if err != nil {
@@ -33,7 +33,7 @@ func newTestKeyring(t *testing.T, dir string) *keyring.Keyring {
 var spoolIndexKey = bytes.Repeat([]byte{7}, fsm.IndexKeySize)
 
 // newTestSpool is a spool in its own directory, which it returns.
-func newTestSpool(t *testing.T) (*rollSpool, string) {
+func newTestSpool(t testing.TB) (*rollSpool, string) {
 	t.Helper()
 	dir := t.TempDir()
 	keys := newTestKeyring(t, t.TempDir())
@@ -201,20 +201,7 @@ func TestRollSpoolSortsAgainAfterAdding(t *testing.T) {
 // claims in their order, then the voters read back in theirs.
 func BenchmarkRollSpoolPasses(b *testing.B) {
 	const voters = 200_000
-	dir := b.TempDir()
-	kek, err := keyring.GenerateKEK("bench-kek")
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys, err := keyring.Create(filepath.Join(dir, "keyring"), kek)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s, err := newRollSpool(dir, keys, fsm.NewRollIndex(spoolIndexKey))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.close()
+	s, _ := newTestSpool(b)
 	for i := range voters {
 		if err := s.add(spoolVoter(fmt.Sprintf("voter-%07d", i), fmt.Sprintf("Voter %d", i))); err != nil {
 			b.Fatal(err)
