@@ -113,12 +113,12 @@ func CheckVoter(v *fsmpb.VoterRecord) error {
 	return checkSecretHash(v.SecretHash)
 }
 
-// checkSecretHash accepts a bcrypt or argon2id hash, a bcrypt hash sealed under the pepper
-// key by the receiving node ("$ubs1$", see node), or nothing (test elections).
 // secretHashPrefixes are the forms a stored secret may take: bcrypt, argon2id, and a bcrypt
 // hash sealed by the node that imported it.
 var secretHashPrefixes = []string{"$2a$", "$2b$", "$2y$", "$argon2id$", "$ubs1$"}
 
+// checkSecretHash accepts a bcrypt or argon2id hash, a bcrypt hash sealed under the pepper
+// key by the receiving node ("$ubs1$", see node), or nothing (test elections).
 func checkSecretHash(h []byte) error {
 	if len(h) == 0 {
 		return nil
