@@ -35,17 +35,18 @@ import (
 // them, which reads the file from the start of each chunk to its end rather than at random:
 // a random read of a mapped page costs microseconds on a virtual machine, a million times.
 type rollSpool struct {
-	file    *os.File
-	w       *bufio.Writer
-	size    int64
-	mapped  []byte // the whole file, once written
-	keys    *keyring.Keyring
-	index   *fsm.RollIndex
-	buf     []byte
-	count   int
-	pending []byte // the marshalled voters of the chunk not yet written, one after the other
+	file   *os.File
+	w      *bufio.Writer
+	size   int64
+	mapped []byte // the whole file, once written
+	keys   *keyring.Keyring
+	index  *fsm.RollIndex
+	buf    []byte
+	count  int
+	// The marshalled voters of the last chunk while it is not yet written, one after the
+	// other; every voter has an id, so it is empty only when every chunk is written.
+	pending []byte
 	chunks  [][]spoolEntry
-	written int        // chunks written to the file; the one after, if any, is pending
 	chunk   int        // entries per chunk
 	order   spoolOrder // how every chunk is sorted
 	ids     []byte     // the voter ids, one after the other, so that entries hold no pointer
@@ -58,7 +59,7 @@ const spoolChunk = 1 << 16
 type spoolOrder int
 
 const (
-	byArrival spoolOrder = iota
+	unsorted spoolOrder = iota // not known to be in one order: a chunk grew or was written
 	byHomonymKey
 	byVoterKey
 )
@@ -96,7 +97,7 @@ func (s *rollSpool) close() {
 
 // finish writes out what is pending and maps the file.
 func (s *rollSpool) finish() error {
-	if s.written < len(s.chunks) {
+	if len(s.pending) > 0 {
 		if err := s.writeChunk(); err != nil {
 			return err
 		}
@@ -142,7 +143,7 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 		s.chunks = append(s.chunks, make([]spoolEntry, 0, s.chunk))
 	}
 	s.chunks[len(s.chunks)-1] = append(s.chunks[len(s.chunks)-1], e)
-	s.order = byArrival
+	s.order = unsorted
 	s.count++
 	if len(s.chunks[len(s.chunks)-1]) == s.chunk {
 		return s.writeChunk()
@@ -150,9 +151,9 @@ func (s *rollSpool) add(v *fsmpb.VoterRecord) error {
 	return nil
 }
 
-// writeChunk seals the pending chunk's voters into the file, in the order of their voter keys.
+// writeChunk seals the last chunk's voters into the file, in the order of their voter keys.
 func (s *rollSpool) writeChunk() error {
-	c := s.chunks[s.written]
+	c := s.chunks[len(s.chunks)-1]
 	slices.SortFunc(c, func(a, b spoolEntry) int { return byVoterKey.compare(&a, &b) })
 	for i := range c {
 		e := &c[i]
@@ -164,8 +165,7 @@ func (s *rollSpool) writeChunk() error {
 		s.size += int64(len(s.buf))
 	}
 	s.pending = s.pending[:0]
-	s.written++
-	s.order = byArrival
+	s.order = unsorted
 	return nil
 }
 

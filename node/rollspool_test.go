@@ -173,27 +173,36 @@ func TestRollSpoolRefusesInvalidVoters(t *testing.T) {
 	}
 }
 
-// Voters added after the spool was read in order are read in order too.
+// Voters added after the spool was read in order are read in order too, and so is the
+// spool once its last chunk is written (sorted by voter key) at the end.
 func TestRollSpoolSortsAgainAfterAdding(t *testing.T) {
 	s, _ := newTestSpool(t)
-	s.chunk = 8
-	for round := range 2 {
-		for i := range 6 {
-			addAll(t, s, spoolVoter(fmt.Sprintf("r%dv%d", round, i), fmt.Sprintf("Voter %d of round %d", i, round)))
-		}
+	s.chunk = 16 // one chunk that grows between two reads, then is written by finish
+	inOrder := func(step string, want int) {
+		t.Helper()
 		var got []*fsmpb.HomonymClaim
 		for batch := range s.claims(100) {
 			got = append(got, batch...)
 		}
-		if len(got) != 6*(round+1) {
-			t.Fatalf("round %d: %d claims, want %d", round, len(got), 6*(round+1))
+		if len(got) != want {
+			t.Fatalf("%s: %d claims, want %d", step, len(got), want)
 		}
 		for i := 1; i < len(got); i++ {
 			if bytes.Compare(got[i-1].Key, got[i].Key) >= 0 {
-				t.Fatalf("round %d: claim %d is out of order", round, i)
+				t.Fatalf("%s: claim %d is out of order", step, i)
 			}
 		}
 	}
+	for round := range 2 {
+		for i := range 6 {
+			addAll(t, s, spoolVoter(fmt.Sprintf("r%dv%d", round, i), fmt.Sprintf("Voter %d of round %d", i, round)))
+		}
+		inOrder(fmt.Sprintf("round %d", round), 6*(round+1))
+	}
+	if err := s.finish(); err != nil {
+		t.Fatal(err)
+	}
+	inOrder("after finish", 12)
 }
 
 // BenchmarkRollSpoolPasses is the receiving node's work between the end of the stream and
