@@ -2,7 +2,11 @@ package test
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSystemBenchElection runs `urne bench election` on real processes at a small scale: the
@@ -29,7 +33,9 @@ func TestSystemBenchElection(t *testing.T) {
 		Restart     float64           `json:"restart_seconds"`
 		TermsBegun  map[string]uint64 `json:"terms_begun"`
 		Cast        struct {
-			Acknowledged int `json:"acknowledged"`
+			Acknowledged int     `json:"acknowledged"`
+			DiskWritten  uint64  `json:"disk_written_bytes"`
+			DiskPerCast  float64 `json:"disk_bytes_per_cast"`
 		} `json:"cast"`
 		Nodes []struct {
 			Node      string `json:"node"`
@@ -52,6 +58,15 @@ func TestSystemBenchElection(t *testing.T) {
 			t.Fatalf("node %s was not measured: %s", n.Node, out)
 		}
 	}
+	// Every ballot was synced into the raft logs at least, so the disk under the cluster wrote
+	// more than the ballots, where Linux counts that disk's writes.
+	if onBlockDevice(p.dir) {
+		if r.Cast.DiskWritten < voters*256 || r.Cast.DiskPerCast < 256 {
+			t.Fatalf("want the disk's writes during the cast measured, got %s", out)
+		}
+	} else if r.Cast.DiskWritten != 0 {
+		t.Fatalf("disk writes reported for a folder on no block device: %s", out)
+	}
 	after, err := p.pids()
 	if err != nil {
 		t.Fatal(err)
@@ -69,4 +84,15 @@ func TestSystemBenchElection(t *testing.T) {
 	if r.Restart <= 0 {
 		t.Fatalf("want the restart timed, got %s", out)
 	}
+}
+
+// onBlockDevice tells whether dir is on a block device whose writes Linux counts.
+func onBlockDevice(dir string) bool {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return false
+	}
+	dev := uint64(st.Dev) // not a uint64 on every architecture
+	_, err := os.Stat(fmt.Sprintf("/sys/dev/block/%d:%d/stat", unix.Major(dev), unix.Minor(dev)))
+	return err == nil
 }

@@ -57,6 +57,11 @@ type benchReport struct {
 	Failed        int     `json:"failed"`
 	Unknown       int     `json:"unknown"`
 	StoppedReason string  `json:"stopped_reason,omitempty"`
+	// DiskWritten is what the block device under a local cluster's folder wrote during the
+	// load, every writer on it included; absent for a remote cluster or where the folder is
+	// on no block device.
+	DiskWritten      uint64  `json:"disk_written_bytes,omitempty"`
+	DiskBytesPerCast float64 `json:"disk_bytes_per_cast,omitempty"`
 }
 
 func newBenchReport(o loadOptions, s workload.Stats, runErr error) benchReport {
@@ -95,12 +100,11 @@ func (a *app) benchCastCommand() *cobra.Command {
 				return err
 			}
 			defer closeClient(caster)
-			h, runErr := a.runLoad(cmd.Context(), caster, o)
-			if h == nil {
+			r, runErr := a.benchLoad(cmd.Context(), caster, o, localClusterDir(conn.cluster))
+			if r == nil {
 				return runErr
 			}
-			r := newBenchReport(o, h.Stats(), runErr)
-			return a.emit(r, func(w io.Writer) { printBench(w, r, "") })
+			return a.emit(r, func(w io.Writer) { printBench(w, *r, "") })
 		},
 	}
 	conn = addConnFlags(cmd, roleApp)
@@ -207,12 +211,65 @@ func (a *app) runLoad(ctx context.Context, c *client.Client, o loadOptions) (*wo
 	return h, err
 }
 
+// benchLoad runs the workload and reports it, with what the disk under clusterDir wrote
+// meanwhile when clusterDir is not empty. The report is nil when the load did not start.
+func (a *app) benchLoad(ctx context.Context, c *client.Client, o loadOptions, clusterDir string) (*benchReport, error) {
+	var before uint64
+	measured := false
+	if clusterDir != "" {
+		var err error
+		if before, measured, err = deviceWrites(clusterDir); err != nil {
+			fprintf(a.stderr, "warning: the disk's writes are not measured: %v\n", err)
+		}
+	}
+	h, runErr := a.runLoad(ctx, c, o)
+	if h == nil {
+		return nil, runErr
+	}
+	r := newBenchReport(o, h.Stats(), runErr)
+	if measured {
+		after, ok, err := deviceWrites(clusterDir)
+		switch {
+		case err != nil:
+			fprintf(a.stderr, "warning: the disk's writes are not measured: %v\n", err)
+		case ok && after >= before:
+			r.DiskWritten = after - before
+			if r.Acknowledged > 0 {
+				r.DiskBytesPerCast = float64(r.DiskWritten) / float64(r.Acknowledged)
+			}
+		}
+	}
+	return &r, runErr
+}
+
+// localClusterDir is dir when it is the folder of a cluster whose nodes all run on this
+// machine (urne dev up), so that the disk under it is theirs; "" otherwise.
+func localClusterDir(dir string) string {
+	if dir == "" {
+		return ""
+	}
+	d, err := openDevCluster(dir, "")
+	if err != nil {
+		return ""
+	}
+	for _, id := range d.ids() {
+		if d.pid(id) == 0 {
+			return ""
+		}
+	}
+	return d.dir
+}
+
 // printBench prints a load's results, each line after prefix.
 func printBench(w io.Writer, r benchReport, prefix string) {
 	fprintf(w, "%s%d casts acknowledged in %.1fs: %.0f casts/s (%d voters, %d at once, %d-byte ballots)\n",
 		prefix, r.Acknowledged, r.Seconds, r.CastsPerSec, r.Voters, r.Concurrency, r.BallotSize)
 	fprintf(w, "%slatency  p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", prefix, r.P50Millis, r.P99Millis, r.MaxMillis)
 	fprintf(w, "%sfailed %d  unknown %d\n", prefix, r.Failed, r.Unknown)
+	if r.DiskWritten > 0 {
+		fprintf(w, "%sdisk under the cluster: %s written, %.1f KB per acknowledged cast\n",
+			prefix, humanBytes(r.DiskWritten), r.DiskBytesPerCast/1e3)
+	}
 	if r.StoppedReason != "" {
 		fprintf(w, "%sthe load stopped early: %s\n", prefix, r.StoppedReason)
 	}

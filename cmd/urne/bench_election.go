@@ -167,11 +167,11 @@ func (a *app) benchElection(ctx context.Context, conn *connFlags, d *devCluster,
 		return finish(err)
 	}
 	defer closeClient(caster)
-	h, err := a.runLoad(ctx, caster, o) // no duration: until every voter has cast
-	if h == nil {
+	cast, err := a.benchLoad(ctx, caster, o, d.dir) // no duration: until every voter has cast
+	if cast == nil {
 		return finish(err)
 	}
-	r.Cast = newBenchReport(o, h.Stats(), err)
+	r.Cast = *cast
 	if err != nil {
 		return finish(err)
 	}

@@ -28,6 +28,37 @@ func results() fstest.MapFS {
 	}
 }
 
+// The replication target names the rate at which the run's disk bytes per cast would fill the
+// disk, when both were measured.
+func TestReportBoundsTheCastRateByTheDisk(t *testing.T) {
+	r := &Results{Cast: &Load{Seconds: 60, PerSecond: 2000, P99: 300, DiskWritten: 9e9, DiskBytesPerCast: 75_000},
+		Restore: &Restore{DiskMBPerS: 300}}
+	if got := r.DiskCeiling(); got != 4000 {
+		t.Fatalf("disk ceiling %.1f casts/s, want 4,000", got)
+	}
+	want := "2,000 casts/s for 60 s, p99 300.0 ms; the disk allows at most 4,000 casts/s at this run's 75.0 KB per cast"
+	if got := r.Targets()[0].Measured; got != want {
+		t.Errorf("replication measured as %q, want %q", got, want)
+	}
+	page, err := render(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"the disk under the cluster wrote 9000 MB, 75.0 KB", "cast rate at 4,000 casts/s"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	r.Restore = nil
+	if got := r.DiskCeiling(); got != 0 {
+		t.Errorf("a ceiling of %.1f casts/s without the disk's rate", got)
+	}
+	r.Cast.DiskWritten, r.Cast.DiskBytesPerCast = 0, 0
+	if page, err = render(r); err != nil || strings.Contains(string(page), "the disk under the cluster wrote") {
+		t.Errorf("the disk's writes reported where none were measured (%v)", err)
+	}
+}
+
 func TestReportJudgesEachTarget(t *testing.T) {
 	r, err := load(results())
 	if err != nil {
