@@ -267,8 +267,8 @@ func printBench(w io.Writer, r benchReport, prefix string) {
 	fprintf(w, "%slatency  p50 %.1f ms  p99 %.1f ms  max %.1f ms\n", prefix, r.P50Millis, r.P99Millis, r.MaxMillis)
 	fprintf(w, "%sfailed %d  unknown %d\n", prefix, r.Failed, r.Unknown)
 	if r.DiskWritten > 0 {
-		fprintf(w, "%sdisk under the cluster: %s written, %.1f KB per acknowledged cast\n",
-			prefix, humanBytes(r.DiskWritten), r.DiskBytesPerCast/1e3)
+		fprintf(w, "%sdisk under the cluster: %.0f MB written, %.1f KB per acknowledged cast\n",
+			prefix, float64(r.DiskWritten)/1e6, r.DiskBytesPerCast/1e3)
 	}
 	if r.StoppedReason != "" {
 		fprintf(w, "%sthe load stopped early: %s\n", prefix, r.StoppedReason)
