@@ -216,6 +216,9 @@ func BenchmarkRollSpoolPasses(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	if err := s.finish(); err != nil { // once, as on the node, not in the first pass only
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := s.checkHomonyms(); err != nil {
